@@ -1,0 +1,151 @@
+//! The binary's one error type: a failure class (which picks the exit code) around the library
+//! error that caused it, printed with its whole `source()` chain.
+//!
+//! Every subcommand's `run` returns `Result<ExitCode, CliError>`. Wrap a library error with the
+//! constructor that says whose fault it is: [`CliError::bad_input`] (exit 2) when the user can fix
+//! it by changing a file or an argument, [`CliError::runtime`] (exit 3) when something failed while
+//! doing the work, [`CliError::lock_held`] (exit 4) when another run holds the lock.
+
+use std::error::Error;
+use std::fmt;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Exit code: bad input or usage (a file, a field or an argument is wrong); nothing was changed.
+pub(crate) const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code: a runtime failure (a command, a check, the disk or the network failed).
+pub(crate) const EXIT_RUNTIME: u8 = 3;
+/// Exit code: another `smart` run holds the lock.
+pub(crate) const EXIT_LOCK_HELD: u8 = 4;
+
+/// The exit codes as `smart --help` and the docs list them.
+pub(crate) const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  2  bad input or usage: fix the file, field or argument named in the message; nothing was changed
+  3  runtime failure: a command, check or I/O failed while working (the message says which)
+  4  another smart run holds the lock (the message names its PID)";
+
+/// Whose fault a failure is, which decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Exit 2: the user can fix it by changing a file or an argument.
+    BadInput,
+    /// Exit 3: something failed while doing the work.
+    Runtime,
+    /// Exit 4: another run holds the lock.
+    LockHeld,
+}
+
+impl Failure {
+    /// The process exit code of this failure class.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Failure::BadInput => EXIT_BAD_INPUT,
+            Failure::Runtime => EXIT_RUNTIME,
+            Failure::LockHeld => EXIT_LOCK_HELD,
+        }
+    }
+}
+
+/// A failed subcommand: its class and the error (with its `source()` chain) to print.
+pub(crate) struct CliError {
+    failure: Failure,
+    error: Box<dyn Error + Send + Sync + 'static>,
+}
+
+impl CliError {
+    /// A problem the user fixes by changing input (exit 2).
+    pub(crate) fn bad_input(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
+        CliError {
+            failure: Failure::BadInput,
+            error: error.into(),
+        }
+    }
+
+    /// A failure while doing the work (exit 3).
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "for the init, run, revert and recover subcommands: remove this when one wires in"
+        )
+    )]
+    pub(crate) fn runtime(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
+        CliError {
+            failure: Failure::Runtime,
+            error: error.into(),
+        }
+    }
+
+    /// Another run holds the lock (exit 4); the error should name the holder.
+    #[expect(
+        dead_code,
+        reason = "for the run, revert and recover subcommands: remove this when one wires in"
+    )]
+    pub(crate) fn lock_held(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
+        CliError {
+            failure: Failure::LockHeld,
+            error: error.into(),
+        }
+    }
+
+    /// Writes `smart: error: ...` and one `  caused by: ...` line per source in the chain.
+    pub(crate) fn write_chain(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(out, "smart: error: {}", self.error)?;
+        let mut source = self.error.source();
+        while let Some(cause) = source {
+            writeln!(out, "  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+
+    /// The exit code to end the process with.
+    pub(crate) fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.failure.code())
+    }
+}
+
+impl fmt::Debug for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CliError")
+            .field("failure", &self.failure)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("outer")
+        }
+    }
+
+    impl Error for Outer {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn prints_the_whole_chain_and_maps_exit_codes() {
+        let err = CliError::runtime(Outer(std::io::Error::other("inner")));
+        let mut out = Vec::new();
+        err.write_chain(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "smart: error: outer\n  caused by: inner\n"
+        );
+        assert_eq!(err.failure.code(), 3);
+        assert_eq!(CliError::bad_input("x").failure.code(), 2);
+        assert_eq!(Failure::LockHeld.code(), 4);
+    }
+}
