@@ -1,2 +1,42 @@
 //! HTTP measurement for `smart`: an open-loop probe that sends requests on a fixed timetable and
 //! records latencies from each request's intended send time in an HdrHistogram.
+//!
+//! Build a [`ProbeConfig`] from an experiment's [`Target`](smart_core::experiment::Target), make a
+//! [`Probe`] once (it owns the connection pool) and call [`Probe::run_block`] for every block. A
+//! [`BlockResult`] holds outcome and status counts, latency percentiles of the ok responses, the
+//! latency histogram and the raw samples, and serializes with serde.
+//!
+//! Measurement rules:
+//! - Open loop: request `i` is due at `start + i / rate`. Latency counts from the due time, so a
+//!   server stall shows up in every request that waited behind it (coordinated omission
+//!   corrected, as wrk2 does). When the probe wakes late it sends what is due at once.
+//! - A cap on requests in flight: a due request the cap refuses is an [`Outcome::Overload`],
+//!   never dropped silently.
+//! - A kept-alive connection the server closed under a request (as nginx does on reload) is
+//!   retried once at once on a fresh connection (GET and HEAD only exist here), and counted in
+//!   [`BlockResult::retried`]; the retry's time is in the latency.
+//! - Warm-up: requests due in [`BlockPlan::warmup`] are sent but not recorded.
+//! - Guard: with a [`GuardConfig`], a block stops early when the error rate over the trailing
+//!   window passes the threshold or the target stops answering ([`Abort`]). The warm-up counts
+//!   for the guard: a broken config should be caught as soon as possible.
+
+mod config;
+mod error;
+mod guard;
+mod outcome;
+mod progress;
+mod record;
+mod run;
+
+pub use config::{
+    BlockPlan, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_SAMPLES, GuardConfig, Load, ProbeConfig,
+    ProbeConfigBuilder, redact_header,
+};
+pub use error::ProbeError;
+pub use guard::Abort;
+pub use outcome::{Outcome, OutcomeCounts};
+pub use progress::{NoProgress, Progress, ProgressSink};
+pub use record::{
+    BlockMeta, BlockRecorder, BlockResult, LatencyHistogram, LatencySummary, Sample, Samples,
+};
+pub use run::Probe;
