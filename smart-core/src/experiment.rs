@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A parameter value: a string or an integer (floats and booleans render ambiguously).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(untagged)]
 pub enum ParamValue {
     /// An integer, rendered in decimal.
@@ -71,6 +73,12 @@ pub struct ExperimentSpec {
     /// Limits that abort a variant at once, whatever the statistics say.
     #[serde(default)]
     pub guardrails: Guardrails,
+}
+
+/// The JSON Schema of the experiment file format, generated from these types (committed as
+/// `docs/experiment.schema.json`, which a test keeps up to date), for editors and other tools.
+pub fn schema() -> schemars::Schema {
+    schemars::schema_for!(ExperimentSpec)
 }
 
 fn default_format_version() -> u32 {

@@ -5,5 +5,16 @@
 //! This crate does no network or process work of its own: it is pure data and logic, so other
 //! Rust tools can embed it with their own probes and appliers.
 
+mod checked;
+pub mod config;
 pub mod experiment;
+pub mod problem;
+mod reader;
+pub mod redact;
+pub mod schedule;
 pub mod template;
+pub mod validate;
+
+pub use checked::{BASELINE, Experiment};
+pub use config::{AgentConfig, Defaults};
+pub use problem::{Invalid, Problem};

@@ -1,0 +1,338 @@
+//! The agent configuration, `smart.toml`: where experiments, state and the dashboard live, the
+//! schedule/decision/guardrail defaults every experiment inherits, and the coach's settings.
+//!
+//! It is checked like an experiment file (every problem at once, `smart.toml: key: message`);
+//! relative paths resolve against the config file's directory, so a config works wherever it is.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::problem::{Invalid, Problem};
+use crate::reader::{Reader, join};
+use crate::validate;
+
+/// The config file looked for in the working directory.
+pub const LOCAL_CONFIG: &str = "smart.toml";
+/// The system-wide config file, used when there is no `./smart.toml`.
+pub const SYSTEM_CONFIG: &str = "/etc/smart/smart.toml";
+/// Where experiments are found without a config file.
+pub const DEFAULT_EXPERIMENTS_DIR: &str = "/etc/smart/experiments";
+/// Where run state (journal, backups, lock, records) lives without a config file.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/smart";
+/// Where the dashboard is written without a config file.
+pub const DEFAULT_DASHBOARD_DIR: &str = "/var/lib/smart/dashboard";
+
+/// The sections of an experiment that `[defaults]` may set.
+const DEFAULT_SECTIONS: &[&str] = &["schedule", "decision", "guardrails"];
+/// The top-level keys of `smart.toml`.
+const CONFIG_KEYS: &[&str] = &[
+    "experiments_dir",
+    "state_dir",
+    "dashboard_dir",
+    "defaults",
+    "coach",
+];
+
+/// Schedule, decision and guardrail keys that experiments inherit unless they set them.
+///
+/// Merged into an experiment's JSON before it is read, so an inherited value is checked exactly
+/// like one written in the experiment. The empty value (no config) changes nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Defaults {
+    sections: Map<String, Value>,
+}
+
+impl Defaults {
+    /// Fills keys of `schedule`, `decision` and `guardrails` that `experiment` does not set.
+    pub(crate) fn fill(&self, experiment: &mut Value) {
+        let Value::Object(root) = experiment else {
+            return;
+        };
+        for (section, defaults) in &self.sections {
+            let Value::Object(defaults) = defaults else {
+                continue;
+            };
+            match root.get_mut(section) {
+                None => {
+                    root.insert(section.clone(), Value::Object(defaults.clone()));
+                }
+                Some(Value::Object(own)) => {
+                    for (key, value) in defaults {
+                        own.entry(key.clone()).or_insert_with(|| value.clone());
+                    }
+                }
+                // A wrong type is reported as written in the experiment.
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The default values of one section (`schedule`, `decision` or `guardrails`), as given.
+    pub fn section(&self, name: &str) -> Option<&Map<String, Value>> {
+        self.sections.get(name).and_then(Value::as_object)
+    }
+}
+
+/// The checked agent configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    file: Option<PathBuf>,
+    experiments_dir: PathBuf,
+    state_dir: PathBuf,
+    dashboard_dir: PathBuf,
+    defaults: Defaults,
+    coach: toml::Table,
+}
+
+impl Default for AgentConfig {
+    /// The configuration without a config file: system paths, no defaults, no coach.
+    fn default() -> Self {
+        AgentConfig {
+            file: None,
+            experiments_dir: PathBuf::from(DEFAULT_EXPERIMENTS_DIR),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            dashboard_dir: PathBuf::from(DEFAULT_DASHBOARD_DIR),
+            defaults: Defaults::default(),
+            coach: toml::Table::new(),
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Which config file to read: `explicit` (from `--config`) when given, else `./smart.toml`
+    /// (in `cwd`) if it exists, else [`SYSTEM_CONFIG`] if it exists, else none.
+    pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Option<PathBuf> {
+        if let Some(path) = explicit {
+            return Some(path.to_owned());
+        }
+        let local = cwd.join(LOCAL_CONFIG);
+        if local.is_file() {
+            return Some(local);
+        }
+        let system = PathBuf::from(SYSTEM_CONFIG);
+        system.is_file().then_some(system)
+    }
+
+    /// Reads and checks a config file (at most 1 MiB); every problem is reported at once.
+    pub fn load(path: &Path) -> Result<AgentConfig, Invalid> {
+        let bytes =
+            validate::read_limited(path).map_err(|message| Invalid::whole_file(path, message))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Invalid::whole_file(
+                path,
+                format!(
+                    "is not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })?;
+        AgentConfig::from_toml(&text, path)
+    }
+
+    /// Checks config text; `path` names it in messages and anchors relative paths.
+    pub fn from_toml(text: &str, path: &Path) -> Result<AgentConfig, Invalid> {
+        let table: toml::Table = toml::from_str(text)
+            .map_err(|e| Invalid::whole_file(path, toml_error_message(text, &e)))?;
+        let value = serde_json::to_value(&table).map_err(|e| {
+            Invalid::whole_file(path, format!("holds a value smart cannot read: {e}"))
+        })?;
+        let base = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let mut r = Reader::new();
+        let mut config = AgentConfig {
+            file: Some(path.to_owned()),
+            ..AgentConfig::default()
+        };
+        let root = r
+            .object(&value, "", CONFIG_KEYS, &|_| None)
+            .cloned()
+            .unwrap_or_default();
+        for (key, slot) in [
+            ("experiments_dir", &mut config.experiments_dir),
+            ("state_dir", &mut config.state_dir),
+            ("dashboard_dir", &mut config.dashboard_dir),
+        ] {
+            if let Some(v) = root.get(key)
+                && let Some(dir) = r.string(v, key, "a directory path like \"/var/lib/smart\"")
+            {
+                if dir.is_empty() {
+                    r.problem(key, "is empty; give a directory path");
+                } else {
+                    *slot = base.join(dir);
+                }
+            }
+        }
+        if let Some(defaults) = root.get("defaults") {
+            config.defaults = read_defaults(&mut r, defaults);
+        }
+        if let Some(coach) = table.get("coach") {
+            match coach {
+                toml::Value::Table(coach) => config.coach = coach.clone(),
+                other => r.problem(
+                    "coach",
+                    format!("expected a table ([coach]), found a {}", other.type_str()),
+                ),
+            }
+        }
+        let problems: Vec<Problem> = r.into_problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(Invalid::new(path, problems))
+        }
+    }
+
+    /// The config file read, if any.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// The directory of experiment files (`*.json`) that `smart run` works through.
+    pub fn experiments_dir(&self) -> &Path {
+        &self.experiments_dir
+    }
+
+    /// The directory of run state: journal, backups, lock file, run records.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The directory the dashboard is written to.
+    pub fn dashboard_dir(&self) -> &Path {
+        &self.dashboard_dir
+    }
+
+    /// The schedule, decision and guardrail defaults experiments inherit.
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
+    }
+
+    /// The `[coach]` table as written (the coach reads and checks it).
+    pub fn coach(&self) -> &toml::Table {
+        &self.coach
+    }
+}
+
+/// Reads `[defaults]`: each section is checked like the experiment's own, key by key.
+fn read_defaults(r: &mut Reader, value: &Value) -> Defaults {
+    let mut defaults = Defaults::default();
+    let Some(map) = r.object(value, "defaults", DEFAULT_SECTIONS, &|_| None) else {
+        return defaults;
+    };
+    for (section, value) in map {
+        let field = join("defaults", section);
+        let start = r.count();
+        match section.as_str() {
+            "schedule" => drop(validate::schedule(r, value, &field)),
+            "decision" => drop(validate::decision(r, value, &field)),
+            "guardrails" => drop(validate::guardrails(r, value, &field)),
+            _ => continue,
+        }
+        if r.count() == start {
+            defaults.sections.insert(section.clone(), value.clone());
+        }
+    }
+    defaults
+}
+
+/// `invalid TOML at line L, column C: message`.
+fn toml_error_message(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("invalid TOML at line {line}, column {column}: {message}")
+        }
+        None => format!("invalid TOML: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, expected: &[&str]) {
+        let got = AgentConfig::from_toml(text, Path::new("/etc/smart/smart.toml"));
+        let got: Vec<String> = match got {
+            Ok(_) => Vec::new(),
+            Err(invalid) => invalid.problems().iter().map(Problem::to_string).collect(),
+        };
+        assert_eq!(got.len(), expected.len(), "{got:#?}");
+        for (got, want) in got.iter().zip(expected) {
+            assert!(got.contains(want), "{got:?} does not contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_dir() {
+        let config = AgentConfig::from_toml(
+            "experiments_dir = \"experiments\"\nstate_dir = \"/var/lib/smart\"\n",
+            Path::new("/etc/smart/smart.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.experiments_dir(),
+            Path::new("/etc/smart/experiments")
+        );
+        assert_eq!(config.state_dir(), Path::new("/var/lib/smart"));
+        assert_eq!(config.dashboard_dir(), Path::new(DEFAULT_DASHBOARD_DIR));
+        assert_eq!(config.file(), Some(Path::new("/etc/smart/smart.toml")));
+    }
+
+    #[test]
+    fn defaults_are_checked_and_kept() {
+        let config = AgentConfig::from_toml(
+            "[defaults.schedule]\nblock_s = 20\n[defaults.decision]\nconfidence = 0.99\n\
+             [coach]\nmodel = \"anything\"\n",
+            Path::new("smart.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.defaults().section("schedule").unwrap()["block_s"],
+            20
+        );
+        assert_eq!(config.coach()["model"].as_str(), Some("anything"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        check(
+            "experiments_dri = \"x\"",
+            &["experiments_dri: unknown key; did you mean \"experiments_dir\"?"],
+        );
+        check("state_dir = 5", &["state_dir: expected a directory path"]);
+        check(
+            "[defaults.schedule]\nblock_s = 0\nmax_cycle = 3\n[defaults.decison]\n",
+            &[
+                "defaults.decison: unknown key; did you mean \"decision\"?",
+                "defaults.schedule.max_cycle: unknown key; did you mean \"max_cycles\"?",
+                "defaults.schedule.block_s: expected a number greater than 0",
+            ],
+        );
+        check("coach = 3", &["coach: expected a table"]);
+        check("a = [", &["invalid TOML at line 1, column"]);
+    }
+
+    #[test]
+    fn fills_only_missing_keys() {
+        let config = AgentConfig::from_toml(
+            "[defaults.schedule]\nblock_s = 20\nsoak_s = 60\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        let mut experiment = serde_json::json!({"schedule": {"block_s": 5}});
+        config.defaults().fill(&mut experiment);
+        assert_eq!(
+            experiment["schedule"],
+            serde_json::json!({"block_s": 5, "soak_s": 60})
+        );
+        let mut bare = serde_json::json!({});
+        config.defaults().fill(&mut bare);
+        assert_eq!(bare["schedule"]["block_s"], 20);
+    }
+}
