@@ -1,0 +1,173 @@
+//! Plain-English reasons, with the numbers behind them, for every verdict.
+
+use smart_core::experiment::Metric;
+
+use crate::report::{Interval, Verdict};
+use crate::sample::BlockStats;
+
+/// What a report's reasons are written from.
+#[derive(Debug, Clone)]
+pub(crate) struct Facts<'a> {
+    pub(crate) metric: Metric,
+    pub(crate) verdict: Verdict,
+    pub(crate) min_improvement_pct: f64,
+    pub(crate) max_error_increase_pp: f64,
+    pub(crate) max_p99_increase_pct: Option<f64>,
+    pub(crate) metric_change: Option<Interval>,
+    pub(crate) error_change: Option<Interval>,
+    pub(crate) p99_change: Option<f64>,
+    pub(crate) guardrail: Option<String>,
+    pub(crate) cycles: u32,
+    pub(crate) decided_at: Option<u32>,
+    pub(crate) max_cycles: u32,
+    pub(crate) pairs: usize,
+    pub(crate) planned_pairs: usize,
+    pub(crate) confidence: f64,
+    pub(crate) stopped_equivalent: bool,
+    pub(crate) stopped_max: bool,
+    pub(crate) running: bool,
+    pub(crate) winner: Option<(&'a str, f64)>,
+}
+
+/// The metric's name as users write it.
+pub(crate) fn metric_name(metric: Metric) -> &'static str {
+    match metric {
+        Metric::P50 => "p50",
+        Metric::P90 => "p90",
+        Metric::P99 => "p99",
+        Metric::Mean => "mean latency",
+    }
+}
+
+/// The reason recorded when a variant block's error rate passes the abort limit.
+pub(crate) fn error_guardrail(block: &BlockStats, limit: f64) -> String {
+    format!(
+        "guardrail: a variant block had {:.1} % errors ({} of {} requests), above the {:.1} % limit",
+        block.error_rate() * 100.0,
+        block.errors,
+        block.requests,
+        limit * 100.0
+    )
+}
+
+/// The reason recorded when the variant's p99 rises past the guardrail.
+pub(crate) fn p99_guardrail(change_pct: f64, limit_pct: f64) -> String {
+    format!(
+        "guardrail: the variant's p99 is {change_pct:+.1} % against the baseline's, above the +{limit_pct:.0} % limit"
+    )
+}
+
+fn interval_pct(i: &Interval) -> String {
+    format!(
+        "{:+.1} % (bounds {:+.1} % to {:+.1} %)",
+        i.estimate, i.lower, i.upper
+    )
+}
+
+fn interval_pp(i: &Interval) -> String {
+    format!(
+        "{:+.2} pp (bounds {:+.2} to {:+.2} pp)",
+        i.estimate, i.lower, i.upper
+    )
+}
+
+/// The reasons for a verdict, most important first.
+pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
+    let name = metric_name(f.metric);
+    let level = format!(
+        "each bound {:.2} % one-sided, held over all looks",
+        f.confidence * 100.0
+    );
+    let mut out = Vec::new();
+    if let Some(g) = &f.guardrail {
+        out.push(g.clone());
+    }
+    let Some(m) = f.metric_change else {
+        out.push(format!(
+            "too little data: {} usable block pairs of {} planned, at least 4 are needed (a block \
+             counts when it ran to its end with at least 30 answered requests)",
+            f.pairs, f.planned_pairs
+        ));
+        out.push(when(f));
+        return out;
+    };
+    let need = f.min_improvement_pct;
+    match f.verdict {
+        Verdict::Keep => {
+            out.push(format!(
+                "{name} {}: at least {:.1} % faster, meeting the required {need:.0} % ({level})",
+                interval_pct(&m),
+                -m.upper
+            ));
+        }
+        _ if m.lower > 0.0 => out.push(format!(
+            "{name} {}: significantly slower than the baseline ({level})",
+            interval_pct(&m)
+        )),
+        _ if m.upper <= -need => out.push(format!(
+            "{name} {}: at least {:.1} % faster, meeting the required {need:.0} % ({level})",
+            interval_pct(&m),
+            -m.upper
+        )),
+        _ if f.stopped_equivalent => out.push(format!(
+            "{name} {}: confidently between a {need:.0} % win and a {need:.0} % loss, so no win \
+             of the required size ({level})",
+            interval_pct(&m)
+        )),
+        _ => out.push(format!(
+            "{name} {}: the win could be as small as {:.1} %, short of the required {need:.0} % \
+             ({level})",
+            interval_pct(&m),
+            -m.upper
+        )),
+    }
+    let max_err = f.max_error_increase_pp;
+    match f.error_change {
+        Some(e) if e.lower > max_err => out.push(format!(
+            "error rate {}: more than the allowed +{max_err:.1} pp",
+            interval_pp(&e)
+        )),
+        Some(e) if e.upper <= max_err => out.push(format!(
+            "error rate {}: within the allowed +{max_err:.1} pp",
+            interval_pp(&e)
+        )),
+        Some(e) => out.push(format!(
+            "error rate {}: could exceed the allowed +{max_err:.1} pp",
+            interval_pp(&e)
+        )),
+        None => out.push("error rate: too few block pairs to bound it".to_string()),
+    }
+    if let (Some(p99), Some(limit), None) = (f.p99_change, f.max_p99_increase_pct, &f.guardrail) {
+        out.push(format!(
+            "p99 {p99:+.1} %: within the +{limit:.0} % guardrail"
+        ));
+    }
+    if let Some((winner, change)) = f.winner {
+        out.push(format!(
+            "it passed too, but {winner} was faster ({name} {change:+.1} % against {:+.1} %): \
+             only the best variant is kept",
+            m.estimate
+        ));
+    }
+    out.push(when(f));
+    out
+}
+
+fn when(f: &Facts<'_>) -> String {
+    let at = f.decided_at.unwrap_or(f.cycles);
+    if f.running {
+        format!(
+            "judged after cycle {} of {}, before the test ended",
+            f.cycles, f.max_cycles
+        )
+    } else if f.stopped_max {
+        format!("all {} cycles used", f.max_cycles)
+    } else if at < f.cycles {
+        format!(
+            "decided on the look after cycle {at} (measured {} of {} cycles)",
+            f.cycles, f.max_cycles
+        )
+    } else {
+        format!("stopped after cycle {} of {}", f.cycles, f.max_cycles)
+    }
+}

@@ -1,0 +1,125 @@
+//! The judge's output: per-variant reports with the numbers behind every decision.
+//!
+//! These are stored by the engine and shown by the dashboard and `smart history --json`, so their
+//! field names are a contract. Every relative change follows one sign convention:
+//! `(variant − baseline) / baseline × 100`, so a negative latency change is faster.
+
+use serde::{Deserialize, Serialize};
+use smart_core::experiment::Metric;
+
+/// The answer for one variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Confidently better by at least `min_improvement_pct`, errors within bounds, no guardrail
+    /// fired, and (with several variants) the best of those that passed.
+    Keep,
+    /// Significantly worse, a guardrail fired, or another variant was better.
+    Revert,
+    /// Not enough evidence either way; the engine reverts (fail-safe).
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The lowercase name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Keep => "keep",
+            Verdict::Revert => "revert",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// The judge's answer after a cycle: go on measuring, or stop with a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "step", content = "verdict")]
+pub enum Step {
+    /// Measure another cycle of this variant.
+    Continue,
+    /// This variant's test is over. With several variants a `Keep` here means "a candidate":
+    /// [`crate::Judge::conclude`] keeps at most the best one.
+    Stop(Verdict),
+}
+
+/// An estimate with its confidence bounds, in the unit its field names.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// The point estimate.
+    pub estimate: f64,
+    /// The lower confidence bound.
+    pub lower: f64,
+    /// The upper confidence bound.
+    pub upper: f64,
+}
+
+/// What one arm saw, pooled over the blocks the statistics used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmSummary {
+    /// Blocks measured (including blocks cut short).
+    pub blocks: u32,
+    /// Requests sent in the blocks the statistics used.
+    pub requests: u64,
+    /// Failed requests among them.
+    pub errors: u64,
+    /// `errors / requests × 100`; `null` when nothing was sent.
+    pub error_rate_pct: Option<f64>,
+    /// Median latency of the answered requests, in microseconds.
+    pub p50_us: Option<f64>,
+    /// 90th percentile latency, in microseconds.
+    pub p90_us: Option<f64>,
+    /// 99th percentile latency, in microseconds.
+    pub p99_us: Option<f64>,
+    /// Mean latency, in microseconds.
+    pub mean_us: Option<f64>,
+}
+
+/// One variant compared with the baseline: figures, verdict and reasons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantReport {
+    /// The variant's name.
+    pub variant: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The statistic the decision is made on.
+    pub metric: Metric,
+    /// ABBA cycles measured.
+    pub cycles: u32,
+    /// The most cycles the schedule allows.
+    pub max_cycles: u32,
+    /// Adjacent (baseline, variant) block pairs the latency statistics used: the `n` of the test.
+    pub pairs: u32,
+    /// The baseline arm's figures.
+    pub baseline: ArmSummary,
+    /// The variant arm's figures.
+    pub candidate: ArmSummary,
+    /// Relative change of the decision metric in percent, with its sequential confidence bounds;
+    /// `null` when there was too little data.
+    pub metric_change_pct: Option<Interval>,
+    /// Relative change of the median in percent (the point estimate, whatever the metric).
+    pub p50_change_pct: Option<f64>,
+    /// Relative change of the 99th percentile in percent (what the p99 guardrail checks).
+    pub p99_change_pct: Option<f64>,
+    /// Two-sided p-value of "no change in the metric" from the paired t-test on the block pairs,
+    /// for orientation only: not adjusted for the repeated looks or the number of variants, and
+    /// not what the decision uses.
+    pub p_value: Option<f64>,
+    /// Error-rate difference in percentage points (variant − baseline), with its sequential bounds.
+    pub error_rate_change_pp: Option<Interval>,
+    /// The one-sided confidence level of each bound above, after adjusting for several variants
+    /// (repeated looks are accounted for by the group-sequential boundary, not by this number).
+    pub bound_confidence: f64,
+    /// The guardrail that fired, if any, in words.
+    pub guardrail: Option<String>,
+    /// Why, in plain English with the numbers.
+    pub reasons: Vec<String>,
+}
+
+/// The judgement of a whole experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The variant to keep, if any: at most one.
+    pub kept: Option<String>,
+    /// One report per variant, in the order the variants were given.
+    pub variants: Vec<VariantReport>,
+}

@@ -1,0 +1,94 @@
+//! The judge's input: what one measurement block saw, whoever measured it.
+
+use serde::{Deserialize, Serialize};
+use smart_core::experiment::Metric;
+
+use crate::stats::{mean, quantile_sorted};
+
+/// Which arm a block measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    /// The configuration as found (or as the experiment's baseline params render it).
+    Baseline,
+    /// The variant under test.
+    Variant,
+}
+
+/// The samples of one measurement block, as the probe recorded them.
+///
+/// A cycle of the default design holds four blocks in ABBA or BAAB order; the judge pairs each
+/// block with its neighbour of the other arm, so position and arm must be right.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockSample {
+    /// The arm that was live.
+    pub arm: Arm,
+    /// The cycle this block belongs to, counted from 0 for each variant.
+    pub cycle: u32,
+    /// The block's position in its cycle, from 0, in the order measured.
+    pub position: u32,
+    /// Latency of every answered request, in microseconds, in the order measured.
+    pub latencies_us: Vec<u64>,
+    /// Requests sent in the block (answered or not).
+    pub requests: u64,
+    /// Requests that failed: a status outside `ok_status`, a timeout or a transport error.
+    pub errors: u64,
+    /// The block ended early (a guardrail, a signal, the time box); it is left out of the
+    /// statistics but still checked against the guardrails.
+    pub cut_short: bool,
+}
+
+/// A block boiled down to the figures the statistics use.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BlockStats {
+    pub(crate) arm: Arm,
+    pub(crate) position: u32,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) answered: usize,
+    pub(crate) cut_short: bool,
+    pub(crate) p50: f64,
+    pub(crate) p90: f64,
+    pub(crate) p99: f64,
+    pub(crate) mean: f64,
+}
+
+impl BlockStats {
+    /// Summarises one block (the latencies are sorted once here).
+    pub(crate) fn of(block: &BlockSample) -> Self {
+        let mut sorted: Vec<f64> = block.latencies_us.iter().map(|&x| x as f64).collect();
+        sorted.sort_by(f64::total_cmp);
+        let q = |p| quantile_sorted(&sorted, p).unwrap_or(f64::NAN);
+        BlockStats {
+            arm: block.arm,
+            position: block.position,
+            requests: block.requests,
+            errors: block.errors.min(block.requests),
+            answered: sorted.len(),
+            cut_short: block.cut_short,
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            mean: mean(&sorted).unwrap_or(f64::NAN),
+        }
+    }
+
+    /// The block's value of a latency statistic.
+    pub(crate) fn metric(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::P50 => self.p50,
+            Metric::P90 => self.p90,
+            Metric::P99 => self.p99,
+            Metric::Mean => self.mean,
+        }
+    }
+
+    /// The block's error rate as a fraction (0 when it sent nothing).
+    pub(crate) fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! What `smart validate` can print about a schedule before it runs.
+
+use smart_core::experiment::{Decision, Guardrails, Schedule};
+use smart_decide::{TYPICAL_PAIR_SD, feasibility};
+
+#[test]
+fn feasibility_of_schedules() {
+    struct Case {
+        schedule: Schedule,
+        variants: usize,
+        reachable: bool,
+        cycles: u32,
+        pairs: u32,
+        note: &'static str,
+    }
+    let d = Schedule::default();
+    let cases = [
+        Case {
+            schedule: d.clone(),
+            variants: 1,
+            reachable: true,
+            cycles: 8,
+            pairs: 16,
+            note: "is kept in 80 %",
+        },
+        Case {
+            schedule: d.clone(),
+            variants: 3,
+            reachable: true,
+            cycles: 8,
+            pairs: 16,
+            note: "3 variants share",
+        },
+        Case {
+            schedule: Schedule {
+                max_cycles: 1,
+                ..d.clone()
+            },
+            variants: 1,
+            reachable: false,
+            cycles: 1,
+            pairs: 2,
+            note: "needs at least 4 block pairs, that is 2 cycles",
+        },
+        Case {
+            schedule: Schedule {
+                interleave: false,
+                max_cycles: 3,
+                ..d.clone()
+            },
+            variants: 1,
+            reachable: false,
+            cycles: 3,
+            pairs: 3,
+            note: "4 cycles per variant",
+        },
+        Case {
+            schedule: Schedule {
+                max_duration_s: 600.0,
+                ..d.clone()
+            },
+            variants: 2,
+            reachable: true,
+            cycles: 5,
+            pairs: 10,
+            note: "fits only 5 of the 8 cycles",
+        },
+    ];
+    for c in cases {
+        let f = feasibility(
+            &c.schedule,
+            &Decision::default(),
+            &Guardrails::default(),
+            c.variants,
+            TYPICAL_PAIR_SD,
+        )
+        .unwrap();
+        assert_eq!(
+            (f.reachable, f.cycles, f.pairs),
+            (c.reachable, c.cycles, c.pairs),
+            "{:?}",
+            f
+        );
+        assert!(f.notes.iter().any(|n| n.contains(c.note)), "{:?}", f.notes);
+        assert_eq!(f.min_detectable_improvement_pct.is_some(), c.reachable);
+    }
+}
+
+#[test]
+fn more_variants_or_more_noise_need_a_bigger_win() {
+    let mde = |variants: usize, sd: f64| {
+        feasibility(
+            &Schedule::default(),
+            &Decision::default(),
+            &Guardrails::default(),
+            variants,
+            sd,
+        )
+        .unwrap()
+        .min_detectable_improvement_pct
+        .unwrap()
+    };
+    let one = mde(1, TYPICAL_PAIR_SD);
+    assert!(one > 10.0 && one < 25.0, "{one}");
+    assert!(mde(3, TYPICAL_PAIR_SD) > one);
+    assert!(mde(1, 0.2) > one);
+    // With no noise at all, the bar is the threshold itself.
+    assert!((mde(1, 0.0) - 10.0).abs() < 1e-9);
+    // The Bonferroni share is quoted.
+    let f = feasibility(
+        &Schedule::default(),
+        &Decision::default(),
+        &Guardrails::default(),
+        4,
+        0.1,
+    )
+    .unwrap();
+    assert!((f.alpha_per_variant - 0.0125).abs() < 1e-12);
+    assert!(f.final_critical_t.unwrap() > 2.0);
+}

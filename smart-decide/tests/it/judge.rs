@@ -1,0 +1,486 @@
+//! The stopping rule on hand-built cases: each feeds made-up cycles and checks the verdict.
+
+use smart_core::experiment::{Decision, Guardrails, Schedule};
+use smart_decide::{Arm, BlockSample, Judge, Outcome, Step, Verdict};
+
+const REQUESTS: u64 = 500;
+
+/// How one arm behaves in a hand-built block.
+#[derive(Debug, Clone, Copy)]
+struct Arm_ {
+    median_ms: f64,
+    errors: u64,
+    /// Factor applied to the slowest 5 % of requests (1 = no tail).
+    tail: f64,
+    answered: u64,
+}
+
+fn arm(median_ms: f64) -> Arm_ {
+    Arm_ {
+        median_ms,
+        errors: 0,
+        tail: 1.0,
+        answered: REQUESTS,
+    }
+}
+
+/// A small deterministic wobble (±1.5 %) so the block pairs are not all identical.
+fn jitter(cycle: u32, position: u32) -> f64 {
+    1.0 + 0.03 * (((cycle * 4 + position) * 37 % 11) as f64 / 10.0 - 0.5)
+}
+
+fn block(kind: Arm, a: Arm_, cycle: u32, position: u32) -> BlockSample {
+    let median = a.median_ms * 1000.0 * jitter(cycle, position);
+    let n = a.answered;
+    let latencies_us = (0..n)
+        .map(|i| {
+            // Evenly spread from 0.5× to 1.5× the median; the top 5 % stretched by the tail.
+            let x = median * (0.5 + i as f64 / n as f64);
+            let x = if i >= n * 95 / 100 { x * a.tail } else { x };
+            x as u64
+        })
+        .collect();
+    BlockSample {
+        arm: kind,
+        cycle,
+        position,
+        latencies_us,
+        requests: n.max(a.errors + n),
+        errors: a.errors,
+        cut_short: false,
+    }
+}
+
+/// One ABBA (even cycles) or BAAB (odd cycles) cycle.
+fn cycle(c: u32, base: Arm_, var: Arm_) -> Vec<BlockSample> {
+    let order = if c.is_multiple_of(2) {
+        [Arm::Baseline, Arm::Variant, Arm::Variant, Arm::Baseline]
+    } else {
+        [Arm::Variant, Arm::Baseline, Arm::Baseline, Arm::Variant]
+    };
+    order
+        .iter()
+        .enumerate()
+        .map(|(p, &kind)| {
+            let a = if kind == Arm::Baseline { base } else { var };
+            block(kind, a, c, p as u32)
+        })
+        .collect()
+}
+
+fn judge(variants: &[&str]) -> Judge {
+    let names: Vec<String> = variants.iter().map(|s| s.to_string()).collect();
+    Judge::new(
+        &Decision::default(),
+        &Guardrails::default(),
+        &Schedule::default(),
+        &names,
+    )
+    .expect("default settings are valid")
+}
+
+/// Feeds cycles of `var` against `base` until the judge stops; returns the verdict and the
+/// number of cycles fed.
+fn run(judge: &mut Judge, variant: usize, base: Arm_, var: Arm_) -> (Verdict, u32) {
+    for c in 0..Schedule::default().max_cycles {
+        if let Step::Stop(v) = judge.record_cycle(variant, &cycle(c, base, var)).unwrap() {
+            return (v, c + 1);
+        }
+    }
+    panic!("the judge never stopped within max_cycles");
+}
+
+fn reasons(outcome: &Outcome, i: usize) -> String {
+    outcome.variants[i].reasons.join(" | ")
+}
+
+/// One variant against a 20 ms baseline: the step verdict, the cycles used, the final verdict
+/// and a phrase its reasons must contain.
+fn check(
+    var: Arm_,
+    want_step: Verdict,
+    want_cycles: std::ops::RangeInclusive<u32>,
+    want: Verdict,
+    phrase: &str,
+) {
+    let mut j = judge(&["v"]);
+    let (step, cycles) = run(&mut j, 0, arm(20.0), var);
+    assert_eq!(step, want_step, "{var:?}");
+    assert!(
+        want_cycles.contains(&cycles),
+        "{var:?}: stopped after {cycles} cycles"
+    );
+    let outcome = j.conclude();
+    let r = &outcome.variants[0];
+    assert_eq!(r.verdict, want, "{var:?}: {}", reasons(&outcome, 0));
+    assert_eq!(outcome.kept.is_some(), want == Verdict::Keep);
+    assert!(
+        reasons(&outcome, 0).contains(phrase),
+        "{var:?}: {}",
+        reasons(&outcome, 0)
+    );
+    assert_eq!(r.cycles, cycles);
+}
+
+#[test]
+fn verdicts_on_hand_built_cases() {
+    // A clear 30 % win is kept at the first look (cycle 2).
+    check(
+        arm(14.0),
+        Verdict::Keep,
+        2..=2,
+        Verdict::Keep,
+        "meeting the required 10 %",
+    );
+    // A clear 30 % loss is reverted.
+    check(
+        arm(26.0),
+        Verdict::Revert,
+        2..=2,
+        Verdict::Revert,
+        "significantly slower",
+    );
+    // A 3 % win is confidently below the threshold: stopped early, inconclusive.
+    check(
+        arm(19.4),
+        Verdict::Inconclusive,
+        2..=7,
+        Verdict::Inconclusive,
+        "no win of the required size",
+    );
+    // A 30 % win with 6 % errors instead of none is not kept: the error bound says too many.
+    let errors = Arm_ {
+        errors: 32,
+        ..arm(14.0)
+    };
+    check(
+        errors,
+        Verdict::Revert,
+        2..=8,
+        Verdict::Revert,
+        "more than the allowed +2.0 pp",
+    );
+    // 30 % errors in a variant block fire the error guardrail at once.
+    let broken = Arm_ {
+        errors: 215,
+        ..arm(14.0)
+    };
+    check(
+        broken,
+        Verdict::Revert,
+        1..=1,
+        Verdict::Revert,
+        "above the 20.0 % limit",
+    );
+    // A faster median with a p99 far above the baseline's fires the p99 guardrail.
+    let tail = Arm_ {
+        tail: 3.0,
+        ..arm(17.0)
+    };
+    check(
+        tail,
+        Verdict::Revert,
+        2..=2,
+        Verdict::Revert,
+        "above the +50 % limit",
+    );
+    // A target that answered almost nothing is inconclusive after all cycles, never kept.
+    let silent = Arm_ {
+        answered: 5,
+        ..arm(10.0)
+    };
+    let mut j = judge(&["v"]);
+    let (step, cycles) = run(
+        &mut j,
+        0,
+        Arm_ {
+            answered: 5,
+            ..arm(20.0)
+        },
+        silent,
+    );
+    assert_eq!((step, cycles), (Verdict::Inconclusive, 8));
+    let outcome = j.conclude();
+    assert_eq!(outcome.variants[0].verdict, Verdict::Inconclusive);
+    assert!(
+        reasons(&outcome, 0).contains("too little data"),
+        "{}",
+        reasons(&outcome, 0)
+    );
+    assert_eq!(outcome.variants[0].metric_change_pct, None);
+}
+
+#[test]
+fn blocks_cut_short_do_not_count() {
+    let mut j = judge(&["v"]);
+    for c in 0..8 {
+        let mut blocks = cycle(c, arm(20.0), arm(10.0));
+        for b in &mut blocks {
+            b.cut_short = true;
+        }
+        let step = j.record_cycle(0, &blocks).unwrap();
+        assert_eq!(step == Step::Continue, c < 7, "cycle {c}: {step:?}");
+    }
+    let outcome = j.conclude();
+    assert_eq!(outcome.kept, None);
+    assert_eq!(outcome.variants[0].pairs, 0);
+    assert!(reasons(&outcome, 0).contains("too little data"));
+}
+
+#[test]
+fn an_outside_guardrail_reverts_even_a_keep() {
+    let mut j = judge(&["v"]);
+    assert_eq!(run(&mut j, 0, arm(20.0), arm(14.0)).0, Verdict::Keep);
+    assert_eq!(
+        j.guardrail_fired(0, "the soak saw 25 % errors").unwrap(),
+        Step::Stop(Verdict::Revert)
+    );
+    let outcome = j.conclude();
+    assert_eq!(outcome.kept, None);
+    assert_eq!(outcome.variants[0].verdict, Verdict::Revert);
+    assert!(reasons(&outcome, 0).contains("the soak saw 25 % errors"));
+}
+
+#[test]
+fn extend_continues_the_same_test_to_max_cycles() {
+    let mut j = judge(&["v"]);
+    let (step, stopped_at) = run(&mut j, 0, arm(20.0), arm(19.4));
+    assert_eq!(step, Verdict::Inconclusive);
+    assert!(stopped_at < 8);
+    // Feeding more without extend is refused; extend reopens it without resetting anything.
+    assert!(
+        j.record_cycle(0, &cycle(stopped_at, arm(20.0), arm(19.4)))
+            .is_err()
+    );
+    j.extend(0).unwrap();
+    for c in stopped_at..8 {
+        let step = j.record_cycle(0, &cycle(c, arm(20.0), arm(19.4))).unwrap();
+        let want = if c < 7 {
+            Step::Continue
+        } else {
+            Step::Stop(Verdict::Inconclusive)
+        };
+        assert_eq!(step, want, "cycle {c}");
+    }
+    let outcome = j.conclude();
+    assert_eq!(
+        outcome.variants[0].pairs, 16,
+        "statistics kept over the extension"
+    );
+    assert_eq!(outcome.variants[0].cycles, 8);
+    assert!(reasons(&outcome, 0).contains("all 8 cycles used"));
+    // No cycles are left to extend into.
+    let err = j.extend(0).unwrap_err().to_string();
+    assert!(err.contains("all 8 cycles"), "{err}");
+}
+
+#[test]
+fn extend_after_a_look_that_crosses_keeps() {
+    // A win that is stopped as inconclusive can still be kept when the extension brings it over.
+    let mut j = judge(&["v"]);
+    let (step, at) = run(&mut j, 0, arm(20.0), arm(19.4));
+    assert_eq!(step, Verdict::Inconclusive);
+    j.extend(0).unwrap();
+    let mut last = Step::Continue;
+    for c in at..8 {
+        last = j.record_cycle(0, &cycle(c, arm(20.0), arm(12.0))).unwrap();
+        if last != Step::Continue {
+            break;
+        }
+    }
+    assert_eq!(last, Step::Stop(Verdict::Keep));
+}
+
+#[test]
+fn only_an_inconclusive_test_can_be_extended() {
+    let mut j = judge(&["v"]);
+    let err = j.extend(0).unwrap_err().to_string();
+    assert!(err.contains("still running"), "{err}");
+    run(&mut j, 0, arm(20.0), arm(14.0));
+    let err = j.extend(0).unwrap_err().to_string();
+    assert!(err.contains("this one is keep"), "{err}");
+}
+
+#[test]
+fn with_several_variants_only_the_best_is_kept() {
+    let mut j = judge(&["gzip-1", "gzip-6", "no-op"]);
+    assert_eq!(run(&mut j, 0, arm(20.0), arm(15.0)).0, Verdict::Keep);
+    assert_eq!(run(&mut j, 1, arm(20.0), arm(12.0)).0, Verdict::Keep);
+    assert_ne!(run(&mut j, 2, arm(20.0), arm(20.0)).0, Verdict::Keep);
+    let outcome = j.conclude();
+    assert_eq!(outcome.kept.as_deref(), Some("gzip-6"));
+    let verdicts: Vec<Verdict> = outcome.variants.iter().map(|r| r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [Verdict::Revert, Verdict::Keep, Verdict::Inconclusive]
+    );
+    assert!(
+        reasons(&outcome, 0).contains("gzip-6 was faster"),
+        "{}",
+        reasons(&outcome, 0)
+    );
+    // The wins were confirmed at Holm's first level, 1 − 0.05 / 3; the last open hypothesis is
+    // then tested at the whole 5 %.
+    assert!((outcome.variants[1].bound_confidence - (1.0 - 0.05 / 3.0)).abs() < 1e-9);
+    assert!((outcome.variants[2].bound_confidence - 0.95).abs() < 1e-9);
+}
+
+#[test]
+fn holm_frees_alpha_once_a_variant_is_confirmed() {
+    // "b" wins by 18 % but is noisy: at its Bonferroni share (2.5 %) the bound misses 10 %.
+    let mut j = judge(&["a", "b"]);
+    for c in 0..8 {
+        let step = j
+            .record_cycle(1, &exact_cycle(c, -0.2 + 0.15, -0.2 - 0.15))
+            .unwrap();
+        assert_eq!(step == Step::Continue, c < 7, "cycle {c}: {step:?}");
+    }
+    let alone = j.conclude();
+    assert_eq!(
+        alone.variants[1].verdict,
+        Verdict::Inconclusive,
+        "{}",
+        reasons(&alone, 1)
+    );
+    // Once "a" (a clean 15 % win) is confirmed, Holm tests "b" at the whole 5 %: it passes, and
+    // as the larger win it is the one kept.
+    assert_eq!(run(&mut j, 0, arm(20.0), arm(17.0)).0, Verdict::Keep);
+    let both = j.conclude();
+    assert_eq!(both.kept.as_deref(), Some("b"), "{}", reasons(&both, 1));
+    assert!((both.variants[1].bound_confidence - 0.95).abs() < 1e-9);
+    assert!((both.variants[0].bound_confidence - 0.975).abs() < 1e-9);
+    assert_eq!(both.variants[0].verdict, Verdict::Revert);
+    assert!(
+        reasons(&both, 0).contains("b was faster"),
+        "{}",
+        reasons(&both, 0)
+    );
+}
+
+#[test]
+fn calls_out_of_order_are_refused() {
+    let mut j = judge(&["v"]);
+    let check = |r: Result<Step, smart_decide::DecideError>, phrase: &str| {
+        let msg = r.unwrap_err().to_string();
+        assert!(msg.contains(phrase), "{msg}");
+    };
+    check(
+        j.record_cycle(3, &cycle(0, arm(20.0), arm(20.0))),
+        "out of range",
+    );
+    check(j.record_cycle(0, &[]), "at least one block");
+    let mut mixed = cycle(0, arm(20.0), arm(20.0));
+    mixed[3].cycle = 1;
+    check(j.record_cycle(0, &mixed), "different cycle indexes");
+    j.record_cycle(0, &cycle(1, arm(20.0), arm(20.0))).unwrap();
+    check(
+        j.record_cycle(0, &cycle(1, arm(20.0), arm(20.0))),
+        "came after cycle 1",
+    );
+}
+
+#[test]
+fn settings_no_test_can_honour_are_refused() {
+    let names = ["v".to_string()];
+    let g = Guardrails::default();
+    let s = Schedule::default();
+    let check = |d: Decision, g: &Guardrails, s: &Schedule, names: &[String], phrase: &str| {
+        let msg = Judge::new(&d, g, s, names).unwrap_err().to_string();
+        assert!(msg.contains(phrase), "{msg}");
+    };
+    check(
+        Decision {
+            confidence: 1.0,
+            ..Decision::default()
+        },
+        &g,
+        &s,
+        &names,
+        "decision.confidence",
+    );
+    check(
+        Decision {
+            min_improvement_pct: 100.0,
+            ..Decision::default()
+        },
+        &g,
+        &s,
+        &names,
+        "min_improvement_pct",
+    );
+    check(
+        Decision {
+            max_error_increase_pp: -1.0,
+            ..Decision::default()
+        },
+        &g,
+        &s,
+        &names,
+        "max_error_increase_pp",
+    );
+    let no_p99 = Guardrails {
+        max_p99_increase_pct: Some(0.0),
+        ..Guardrails::default()
+    };
+    check(
+        Decision::default(),
+        &no_p99,
+        &s,
+        &names,
+        "max_p99_increase_pct",
+    );
+    let no_cycles = Schedule {
+        max_cycles: 0,
+        ..Schedule::default()
+    };
+    check(Decision::default(), &g, &no_cycles, &names, "max_cycles");
+    check(Decision::default(), &g, &s, &[], "no variants");
+}
+
+#[test]
+fn reports_serialize_with_the_documented_names() {
+    let mut j = judge(&["v"]);
+    run(&mut j, 0, arm(20.0), arm(14.0));
+    let json = serde_json::to_value(j.conclude()).unwrap();
+    let r = &json["variants"][0];
+    assert_eq!(json["kept"], "v");
+    assert_eq!(r["verdict"], "keep");
+    assert_eq!(r["metric"], "p50");
+    // Sign convention: (variant − baseline) / baseline × 100, negative is faster.
+    let change = r["metric_change_pct"]["estimate"].as_f64().unwrap();
+    assert!((-31.0..-29.0).contains(&change), "{change}");
+    assert!(r["p50_change_pct"].as_f64().unwrap() < 0.0);
+    for key in [
+        "p_value",
+        "error_rate_change_pp",
+        "baseline",
+        "candidate",
+        "reasons",
+        "pairs",
+    ] {
+        assert!(!r[key].is_null(), "{key} missing in {r}");
+    }
+    let step = serde_json::to_value(Step::Stop(Verdict::Revert)).unwrap();
+    assert_eq!(
+        step,
+        serde_json::json!({"step": "stop", "verdict": "revert"})
+    );
+}
+
+/// A cycle whose two block pairs have exactly the log ratios `d1` and `d2` (ABBA, no wobble).
+fn exact_cycle(c: u32, d1: f64, d2: f64) -> Vec<BlockSample> {
+    let at = |kind, position, median_ms: f64| {
+        let mut b = block(kind, arm(median_ms), c, position);
+        let scale = median_ms * 1000.0 / b.latencies_us[b.latencies_us.len() / 2] as f64;
+        for x in &mut b.latencies_us {
+            *x = (*x as f64 * scale).round() as u64;
+        }
+        b
+    };
+    vec![
+        at(Arm::Baseline, 0, 20.0),
+        at(Arm::Variant, 1, 20.0 * d1.exp()),
+        at(Arm::Variant, 2, 20.0 * d2.exp()),
+        at(Arm::Baseline, 3, 20.0),
+    ]
+}

@@ -1,0 +1,4 @@
+//! Integration tests of smart-decide's public API, compiled as one binary.
+
+mod feasibility;
+mod judge;
