@@ -64,13 +64,6 @@ impl CliError {
     }
 
     /// A failure while doing the work (exit 3).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "for the init, run, revert and recover subcommands: remove this when one wires in"
-        )
-    )]
     pub(crate) fn runtime(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
         CliError {
             failure: Failure::Runtime,

@@ -7,11 +7,12 @@
 //! in [`dispatch`].
 #![expect(
     clippy::print_stdout,
-    clippy::print_stderr,
     reason = "the binary is the one place that prints: results to stdout, errors to stderr"
 )]
 
+mod agent_config;
 mod error;
+mod init;
 mod validate;
 
 use std::io::Write;
@@ -45,12 +46,14 @@ pub(crate) struct Global {
 #[derive(Debug, Subcommand)]
 enum Command {
     Validate(validate::Args),
+    Init(init::Args),
 }
 
 /// Runs one subcommand.
 fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
     match command {
         Command::Validate(args) => validate::run(args, global),
+        Command::Init(args) => init::run(args, global),
     }
 }
 

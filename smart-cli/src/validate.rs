@@ -1,44 +1,79 @@
-//! `smart validate`: checks experiment files and reports every problem at once.
+//! `smart validate`: checks experiment files and reports every problem at once; changes nothing.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use smart_core::schedule::Human;
+use smart_core::validate::validate_paths;
 
 use crate::Global;
 use crate::error::CliError;
 
 /// Check experiment files and report every problem at once
 ///
-/// Nothing is changed on disk. Every problem of every file is reported on its own line as
-/// `FILE: field: what is wrong; what would be right`; valid files show their worst-case and
-/// expected durations. Directories are searched for `*.json` files (not recursively).
+/// Nothing is changed on disk. Every problem of every file is reported on its own line (stderr)
+/// as `FILE: field: what is wrong; what would be right`; each valid file gets one line (stdout)
+/// with its variants and its worst-case and expected duration. Directories are searched for
+/// `*.json` files (not recursively). With no FILE|DIR, the config's `experiments_dir` is checked.
+/// The config file (see --config) is checked too, and its `[defaults]` apply to every file.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
-    /// Experiment files (`*.json`) or directories of them
-    #[arg(value_name = "FILE|DIR", required = true)]
+    /// Experiment files (`*.json`) or directories of them [default: the config's experiments_dir]
+    #[arg(value_name = "FILE|DIR")]
     paths: Vec<PathBuf>,
 }
 
-/// Validates every file named (directories: their `*.json` files) and prints the outcome.
-pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
-    let mut failed = 0usize;
-    for path in &args.paths {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::bad_input(format!("{}: cannot read the file: {e}", path.display()))
-        })?;
-        match serde_json::from_str::<smart_core::experiment::ExperimentSpec>(&text) {
-            Ok(spec) => println!("{}: ok ({})", path.display(), spec.name),
-            Err(e) => {
-                failed += 1;
-                eprintln!("{}: {e}", path.display());
-            }
+/// Validates every file named and prints one line per valid file and per problem.
+pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
+    let config = global.agent_config()?;
+    let paths = if args.paths.is_empty() {
+        if config.file().is_none() {
+            return Err(CliError::bad_input(
+                "no FILE|DIR given and no config file found (looked for ./smart.toml and \
+                 /etc/smart/smart.toml); name the experiment files or directories to check, \
+                 or pass --config PATH",
+            ));
         }
+        vec![config.experiments_dir().to_owned()]
+    } else {
+        args.paths.clone()
+    };
+    let report = validate_paths(&paths, config.defaults());
+
+    let mut out = std::io::stdout().lock();
+    for experiment in &report.experiments {
+        let durations = experiment.durations();
+        let variants = experiment.variants().len();
+        let _ = writeln!(
+            out,
+            "{}: ok: \"{}\", {variants} variant{}; worst case {} ({} s, max_duration_s {}), \
+             expected {} ({} s)",
+            experiment.source().display(),
+            experiment.name(),
+            if variants == 1 { "" } else { "s" },
+            Human(durations.worst_case_s),
+            durations.worst_case_s.ceil(),
+            experiment.schedule().max_duration_s,
+            Human(durations.expected_s),
+            durations.expected_s.ceil(),
+        );
     }
-    if failed > 0 {
-        return Err(CliError::bad_input(format!(
-            "{failed} of {} experiment files are invalid",
-            args.paths.len()
-        )));
+    let _ = out.flush();
+    let mut err = std::io::stderr().lock();
+    for invalid in &report.invalid {
+        let _ = writeln!(err, "{invalid}");
     }
-    Ok(ExitCode::SUCCESS)
+    if report.invalid.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let problems: usize = report.invalid.iter().map(|i| i.problems().len()).sum();
+    let files = report.invalid.len() + report.experiments.len();
+    Err(CliError::bad_input(format!(
+        "{problems} problem{} in {} of {files} file{}; nothing was changed",
+        if problems == 1 { "" } else { "s" },
+        report.invalid.len(),
+        if files == 1 { "" } else { "s" },
+    )))
 }

@@ -1,0 +1,3 @@
+//! Tests of the real `smart` binary, run as users run it, in a temp dir.
+
+mod cli;
