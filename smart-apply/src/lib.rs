@@ -1,2 +1,187 @@
 //! Applies an experiment's config to a live server and always puts the original back: atomic
 //! writes, backups with checksums, a fsynced journal and recovery after a crash.
+//!
+//! # How the engine drives it
+//!
+//! ```no_run
+//! # async fn demo(apply: &smart_core::experiment::Apply, params: &smart_core::experiment::Params)
+//! # -> Result<(), smart_apply::Error> {
+//! use smart_apply::{Applier, Arm, Config, RunLock};
+//!
+//! let config = Config::new("/var/lib/smart".as_ref());
+//! let lock = RunLock::acquire(&config.state_dir)?; // exit 4 when another run holds it
+//! let applier = Applier::new(config);
+//! applier.recover(&lock).await?; // put back whatever a crash left behind
+//! let mut session = applier.begin(&lock, "gzip", "20261126-1", apply).await?;
+//! session.switch_to(Arm::Variant { name: "level-6", params }).await?;
+//! session.switch_to(Arm::Found).await?; // back to the configuration as found
+//! session.revert().await?; // or session.keep()
+//! # Ok(()) }
+//! ```
+//!
+//! Every switch runs: render all files (nothing changes if one fails) → check that no file was
+//! edited by someone else since smart last wrote it (if one was: stop, touch nothing,
+//! [`ErrorKind::Conflict`]) → write each changed file atomically (temp file in the same dir,
+//! fsync, rename, fsync of the dir; mode and owner of the original) → the command applier's
+//! `set` → `validate` → `reload` → live check → health. A failure at any step restores the
+//! original, reloads, checks and verifies it ([`ErrorKind::Reverted`]).
+//!
+//! # Semantics worth knowing
+//!
+//! - **Sound baseline.** [`Applier::begin`] runs `validate` and polls `health` on the
+//!   configuration as found and refuses ([`ErrorKind::UnsoundBaseline`]) if either fails.
+//! - **Live check on the configuration as found.** The found config need not send the
+//!   live-check header. After switching to (or restoring) it, the check passes when the header is
+//!   absent or differs from every value a variant of this run sent: what matters is that no
+//!   variant still serves. (If the found config happens to send a variant's exact value, the check
+//!   cannot tell them apart and fails: give the variants distinct values.) The live check and
+//!   health are polled until `health.timeout_s`, or 10 s when there is no `health`.
+//! - **Revert** restores files from the backups, reverts the command (its `revert` argv with
+//!   `{{ original }}`, or `set` with its one param replaced by the captured value), verifies
+//!   every checksum (and re-reads the command's value) against the backup, then reloads, runs the
+//!   live check and health. It does not run `validate`: the original is what was running before.
+//! - **Recovery** treats a run as interrupted when its journal has an intent after its last
+//!   `kept`/`closed` record (a torn last line counts as an intent without its done record). The
+//!   service counts as running when its health URL (else its live-check URL) answers HTTP with any
+//!   status; only then is it reloaded and checked, so recovery at boot, before the service
+//!   starts, only restores files. With neither URL configured it is assumed to run.
+//! - **Foreign edits.** Before every write or restore, each file's checksum must be the one smart
+//!   last wrote (or the original): anything else is someone else's edit, which smart never
+//!   overwrites. A file a human put back to its original counts as restored.
+//! - **Read-only files**: a file with no write bit is treated as a human's "do not touch" and
+//!   refused before anything changes (root would otherwise write it regardless).
+//! - Commands run as argv vectors with a cleared environment (`PATH` from [`Config::path`],
+//!   `LANG=C`), a timeout (`command_timeout_s`), and their exit code and trimmed stderr go to the
+//!   audit log. File I/O is synchronous: config files are small and each write must be durable
+//!   before the next step anyway.
+//!
+//! The state-dir layout is described in [`layout`].
+
+mod command;
+mod error;
+mod fsio;
+mod http;
+pub mod journal;
+pub mod layout;
+mod lock;
+mod recover;
+mod render;
+mod run;
+mod session;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use smart_core::audit::{AuditLog, Entry};
+use smart_core::experiment::Params;
+
+pub use command::DEFAULT_PATH;
+pub use error::{Error, ErrorKind, Step};
+pub use journal::Record;
+pub use lock::{LOCK_FILE, RunLock};
+pub use recover::{RunAction, RunOutcome};
+pub use session::Session;
+
+/// The name of the configuration as found, in journals and audit lines.
+pub use smart_core::BASELINE;
+
+/// Which configuration a switch makes live.
+#[derive(Debug, Clone, Copy)]
+pub enum Arm<'a> {
+    /// The configuration as found: the backed-up bytes (or absence) of every file and the
+    /// command's captured value.
+    Found,
+    /// A rendered arm: a variant, or the baseline when the experiment gives baseline params
+    /// (name `baseline`). `{{ variant }}` renders to `name`.
+    Variant {
+        /// The arm's name.
+        name: &'a str,
+        /// Its params.
+        params: &'a Params,
+    },
+}
+
+/// Told about every journal record right after it is durably written, e.g. to show the phase
+/// of a run.
+pub trait Observer: Send + Sync {
+    /// `record` of run `run_id` of `experiment` is on disk.
+    fn journalled(&self, experiment: &str, run_id: &str, record: &Record);
+}
+
+/// How the applier works on this machine.
+#[derive(Clone)]
+pub struct Config {
+    /// Where locks, journals, backups and the audit log live.
+    pub state_dir: PathBuf,
+    /// The `PATH` commands run with (their environment is otherwise cleared but for `LANG=C`).
+    pub path: String,
+    /// Told about every journal record.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl Config {
+    /// Defaults for `state_dir`: [`DEFAULT_PATH`], no observer.
+    pub fn new(state_dir: &Path) -> Config {
+        Config {
+            state_dir: state_dir.to_owned(),
+            path: DEFAULT_PATH.to_owned(),
+            observer: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("state_dir", &self.state_dir)
+            .field("path", &self.path)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+/// Applies, reverts and recovers runs in one state dir.
+#[derive(Debug)]
+pub struct Applier {
+    config: Config,
+    audit: AuditLog,
+    http: reqwest::Client,
+}
+
+impl Applier {
+    /// An applier for `config.state_dir`.
+    pub fn new(config: Config) -> Applier {
+        Applier {
+            audit: AuditLog::new(&config.state_dir),
+            http: http::client(),
+            config,
+        }
+    }
+
+    /// The audit log it writes.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    fn check_lock(&self, lock: &RunLock) -> Result<(), Error> {
+        if lock.state_dir() == self.config.state_dir {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::State,
+                Step::Lock,
+                format!(
+                    "the lock is for {} but the applier works on {}",
+                    lock.state_dir().display(),
+                    self.config.state_dir.display()
+                ),
+            ))
+        }
+    }
+
+    fn audit_entry(&self, entry: &Entry) -> Result<(), Error> {
+        self.audit.append(entry).map_err(|e| {
+            Error::new(ErrorKind::State, Step::Audit, "cannot write the audit log").with_source(e)
+        })
+    }
+}

@@ -5,6 +5,7 @@
 //! This crate does no network or process work of its own: it is pure data and logic, so other
 //! Rust tools can embed it with their own probes and appliers.
 
+pub mod audit;
 mod checked;
 pub mod config;
 pub mod experiment;

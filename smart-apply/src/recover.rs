@@ -1,0 +1,176 @@
+//! Recovery of interrupted runs, and `revert` of a finished (or kept) run on demand.
+
+use serde_json::json;
+use smart_core::audit::{Action, Outcome};
+
+use crate::Applier;
+use crate::error::{Error, ErrorKind, Step};
+use crate::http;
+use crate::journal::{self, CloseReason, Record};
+use crate::layout::{self, RunDir};
+use crate::lock::RunLock;
+use crate::run::{self, RunState};
+
+/// What recovery or a revert did to one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The experiment's name.
+    pub experiment: String,
+    /// The run's id.
+    pub run_id: String,
+    /// What was done.
+    pub action: RunAction,
+}
+
+/// What was done to a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunAction {
+    /// The run had changed things; the original was restored and verified.
+    Restored {
+        /// Whether the service was reloaded and checked (not when it was not running).
+        reloaded: bool,
+    },
+    /// The run had stopped before changing anything; its journal is now closed.
+    NothingChanged,
+    /// The run was already closed on its original: nothing to do.
+    AlreadyReverted,
+}
+
+impl Applier {
+    /// Finds every interrupted run (a journal not closed by `kept` or `closed`) and puts its
+    /// original back: restores the files (never over someone else's edit), reverts the command,
+    /// verifies the checksums, and — only when the service is running — reloads and checks it.
+    ///
+    /// Idempotent: running it twice, or after a crash during it, is safe. Runs closed by a keep
+    /// are left alone.
+    pub async fn recover(&self, lock: &RunLock) -> Result<Vec<RunOutcome>, Error> {
+        self.check_lock(lock)?;
+        let mut done = Vec::new();
+        for dir in layout::all_runs(&self.config.state_dir)? {
+            let replay = journal::read(&dir.journal())?;
+            if replay.closed().is_some() {
+                continue;
+            }
+            done.push(self.close_run(dir, &replay, CloseReason::Recovered).await?);
+        }
+        Ok(done)
+    }
+
+    /// Restores the original config of the last run of `experiment` (or of the last run of any
+    /// experiment), also after a keep. A run already reverted is left as it is.
+    pub async fn revert_last(
+        &self,
+        lock: &RunLock,
+        experiment: Option<&str>,
+    ) -> Result<RunOutcome, Error> {
+        self.check_lock(lock)?;
+        if let Some(name) = experiment {
+            layout::check_component("experiment name", name)?;
+        }
+        let mut last: Option<(u64, RunDir)> = None;
+        for dir in layout::all_runs(&self.config.state_dir)? {
+            let meta = dir.read_meta()?;
+            if experiment.is_some_and(|name| name != meta.experiment) {
+                continue;
+            }
+            if last.as_ref().is_none_or(|(ms, _)| meta.started_ms >= *ms) {
+                last = Some((meta.started_ms, dir));
+            }
+        }
+        let Some((_, dir)) = last else {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                Step::Revert,
+                match experiment {
+                    Some(name) => format!("experiment `{name}` has no run to revert"),
+                    None => "there is no run to revert".to_owned(),
+                },
+            ));
+        };
+        let replay = journal::read(&dir.journal())?;
+        if let Some(Record::Closed { .. }) = replay.closed() {
+            let meta = dir.read_meta()?;
+            return Ok(RunOutcome {
+                experiment: meta.experiment,
+                run_id: meta.run_id,
+                action: RunAction::AlreadyReverted,
+            });
+        }
+        self.close_run(dir, &replay, CloseReason::Reverted).await
+    }
+
+    async fn close_run(
+        &self,
+        dir: RunDir,
+        replay: &journal::Replay,
+        how: CloseReason,
+    ) -> Result<RunOutcome, Error> {
+        let action = if how == CloseReason::Recovered {
+            Action::Recover
+        } else {
+            Action::Revert
+        };
+        if !replay.backed_up() {
+            // Nothing changes before the backups are complete.
+            let meta = dir.read_meta()?;
+            let mut j = journal::Journal::reopen(&dir.journal(), replay)?;
+            j.append(&Record::Closed {
+                how: CloseReason::NothingChanged,
+            })?;
+            self.audit_entry(&smart_core::audit::Entry {
+                time: std::time::SystemTime::now(),
+                run_id: meta.run_id.clone(),
+                action,
+                outcome: Outcome::Ok,
+                details: json!({"experiment": meta.experiment, "result": "the run stopped before changing anything"}),
+            })?;
+            return Ok(RunOutcome {
+                experiment: meta.experiment,
+                run_id: meta.run_id,
+                action: RunAction::NothingChanged,
+            });
+        }
+        let mut run = run::load(dir, replay)?;
+        let running = self.service_running(&run).await;
+        let interrupted = replay.pending().map(|op| format!("{op:?}"));
+        let result = run.restore_original(self, running).await;
+        let detail = match &result {
+            Ok(()) => json!({"reloaded": running, "interrupted_during": interrupted}),
+            Err(e) => {
+                json!({"reloaded": running, "interrupted_during": interrupted, "error": e.to_string()})
+            }
+        };
+        run.audit(
+            self,
+            action,
+            if result.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
+            detail,
+        )?;
+        result?;
+        run.record(self, Record::Closed { how })?;
+        Ok(RunOutcome {
+            experiment: run.experiment,
+            run_id: run.run_id,
+            action: RunAction::Restored { reloaded: running },
+        })
+    }
+
+    /// Whether the service runs: its health URL (else its live-check URL) answers HTTP at all.
+    /// With neither configured, smart cannot tell and assumes it runs.
+    async fn service_running(&self, run: &RunState) -> bool {
+        let url = run.apply.health.as_ref().map(|h| h.url.as_str()).or(run
+            .apply
+            .live_check
+            .as_ref()
+            .map(|l| l.url.as_str()));
+        match url {
+            Some(url) => http::answers(&self.http, url).await,
+            None => true,
+        }
+    }
+}

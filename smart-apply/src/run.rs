@@ -1,0 +1,576 @@
+//! One run's state, shared by a live [`crate::Session`] and by recovery, and the one way back to
+//! the original: check for foreign edits, restore, revert the command, verify, reload, check.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use smart_core::audit::{Action, Entry, Outcome};
+use smart_core::experiment::Apply;
+use smart_core::template;
+
+use crate::Applier;
+use crate::command;
+use crate::error::{Error, ErrorKind, Step};
+use crate::fsio;
+use crate::http::{self, Expect};
+use crate::journal::{Journal, Op, Record, Replay};
+use crate::layout::{Manifest, RunDir};
+
+/// The live check and health deadline when `health` gives none.
+pub(crate) const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One run's state in memory.
+pub(crate) struct RunState {
+    pub(crate) experiment: String,
+    pub(crate) run_id: String,
+    pub(crate) dir: RunDir,
+    pub(crate) apply: Apply,
+    pub(crate) manifest: Manifest,
+    /// The original bytes of each file (`None`: it did not exist).
+    pub(crate) originals: Vec<Option<Vec<u8>>>,
+    /// `None` only before `begin` has created the run dir.
+    pub(crate) journal: Option<Journal>,
+    /// Per file, every checksum smart may have written in this run.
+    pub(crate) written: Vec<Vec<Option<String>>>,
+    /// Whether the command applier's `set` may have run since the last revert.
+    pub(crate) command_set: bool,
+    /// Every live-check value an arm of this run has sent (what the original must not send).
+    pub(crate) live_values: Vec<String>,
+}
+
+impl RunState {
+    /// Appends a journal record durably and tells the observer.
+    pub(crate) fn record(&mut self, applier: &Applier, record: Record) -> Result<(), Error> {
+        self.journal_mut()?.append(&record)?;
+        if let Some(observer) = &applier.config.observer {
+            observer.journalled(&self.experiment, &self.run_id, &record);
+        }
+        Ok(())
+    }
+
+    /// Journals an intent and returns its id.
+    pub(crate) fn intent(&mut self, applier: &Applier, op: Op) -> Result<u64, Error> {
+        let id = self.journal_mut()?.next_id();
+        self.record(applier, Record::Intent { id, op })?;
+        Ok(id)
+    }
+
+    fn journal_mut(&mut self) -> Result<&mut Journal, Error> {
+        self.journal.as_mut().ok_or_else(|| {
+            Error::new(
+                ErrorKind::State,
+                Step::State,
+                "the run's journal is not open yet",
+            )
+        })
+    }
+
+    /// Writes one audit line for this run.
+    pub(crate) fn audit(
+        &self,
+        applier: &Applier,
+        action: Action,
+        outcome: Outcome,
+        mut details: serde_json::Value,
+    ) -> Result<(), Error> {
+        if let Some(map) = details.as_object_mut() {
+            map.insert("experiment".to_owned(), json!(self.experiment));
+        }
+        applier.audit_entry(&Entry {
+            time: SystemTime::now(),
+            run_id: self.run_id.clone(),
+            action,
+            outcome,
+            details,
+        })
+    }
+
+    pub(crate) fn command_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.apply.command_timeout_s)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(30))
+    }
+
+    pub(crate) fn check_timeout(&self) -> Duration {
+        self.apply
+            .health
+            .as_ref()
+            .and_then(|h| Duration::try_from_secs_f64(h.timeout_s).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_CHECK_TIMEOUT)
+    }
+
+    /// Runs one of the apply section's commands and audits it.
+    pub(crate) async fn run_audited(
+        &self,
+        applier: &Applier,
+        step: Step,
+        action: Action,
+        argv: &[String],
+    ) -> Result<command::Outcome, Error> {
+        let timeout = self.command_timeout();
+        let result = command::run(step, argv, timeout, &applier.config.path).await;
+        match &result {
+            Ok(out) => {
+                let outcome = if out.success() {
+                    Outcome::Ok
+                } else {
+                    Outcome::Failed
+                };
+                self.audit(applier, action, outcome, out.details(argv))?;
+            }
+            Err(e) => self.audit(
+                applier,
+                action,
+                Outcome::Failed,
+                json!({"argv": argv, "error": e.to_string()}),
+            )?,
+        }
+        result
+    }
+
+    /// The argv that puts the command applier's captured value back.
+    pub(crate) fn command_revert_argv(&self) -> Result<Option<Vec<String>>, Error> {
+        let (Some(spec), Some(original)) = (&self.apply.command, &self.manifest.command_original)
+        else {
+            return Ok(None);
+        };
+        revert_argv(spec, original).map(Some)
+    }
+
+    /// Puts the original configuration back and checks it, or fails without touching a file
+    /// someone else changed. `running` says whether to reload and check the service.
+    pub(crate) async fn restore_original(
+        &mut self,
+        applier: &Applier,
+        running: bool,
+    ) -> Result<(), Error> {
+        // 1. Nothing is touched if any file was changed by someone else.
+        let mut to_restore = Vec::new();
+        let mut conflicts = Vec::new();
+        for (i, file) in self.manifest.files.clone().iter().enumerate() {
+            let _ = fsio::remove_if_exists(&fsio::temp_path(&file.path));
+            let on_disk = read_sha(&file.path, Step::Revert)?;
+            if on_disk == file.sha256 {
+                continue;
+            }
+            if self.written[i].contains(&on_disk) {
+                to_restore.push(i);
+            } else {
+                conflicts.push(conflict_message(
+                    &file.path,
+                    on_disk.as_deref(),
+                    &self.written[i],
+                    file.sha256.as_deref(),
+                    &self.dir.backup(i),
+                ));
+                self.audit(
+                    applier,
+                    Action::Conflict,
+                    Outcome::Failed,
+                    json!({
+                        "path": file.path,
+                        "on_disk": on_disk,
+                        "original": file.sha256,
+                        "smart_wrote": self.written[i],
+                    }),
+                )?;
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                Step::Revert,
+                format!(
+                    "{}; smart changed nothing and the run stays open: when the file is as you want it, run `smart recover` again",
+                    conflicts.join("; ")
+                ),
+            ));
+        }
+        // 2. Restore the files.
+        for i in to_restore {
+            let file = self.manifest.files[i].clone();
+            let id = self.intent(
+                applier,
+                Op::Write {
+                    file: i,
+                    path: file.path.clone(),
+                    sha: file.sha256.clone(),
+                },
+            )?;
+            let result = match &self.originals[i] {
+                Some(bytes) => fsio::write_atomic(&file.path, bytes, file.ownership()),
+                None => fsio::remove_durable(&file.path),
+            };
+            if let Err(e) = result {
+                self.audit(
+                    applier,
+                    Action::Revert,
+                    Outcome::Failed,
+                    json!({"path": file.path, "error": e.to_string()}),
+                )?;
+                return Err(Error::new(
+                    ErrorKind::RevertFailed,
+                    Step::Revert,
+                    format!(
+                        "cannot restore {} from {}: {e}; copy the backup back by hand",
+                        file.path.display(),
+                        self.dir.backup(i).display()
+                    ),
+                ));
+            }
+            self.record(applier, Record::Done { id })?;
+            self.audit(
+                applier,
+                Action::Revert,
+                Outcome::Ok,
+                json!({"path": file.path, "sha256": file.sha256, "existed": file.existed}),
+            )?;
+        }
+        // 3. Put the command's value back.
+        if self.command_set
+            && let Some(argv) = self.command_revert_argv()?
+        {
+            let id = self.intent(applier, Op::RevertCommand)?;
+            let out = self
+                .run_audited(applier, Step::Revert, Action::Revert, &argv)
+                .await
+                .map_err(|e| revert_failed(Step::Revert, e.to_string()))?;
+            if !out.success() {
+                return Err(revert_failed(
+                    Step::Revert,
+                    format!(
+                        "`{}` failed: {}; set the value back by hand to `{}`",
+                        argv.join(" "),
+                        out.describe(self.command_timeout()),
+                        self.manifest
+                            .command_original
+                            .as_deref()
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+            self.record(applier, Record::Done { id })?;
+            self.command_set = false;
+        }
+        // 4. Verify: the checksums must equal the backups'.
+        self.verify(applier).await?;
+        // 5. Reload and check, if the service runs.
+        if !running {
+            self.audit(
+                applier,
+                Action::Reload,
+                Outcome::Skipped,
+                json!({"reason": "the service is not running (its health or live-check URL does not answer)"}),
+            )?;
+            return Ok(());
+        }
+        if let Some(argv) = self.apply.reload.clone() {
+            let id = self.intent(applier, Op::Reload)?;
+            let out = self
+                .run_audited(applier, Step::Reload, Action::Reload, &argv)
+                .await
+                .map_err(|e| revert_failed(Step::Reload, e.to_string()))?;
+            if !out.success() {
+                return Err(revert_failed(
+                    Step::Reload,
+                    format!(
+                        "the original files are back and verified, but reloading them failed: `{}`: {}",
+                        argv.join(" "),
+                        out.describe(self.command_timeout())
+                    ),
+                ));
+            }
+            self.record(applier, Record::Done { id })?;
+        }
+        let expect = Expect::NotAny(self.live_values.clone());
+        self.check_live(applier, &expect)
+            .await
+            .map_err(|e| revert_failed(e.step(), e.message().to_owned()))?;
+        self.check_health(applier)
+            .await
+            .map_err(|e| revert_failed(e.step(), e.message().to_owned()))?;
+        Ok(())
+    }
+
+    /// Compares every file (and the command's value) with the backup; fails loudly, saying what
+    /// is on disk, when they differ.
+    pub(crate) async fn verify(&mut self, applier: &Applier) -> Result<(), Error> {
+        let mut wrong = Vec::new();
+        for file in &self.manifest.files {
+            let on_disk = fsio::read_optional(&file.path).map_err(|e| {
+                revert_failed(
+                    Step::Verify,
+                    format!("cannot read {}: {e}", file.path.display()),
+                )
+            })?;
+            let sha = fsio::state_sha(on_disk.as_deref());
+            let ok = sha == file.sha256;
+            self.audit(
+                applier,
+                Action::Verify,
+                if ok { Outcome::Ok } else { Outcome::Failed },
+                json!({
+                    "path": file.path,
+                    "expected": file.sha256,
+                    "on_disk": sha,
+                    "on_disk_len": on_disk.as_ref().map(Vec::len),
+                }),
+            )?;
+            if !ok {
+                wrong.push(format!(
+                    "{} is {} ({} bytes) but the original was {}",
+                    file.path.display(),
+                    fsio::describe(sha.as_deref()),
+                    on_disk.as_ref().map_or(0, Vec::len),
+                    fsio::describe(file.sha256.as_deref()),
+                ));
+            }
+        }
+        if let (Some(spec), Some(original)) = (&self.apply.command, &self.manifest.command_original)
+        {
+            let out = self
+                .run_audited(applier, Step::Verify, Action::Verify, &spec.read.clone())
+                .await?;
+            if !out.success() || out.stdout != *original {
+                wrong.push(format!(
+                    "`{}` reads `{}` but the original was `{original}`",
+                    spec.read.join(" "),
+                    out.stdout
+                ));
+            }
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(revert_failed(
+                Step::Verify,
+                format!(
+                    "the revert did not restore the original: {}; the backups are in {}",
+                    wrong.join("; "),
+                    self.dir.dir.join("backup").display()
+                ),
+            ))
+        }
+    }
+
+    /// Runs the live check, when there is one, against `expect`.
+    pub(crate) async fn check_live(&self, applier: &Applier, expect: &Expect) -> Result<(), Error> {
+        let Some(live) = &self.apply.live_check else {
+            return Ok(());
+        };
+        if matches!(expect, Expect::NotAny(values) if values.is_empty()) {
+            self.audit(
+                applier,
+                Action::LiveCheck,
+                Outcome::Skipped,
+                json!({"url": http::redact(&live.url), "reason": "no variant was live, so there is nothing to tell apart"}),
+            )?;
+            return Ok(());
+        }
+        let result = http::live_check(
+            &applier.http,
+            &live.url,
+            &live.header,
+            expect,
+            self.check_timeout(),
+        )
+        .await;
+        let (outcome, detail) = match &result {
+            Ok(value) => (Outcome::Ok, json!({"header_value": value})),
+            Err(e) => (Outcome::Failed, json!({"error": e})),
+        };
+        self.audit(
+            applier,
+            Action::LiveCheck,
+            outcome,
+            json!({"url": http::redact(&live.url), "header": live.header, "expect": expect.describe(), "result": detail}),
+        )?;
+        result.map(drop).map_err(|e| {
+            Error::new(
+                ErrorKind::Reverted,
+                Step::LiveCheck,
+                format!("{}: {e}", http::redact(&live.url)),
+            )
+        })
+    }
+
+    /// Polls the health URL, when there is one.
+    pub(crate) async fn check_health(&self, applier: &Applier) -> Result<(), Error> {
+        let Some(health) = &self.apply.health else {
+            return Ok(());
+        };
+        let result = http::health(
+            &applier.http,
+            &health.url,
+            &health.ok_status,
+            self.check_timeout(),
+        )
+        .await;
+        let (outcome, detail) = match &result {
+            Ok(status) => (Outcome::Ok, json!({"status": status})),
+            Err(e) => (Outcome::Failed, json!({"error": e})),
+        };
+        self.audit(
+            applier,
+            Action::Health,
+            outcome,
+            json!({"url": http::redact(&health.url), "result": detail}),
+        )?;
+        result.map(drop).map_err(|e| {
+            Error::new(
+                ErrorKind::Reverted,
+                Step::Health,
+                format!("{}: {e}", http::redact(&health.url)),
+            )
+        })
+    }
+}
+
+/// Renders the command applier's revert argv for `original`.
+pub(crate) fn revert_argv(
+    spec: &smart_core::experiment::CommandSpec,
+    original: &str,
+) -> Result<Vec<String>, Error> {
+    let bad = |message: String| Error::new(ErrorKind::BadInput, Step::Preflight, message);
+    let (argv, name) = match &spec.revert {
+        Some(revert) => (revert, "original".to_owned()),
+        None => {
+            let mut names: Vec<String> = Vec::new();
+            for arg in &spec.set {
+                let found = template::placeholders(arg)
+                    .map_err(|e| bad(format!("apply.command.set: {e}")))?;
+                for p in found {
+                    if p.name != template::VARIANT_PLACEHOLDER && !names.contains(&p.name) {
+                        names.push(p.name);
+                    }
+                }
+            }
+            if names.len() != 1 {
+                return Err(bad(format!(
+                    "apply.command: `set` uses {} params, so smart cannot tell which one to put back: give `revert` with `{{{{ original }}}}`, e.g. [\"sysctl\", \"-w\", \"net.core.somaxconn={{{{ original }}}}\"]",
+                    names.len()
+                )));
+            }
+            (&spec.set, names.remove(0))
+        }
+    };
+    let values = BTreeMap::from([
+        (name, original.to_owned()),
+        (
+            template::VARIANT_PLACEHOLDER.to_owned(),
+            "baseline".to_owned(),
+        ),
+    ]);
+    argv.iter()
+        .map(|arg| {
+            template::render(arg, &values)
+                .map_err(|e| bad(format!("apply.command revert argv `{arg}`: {e}")))
+        })
+        .collect()
+}
+
+/// The checksum of what is on disk at `path` now.
+pub(crate) fn read_sha(path: &Path, step: Step) -> Result<Option<String>, Error> {
+    fsio::read_optional(path)
+        .map(|b| fsio::state_sha(b.as_deref()))
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::State,
+                step,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })
+}
+
+fn conflict_message(
+    path: &Path,
+    on_disk: Option<&str>,
+    written: &[Option<String>],
+    original: Option<&str>,
+    backup: &Path,
+) -> String {
+    let wrote = written.last().map_or_else(
+        || "nothing yet".to_owned(),
+        |s| fsio::describe(s.as_deref()),
+    );
+    format!(
+        "{} was changed by someone else (on disk: {}; smart last wrote: {wrote}; original: {}; backup: {})",
+        path.display(),
+        fsio::describe(on_disk),
+        fsio::describe(original),
+        backup.display()
+    )
+}
+
+pub(crate) fn revert_failed(step: Step, message: String) -> Error {
+    Error::new(
+        ErrorKind::RevertFailed,
+        step,
+        format!("REVERT FAILED, the server may not be on its original config: {message}"),
+    )
+}
+
+/// Rebuilds a run's in-memory state from its dir (used by recovery and `revert`).
+pub(crate) fn load(dir: RunDir, replay: &Replay) -> Result<RunState, Error> {
+    let meta = dir.read_meta()?;
+    let manifest = dir.read_manifest()?;
+    let mut originals = Vec::with_capacity(manifest.files.len());
+    for (i, file) in manifest.files.iter().enumerate() {
+        if !file.existed {
+            originals.push(None);
+            continue;
+        }
+        let path = dir.backup(i);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            revert_failed(
+                Step::Backup,
+                format!("cannot read backup {}: {e}", path.display()),
+            )
+        })?;
+        let sha = fsio::state_sha(Some(&bytes));
+        if sha != file.sha256 {
+            return Err(revert_failed(
+                Step::Backup,
+                format!(
+                    "backup {} of {} is damaged ({} but the manifest says {}): smart will not restore from it",
+                    path.display(),
+                    file.path.display(),
+                    fsio::describe(sha.as_deref()),
+                    fsio::describe(file.sha256.as_deref())
+                ),
+            ));
+        }
+        originals.push(Some(bytes));
+    }
+    let journal = Journal::reopen(&dir.journal(), replay)?;
+    let written = (0..manifest.files.len())
+        .map(|i| replay.written(i))
+        .collect();
+    let mut live_values: Vec<String> = Vec::new();
+    for record in &replay.records {
+        if let Record::Switch {
+            live_value: Some(v),
+            ..
+        } = record
+            && !live_values.contains(v)
+        {
+            live_values.push(v.clone());
+        }
+    }
+    Ok(RunState {
+        experiment: meta.experiment,
+        run_id: meta.run_id,
+        dir,
+        apply: meta.apply,
+        manifest,
+        originals,
+        journal: Some(journal),
+        written,
+        command_set: replay.command_set(),
+        live_values,
+    })
+}

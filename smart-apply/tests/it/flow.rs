@@ -1,0 +1,524 @@
+//! The apply/revert/recover flow against real files, scripts and a small HTTP service.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use serde_json::json;
+use smart_apply::{Arm, ErrorKind, RunAction, Step};
+
+use crate::support::{Env, Service, apply, audit_actions, params, read};
+
+const SITE: &str = "# site\nstatus=200\nworkers 1;\n";
+
+/// A service whose config is `etc/site.conf`, with a health check on it.
+fn service(env: &Env) -> Service {
+    fs::write(env.etc("site.conf"), SITE).unwrap();
+    Service::start(&env.etc("site.conf"))
+}
+
+#[tokio::test]
+async fn variants_and_the_found_config_round_trip_files_owner_mode_and_command() {
+    let env = Env::new();
+    let svc = service(&env);
+    let site = env.etc("site.conf");
+    fs::set_permissions(&site, fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&site, Some(1234), Some(4321)).unwrap();
+    let new_file = env.etc("extra.conf");
+    let sysctl = env.fake_sysctl("128");
+    let spec = apply(json!({
+        "files": [
+            {"path": site, "edit": {"pattern": "^workers ", "replace": "workers {{ workers }};"}},
+            {"path": new_file, "template": "extra {{ variant }} {{ workers }};\n"}
+        ],
+        "command": {"read": [sysctl], "set": [sysctl, "{{ backlog }}"]},
+        "validate": ["true"],
+        "reload": ["true"],
+        "health": {"url": svc.url(), "timeout_s": 5}
+    }));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    let v1 = params(&[("workers", "4"), ("backlog", "4096")]);
+    session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &v1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(&site).unwrap(),
+        "# site\nstatus=200\nworkers 4;\n"
+    );
+    let meta = fs::metadata(&site).unwrap();
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        (0o640, 1234, 4321)
+    );
+    assert_eq!(fs::read_to_string(&new_file).unwrap(), "extra v1 4;\n");
+    assert_eq!(env.sysctl_value(), "4096");
+
+    session.switch_to(Arm::Found).await.unwrap();
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    assert_eq!(read(&new_file), None);
+    assert_eq!(env.sysctl_value(), "128");
+
+    let v2 = params(&[("workers", "8"), ("backlog", "512")]);
+    session
+        .switch_to(Arm::Variant {
+            name: "v2",
+            params: &v2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(session.arm(), "v2");
+    session.revert().await.unwrap();
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    let meta = fs::metadata(&site).unwrap();
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        (0o640, 1234, 4321)
+    );
+    assert_eq!(read(&new_file), None);
+    assert_eq!(env.sysctl_value(), "128");
+
+    let summary = smart_core::audit::verify(&env.state()).unwrap();
+    let actions = audit_actions(&env.state());
+    assert_eq!(summary.lines as usize, actions.len());
+    for needed in [
+        "baseline", "backup", "apply", "command", "validate", "reload", "health", "revert",
+        "verify",
+    ] {
+        assert!(
+            actions.iter().any(|(a, o)| a == needed && o == "ok"),
+            "no ok {needed} in {actions:?}"
+        );
+    }
+    // Nothing is left to recover.
+    assert!(applier.recover(&lock).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn command_applier_with_an_explicit_revert_round_trips() {
+    let env = Env::new();
+    let sysctl = env.fake_sysctl("cubic");
+    let spec = apply(json!({
+        "command": {"read": [sysctl], "set": [sysctl, "{{ algo }}"], "revert": [sysctl, "{{ original }}"]},
+    }));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "cc", "r1", &spec).await.unwrap();
+    let p = params(&[("algo", "bbr")]);
+    session
+        .switch_to(Arm::Variant {
+            name: "bbr",
+            params: &p,
+        })
+        .await
+        .unwrap();
+    assert_eq!(env.sysctl_value(), "bbr");
+    session.revert().await.unwrap();
+    assert_eq!(env.sysctl_value(), "cubic");
+}
+
+#[tokio::test]
+async fn a_validate_failure_restores_the_original_and_reports_stderr() {
+    let env = Env::new();
+    let svc = service(&env);
+    let site = env.etc("site.conf");
+    let check = env.script(
+        "check",
+        &format!("if grep -q broken '{}'; then echo 'line 3: unknown directive \"broken\"' >&2; exit 1; fi", site.display()),
+    );
+    let spec = apply(json!({
+        "files": [{"path": site, "template": "status=200\n{{ directive }};\n"}],
+        "validate": [check], "reload": ["true"], "health": {"url": svc.url(), "timeout_s": 5}
+    }));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    let bad = params(&[("directive", "broken")]);
+    let err = session
+        .switch_to(Arm::Variant {
+            name: "bad",
+            params: &bad,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (&ErrorKind::Reverted, Step::Validate),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("unknown directive \"broken\""),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    // The session goes on: a good variant still applies after the failed one.
+    let good = params(&[("directive", "fine")]);
+    session
+        .switch_to(Arm::Variant {
+            name: "good",
+            params: &good,
+        })
+        .await
+        .unwrap();
+    session.revert().await.unwrap();
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+}
+
+#[tokio::test]
+async fn a_health_failure_restores_and_the_service_is_healthy_again() {
+    let env = Env::new();
+    let svc = service(&env);
+    let site = env.etc("site.conf");
+    let spec = apply(json!({
+        "files": [{"path": site, "template": "status={{ status }}\n"}],
+        "reload": ["true"], "health": {"url": svc.url(), "timeout_s": 1}
+    }));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    let p = params(&[("status", "503")]);
+    let err = session
+        .switch_to(Arm::Variant {
+            name: "v",
+            params: &p,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (&ErrorKind::Reverted, Step::Health),
+        "{err}"
+    );
+    assert!(err.to_string().contains("status 503"), "{err}");
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    let actions = audit_actions(&env.state());
+    let health: Vec<&str> = actions
+        .iter()
+        .filter(|(a, _)| a == "health")
+        .map(|(_, o)| o.as_str())
+        .collect();
+    assert_eq!(health, ["failed", "ok"]);
+    session.revert().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_live_check_restores_the_original() {
+    let env = Env::new();
+    let svc = service(&env);
+    let site = env.etc("site.conf");
+    // The "reload" never makes the new config live: the service keeps reading an old copy.
+    let live = env.etc("live.conf");
+    fs::write(&live, SITE).unwrap();
+    let svc_live = Service::start(&live);
+    drop(svc);
+    let spec = apply(json!({
+        "files": [{"path": site, "template": "status=200\nvariant={{ variant }}\n"}],
+        "reload": ["true"],
+        "live_check": {"url": svc_live.url(), "header": "X-Smart-Variant", "equals": "{{ variant }}"},
+        "health": {"url": svc_live.url(), "timeout_s": 1}
+    }));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    let p = params(&[]);
+    let err = session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &p,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (&ErrorKind::Reverted, Step::LiveCheck),
+        "{err}"
+    );
+    assert!(err.to_string().contains("expected `v1`"), "{err}");
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    session.revert().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hand_edit_between_two_switches_stops_smart_without_overwriting() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    fs::write(&site, SITE).unwrap();
+    let spec = apply(
+        json!({"files": [{"path": site, "template": "v={{ variant }}\n"}], "reload": ["true"]}),
+    );
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    let p = params(&[]);
+    session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &p,
+        })
+        .await
+        .unwrap();
+    fs::write(&site, "edited by a human\n").unwrap();
+    let err = session
+        .switch_to(Arm::Variant {
+            name: "v2",
+            params: &p,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("changed by someone else"), "{err}");
+    assert_eq!(fs::read_to_string(&site).unwrap(), "edited by a human\n");
+    let err = session.revert().await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Conflict, "{err}");
+    assert_eq!(fs::read_to_string(&site).unwrap(), "edited by a human\n");
+    // Recovery refuses too, until the human puts the original back.
+    let err = applier.recover(&lock).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Conflict, "{err}");
+    fs::write(&site, SITE).unwrap();
+    let done = applier.recover(&lock).await.unwrap();
+    assert_eq!(done[0].action, RunAction::Restored { reloaded: true });
+    assert!(actions_include(&env, "conflict", "failed"));
+}
+
+fn actions_include(env: &Env, action: &str, outcome: &str) -> bool {
+    audit_actions(&env.state())
+        .iter()
+        .any(|(a, o)| a == action && o == outcome)
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_anything_changes() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    fs::write(&site, SITE).unwrap();
+    let ro = env.etc("ro.conf");
+    fs::write(&ro, "x\n").unwrap();
+    fs::set_permissions(&ro, fs::Permissions::from_mode(0o444)).unwrap();
+    let missing_dir = env.path("nope/site.conf");
+    let cases = [
+        (
+            json!({"files": [{"path": missing_dir, "template": "x"}]}),
+            "does not exist",
+        ),
+        (
+            json!({"files": [{"path": ro, "template": "x"}]}),
+            "read-only",
+        ),
+        (
+            json!({"files": [{"path": site, "template": "x"}], "reload": ["no-such-reload-cmd", "-s"]}),
+            "apply.reload: command `no-such-reload-cmd` not found",
+        ),
+        (
+            json!({"files": [{"path": site, "edit": {"pattern": "^nomatch", "replace": "x"}}]}),
+            "matches no line",
+        ),
+        (
+            json!({"files": [{"path": "relative.conf", "template": "x"}]}),
+            "not an absolute path",
+        ),
+        (
+            json!({"command": {"read": ["true"], "set": ["true", "{{ a }}", "{{ b }}"]}}),
+            "give `revert`",
+        ),
+    ];
+    let (applier, lock) = env.applier();
+    for (i, (spec, needle)) in cases.into_iter().enumerate() {
+        let err = applier
+            .begin(&lock, "exp", &format!("r{i}"), &apply(spec))
+            .await
+            .err()
+            .expect("bad input must be refused");
+        assert_eq!(
+            (err.kind(), err.step()),
+            (&ErrorKind::BadInput, Step::Preflight),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should contain {needle}"
+        );
+    }
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    assert_eq!(fs::read_to_string(&ro).unwrap(), "x\n");
+    assert!(!missing_dir.parent().unwrap().exists());
+    assert!(!env.state().join("apply").exists(), "no run was started");
+}
+
+#[tokio::test]
+async fn a_render_error_changes_nothing() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    fs::write(&site, SITE).unwrap();
+    let spec = apply(json!({"files": [{"path": site, "template": "x {{ missing }}"}]}));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    let err = session
+        .switch_to(Arm::Variant {
+            name: "v",
+            params: &params(&[]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (&ErrorKind::BadInput, Step::Render),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    session.revert().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unsound_baseline_is_refused_and_nothing_changes() {
+    let env = Env::new();
+    let svc = service(&env);
+    let site = env.etc("site.conf");
+    let cases = [
+        (
+            json!({"files": [{"path": site, "template": "x"}], "validate": ["false"]}),
+            "fails `false`",
+        ),
+        (
+            json!({"files": [{"path": site, "template": "x"}], "health": {"url": format!("{}missing", svc.url()), "timeout_s": 0.5, "ok_status": [204]}}),
+            "not healthy",
+        ),
+    ];
+    let (applier, lock) = env.applier();
+    for (i, (spec, needle)) in cases.into_iter().enumerate() {
+        let err = applier
+            .begin(&lock, "exp", &format!("r{i}"), &apply(spec))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            (err.kind(), err.step()),
+            (&ErrorKind::UnsoundBaseline, Step::Baseline),
+            "{err}"
+        );
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    assert!(actions_include(&env, "baseline", "failed"));
+}
+
+#[tokio::test]
+async fn a_kept_variant_survives_recovery_and_revert_restores_it_on_demand() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    fs::write(&site, SITE).unwrap();
+    let spec = apply(
+        json!({"files": [{"path": site, "template": "v={{ variant }}\n"}], "reload": ["true"]}),
+    );
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &params(&[]),
+        })
+        .await
+        .unwrap();
+    session.keep().unwrap();
+    assert!(applier.recover(&lock).await.unwrap().is_empty());
+    assert_eq!(fs::read_to_string(&site).unwrap(), "v=v1\n");
+    let out = applier.revert_last(&lock, Some("exp")).await.unwrap();
+    assert_eq!(out.action, RunAction::Restored { reloaded: true });
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    let again = applier.revert_last(&lock, None).await.unwrap();
+    assert_eq!(again.action, RunAction::AlreadyReverted);
+    let none = applier.revert_last(&lock, Some("other")).await.unwrap_err();
+    assert_eq!(none.kind(), &ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn a_damaged_backup_fails_loudly_and_touches_nothing() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    fs::write(&site, SITE).unwrap();
+    let spec = apply(json!({"files": [{"path": site, "template": "v={{ variant }}\n"}]}));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &params(&[]),
+        })
+        .await
+        .unwrap();
+    session.keep().unwrap();
+    fs::write(
+        env.state().join("apply/exp/r1/backup/0"),
+        "not the original",
+    )
+    .unwrap();
+    let err = applier.revert_last(&lock, None).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::RevertFailed, "{err}");
+    assert!(err.to_string().contains("damaged"), "{err}");
+    assert_eq!(fs::read_to_string(&site).unwrap(), "v=v1\n");
+}
+
+#[tokio::test]
+async fn a_new_run_waits_for_recovery_of_an_interrupted_one() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    fs::write(&site, SITE).unwrap();
+    let spec = apply(json!({"files": [{"path": site, "template": "v={{ variant }}\n"}]}));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &params(&[]),
+        })
+        .await
+        .unwrap();
+    drop(session); // as if the process died
+    let err = applier
+        .begin(&lock, "exp", "r2", &spec)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("smart recover"), "{err}");
+    let done = applier.recover(&lock).await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    assert!(
+        applier.recover(&lock).await.unwrap().is_empty(),
+        "recovery is idempotent"
+    );
+    applier
+        .begin(&lock, "exp", "r2", &spec)
+        .await
+        .unwrap()
+        .revert()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn recovery_skips_reload_when_the_service_is_not_running() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    fs::write(&site, SITE).unwrap();
+    let svc = Service::start(&site);
+    let marker = env.path("reloaded");
+    let reload = env.script("reload", &format!("touch '{}'", marker.display()));
+    let spec = apply(
+        json!({"files": [{"path": site, "template": "v={{ variant }}\n"}], "reload": [reload], "health": {"url": svc.url(), "timeout_s": 2}}),
+    );
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &params(&[]),
+        })
+        .await
+        .unwrap();
+    drop(session);
+    drop(svc); // the machine rebooted: the service is not up yet
+    fs::remove_file(&marker).unwrap();
+    let done = applier.recover(&lock).await.unwrap();
+    assert_eq!(done[0].action, RunAction::Restored { reloaded: false });
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    assert!(!marker.exists(), "no reload of a stopped service");
+    assert!(actions_include(&env, "reload", "skipped"));
+}
