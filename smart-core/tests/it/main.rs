@@ -1,8 +1,10 @@
 //! Integration tests of smart-core, compiled as one binary: validation of experiment files (one
-//! case per rule), the committed JSON Schema, the examples, and property tests over random input.
+//! case per rule), the committed JSON Schema, the examples (rendered into a stock Debian nginx config and checked
+//! by a real nginx), and property tests over random input.
 
 mod examples;
 mod fuzz;
+mod nginx_examples;
 mod roundtrip;
 mod schema;
 mod support;
