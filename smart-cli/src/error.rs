@@ -72,10 +72,6 @@ impl CliError {
     }
 
     /// Another run holds the lock (exit 4); the error should name the holder.
-    #[expect(
-        dead_code,
-        reason = "for the run, revert and recover subcommands: remove this when one wires in"
-    )]
     pub(crate) fn lock_held(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
         CliError {
             failure: Failure::LockHeld,

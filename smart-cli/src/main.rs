@@ -11,8 +11,11 @@
 )]
 
 mod agent_config;
+mod audit;
 mod error;
 mod init;
+mod recover;
+mod revert;
 mod validate;
 
 use std::io::Write;
@@ -47,6 +50,9 @@ pub(crate) struct Global {
 enum Command {
     Validate(validate::Args),
     Init(init::Args),
+    Revert(revert::Args),
+    Recover(recover::Args),
+    Audit(audit::Args),
 }
 
 /// Runs one subcommand.
@@ -54,6 +60,9 @@ fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
     match command {
         Command::Validate(args) => validate::run(args, global),
         Command::Init(args) => init::run(args, global),
+        Command::Revert(args) => revert::run(args, global),
+        Command::Recover(args) => recover::run(args, global),
+        Command::Audit(args) => audit::run(args, global),
     }
 }
 

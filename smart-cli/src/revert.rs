@@ -1,0 +1,72 @@
+//! `smart revert [EXPERIMENT]`: put back the original config of the last run of an experiment,
+//! on demand (also after a keep, when the user changes their mind).
+
+use std::process::ExitCode;
+
+use smart_apply::{Applier, Config, ErrorKind, RunAction, RunLock, RunOutcome};
+
+use crate::Global;
+use crate::error::CliError;
+
+/// Restore the original config of the last run of an experiment (or of the last run of all)
+///
+/// Restores every file from its backup (never over someone else's edit), puts the command
+/// applier's value back, verifies every checksum, then reloads and checks the service. Works on
+/// a kept run too. Takes the run lock: exits 4 while a run is in progress.
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::error::EXIT_CODES_HELP)]
+pub(crate) struct Args {
+    /// The experiment whose last run to revert [default: the last run of any experiment]
+    experiment: Option<String>,
+}
+
+/// Reverts and prints what was done.
+pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
+    let (applier, lock) = open(global)?;
+    let outcome = runtime()?
+        .block_on(applier.revert_last(&lock, args.experiment.as_deref()))
+        .map_err(apply_error)?;
+    println!("{}", describe(&outcome));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The applier for the configured state dir, and its run lock.
+pub(crate) fn open(global: &Global) -> Result<(Applier, RunLock), CliError> {
+    let config = global.agent_config()?;
+    let lock = RunLock::acquire(config.state_dir()).map_err(apply_error)?;
+    Ok((Applier::new(Config::new(config.state_dir())), lock))
+}
+
+/// A small runtime for one applier call (commands and HTTP checks are async).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// Maps an applier error to its exit code: 4 for the lock, 2 for what the user can fix by
+/// changing an argument, 3 for the rest.
+pub(crate) fn apply_error(error: smart_apply::Error) -> CliError {
+    match error.kind() {
+        ErrorKind::Locked { .. } => CliError::lock_held(error),
+        ErrorKind::BadInput | ErrorKind::NotFound => CliError::bad_input(error),
+        _ => CliError::runtime(error),
+    }
+}
+
+/// One line saying what happened to a run.
+pub(crate) fn describe(outcome: &RunOutcome) -> String {
+    let what = match outcome.action {
+        RunAction::Restored { reloaded: true } => {
+            "original config restored, verified, reloaded and checked"
+        }
+        RunAction::Restored { reloaded: false } => {
+            "original config restored and verified; the service is not running, so it was not reloaded"
+        }
+        RunAction::NothingChanged => "the run stopped before changing anything; journal closed",
+        RunAction::AlreadyReverted => "already on its original config; nothing to do",
+        _ => "done",
+    };
+    format!("{} (run {}): {what}", outcome.experiment, outcome.run_id)
+}
