@@ -1,19 +1,30 @@
 //! Finding and reading the agent config (`smart.toml`) for any subcommand: `--config PATH`, else
 //! `./smart.toml`, else `/etc/smart/smart.toml`, else the built-in defaults.
 
+use std::io::Write;
+
 use smart_core::AgentConfig;
 
 use crate::Global;
 use crate::error::CliError;
 
 impl Global {
-    /// The checked agent config; a config file with problems is bad input (exit 2).
+    /// The checked agent config. A config file with problems is bad input (exit 2): each problem
+    /// is printed on its own `FILE: key: message` line, then the error says which file to fix.
     pub(crate) fn agent_config(&self) -> Result<AgentConfig, CliError> {
         let cwd = std::env::current_dir()
             .map_err(|e| CliError::bad_input(format!("cannot read the current directory: {e}")))?;
-        match AgentConfig::locate(self.config.as_deref(), &cwd) {
-            Some(path) => AgentConfig::load(&path).map_err(CliError::bad_input),
-            None => Ok(AgentConfig::default()),
-        }
+        let Some(path) = AgentConfig::locate(self.config.as_deref(), &cwd) else {
+            return Ok(AgentConfig::default());
+        };
+        AgentConfig::load(&path).map_err(|invalid| {
+            let _ = writeln!(std::io::stderr().lock(), "{invalid}");
+            let count = invalid.problems().len();
+            CliError::bad_input(format!(
+                "the config file {} has {count} problem{}; fix it, or name another with --config PATH",
+                path.display(),
+                if count == 1 { "" } else { "s" }
+            ))
+        })
     }
 }
