@@ -14,7 +14,8 @@ use crate::error::CliError;
 ///
 /// Nothing is changed on disk. Every problem of every file is reported on its own line (stderr)
 /// as `FILE: field: what is wrong; what would be right`; each valid file gets one line (stdout)
-/// with its variants and its worst-case and expected duration. Directories are searched for
+/// with its variants and its worst-case and expected duration, followed by what its schedule can
+/// decide (the smallest win it can detect, or a warning when it can never keep a variant). Directories are searched for
 /// `*.json` files (not recursively). With no FILE|DIR, the config's `experiments_dir` is checked.
 /// The config file (see --config) is checked too, and its `[defaults]` apply to every file.
 #[derive(Debug, clap::Args)]
@@ -59,6 +60,31 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             Human(durations.expected_s),
             durations.expected_s.ceil(),
         );
+        // What the schedule can decide at all (smart-decide's estimate, typical noise assumed).
+        match smart_decide::feasibility(
+            experiment.schedule(),
+            experiment.decision(),
+            experiment.guardrails(),
+            variants,
+            smart_decide::TYPICAL_PAIR_SD,
+        ) {
+            Ok(feasibility) => {
+                let label = if feasibility.reachable {
+                    "decision"
+                } else {
+                    "warning"
+                };
+                for note in &feasibility.notes {
+                    let _ = writeln!(out, "  {label}: {note}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "  warning: cannot tell what this schedule can detect: {e}"
+                );
+            }
+        }
     }
     let _ = out.flush();
     let mut err = std::io::stderr().lock();

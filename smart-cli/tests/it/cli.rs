@@ -65,12 +65,19 @@ fn a_valid_directory_exits_0_and_shows_the_durations() {
     let out = smart(dir.path(), &["validate", "experiments"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert_eq!(text.lines().count(), 5, "{text}");
-    for line in text.lines() {
+    let files: Vec<&str> = text.lines().filter(|l| !l.starts_with("  ")).collect();
+    assert_eq!(files.len(), 5, "{text}");
+    for line in files {
         assert!(line.contains(": ok: "), "{line}");
         assert!(line.contains("worst case "), "{line}");
         assert!(line.contains("expected "), "{line}");
     }
+    // Each file is followed by what its schedule can decide.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  decision: ") && l.contains("is kept in 80 % of runs")),
+        "{text}"
+    );
     assert!(
         text.contains(
             "experiments/nginx-file-cache.json: ok: \"nginx-file-cache\", 2 variants; worst case 17m 30s (1050 s, max_duration_s 3600), expected 14m 5s (845 s)"
