@@ -196,10 +196,7 @@ mod tests {
             .lines()
             .filter(|l| !l.starts_with("PWD=") && !l.starts_with("SHLVL=") && !l.starts_with("_="))
             .collect();
-        assert_eq!(
-            vars,
-            ["LANG=C", &format!("PATH={DEFAULT_PATH}")]
-        );
+        assert_eq!(vars, ["LANG=C", &format!("PATH={DEFAULT_PATH}")]);
     }
 
     #[tokio::test]

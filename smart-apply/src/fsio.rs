@@ -61,6 +61,13 @@ impl Ownership {
 /// Replaces `path` with `bytes` atomically: temp file in the same dir, fsync, rename, fsync the
 /// dir. With `owner`, the new file gets that mode and owner; without, mode 0644 and ours.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], owner: Option<Ownership>) -> io::Result<()> {
+    match owner {
+        Some(own) => write_with(path, bytes, own.mode, Some((own.uid, own.gid))),
+        None => write_with(path, bytes, 0o644, None),
+    }
+}
+
+fn write_with(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
     let dir = parent(path);
     let tmp = temp_path(path);
     remove_if_exists(&tmp)?;
@@ -71,16 +78,12 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], owner: Option<Ownership>) 
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        let mode = match owner {
-            Some(own) => {
-                let meta = file.metadata()?;
-                if (meta.uid(), meta.gid()) != (own.uid, own.gid) {
-                    std::os::unix::fs::fchown(&file, Some(own.uid), Some(own.gid))?;
-                }
-                own.mode
+        if let Some((uid, gid)) = owner {
+            let meta = file.metadata()?;
+            if (meta.uid(), meta.gid()) != (uid, gid) {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
             }
-            None => 0o644,
-        };
+        }
         // After chown, which may clear set-id bits.
         file.set_permissions(Permissions::from_mode(mode))?;
         file.sync_all()?;
@@ -119,17 +122,10 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
-/// Writes a small state file (manifest, run record) atomically with mode 0600.
+/// Writes a state file (manifest, run record, backup) atomically, readable only by us (0600):
+/// backups of config files may hold secrets.
 pub(crate) fn write_state(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomic(
-        path,
-        bytes,
-        Some(Ownership {
-            mode: 0o600,
-            uid: fs::metadata(parent(path))?.uid(),
-            gid: fs::metadata(parent(path))?.gid(),
-        }),
-    )
+    write_with(path, bytes, 0o600, None)
 }
 
 #[cfg(test)]

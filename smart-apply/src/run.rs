@@ -332,10 +332,24 @@ impl RunState {
         }
         if let (Some(spec), Some(original)) = (&self.apply.command, &self.manifest.command_original)
         {
-            let out = self
-                .run_audited(applier, Step::Verify, Action::Verify, &spec.read.clone())
-                .await?;
-            if !out.success() || out.stdout != *original {
+            let out = command::run(
+                Step::Verify,
+                &spec.read,
+                self.command_timeout(),
+                &applier.config.path,
+            )
+            .await?;
+            let ok = out.success() && out.stdout == *original;
+            let mut details = out.details(&spec.read);
+            details["expected"] = json!(original);
+            details["read"] = json!(out.stdout);
+            self.audit(
+                applier,
+                Action::Verify,
+                if ok { Outcome::Ok } else { Outcome::Failed },
+                details,
+            )?;
+            if !ok {
                 wrong.push(format!(
                     "`{}` reads `{}` but the original was `{original}`",
                     spec.read.join(" "),

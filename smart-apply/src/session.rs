@@ -148,6 +148,12 @@ impl Applier {
                     spec.path
                 )));
             }
+            if spec.template.is_some() == spec.edit.is_some() {
+                return Err(bad(format!(
+                    "apply.files[{i}] ({}): give exactly one of `template` and `edit` (a `template_file` is read into `template` by validation)",
+                    spec.path
+                )));
+            }
             if apply.files[..i].iter().any(|other| other.path == spec.path) {
                 return Err(bad(format!("{field}: `{}` is listed twice", spec.path)));
             }
@@ -382,6 +388,10 @@ impl Session<'_> {
     /// original was restored, reloaded and verified ([`ErrorKind::Reverted`]). The exceptions
     /// are [`ErrorKind::Conflict`] (someone else edited a file: nothing was touched) and
     /// [`ErrorKind::RevertFailed`]. The session stays usable after `Reverted`.
+    ///
+    /// Not cancel-safe: if the future is dropped mid-switch (e.g. on SIGTERM), call
+    /// [`Session::revert`], which works from the journal's record of everything smart may have
+    /// written, or leave the run to `smart recover`.
     pub async fn switch_to(&mut self, arm: Arm<'_>) -> Result<(), Error> {
         let applier = self.applier;
         let (name, targets, live_value) = self.render(&arm)?;

@@ -318,6 +318,10 @@ async fn bad_input_is_refused_before_anything_changes() {
             json!({"command": {"read": ["true"], "set": ["true", "{{ a }}", "{{ b }}"]}}),
             "give `revert`",
         ),
+        (
+            json!({"files": [{"path": site, "template_file": "site.tmpl"}]}),
+            "give exactly one of `template` and `edit`",
+        ),
     ];
     let (applier, lock) = env.applier();
     for (i, (spec, needle)) in cases.into_iter().enumerate() {
@@ -521,4 +525,49 @@ async fn recovery_skips_reload_when_the_service_is_not_running() {
     assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
     assert!(!marker.exists(), "no reload of a stopped service");
     assert!(actions_include(&env, "reload", "skipped"));
+}
+
+#[test]
+fn switching_can_run_on_a_multi_threaded_runtime() {
+    fn assert_send<T: Send>(_: &T) {}
+    let env = Env::new();
+    let (applier, lock) = env.applier();
+    let spec = apply(json!({}));
+    let begin = applier.begin(&lock, "exp", "r1", &spec);
+    assert_send(&begin);
+    let recover = applier.recover(&lock);
+    assert_send(&recover);
+}
+
+#[tokio::test]
+async fn a_revert_that_does_not_restore_fails_loudly_saying_what_is_there() {
+    let env = Env::new();
+    let sysctl = env.fake_sysctl("128");
+    // A `revert` that does nothing: the value stays the variant's.
+    let spec = apply(json!({
+        "command": {"read": [sysctl], "set": [sysctl, "{{ backlog }}"], "revert": ["true", "{{ original }}"]},
+    }));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    let p = params(&[("backlog", "4096")]);
+    session
+        .switch_to(Arm::Variant {
+            name: "v",
+            params: &p,
+        })
+        .await
+        .unwrap();
+    let err = session.revert().await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (&ErrorKind::RevertFailed, Step::Verify),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("reads `4096` but the original was `128`"),
+        "{err}"
+    );
+    assert!(actions_include(&env, "verify", "failed"));
+    assert!(!err.original_in_place());
 }
