@@ -1,5 +1,6 @@
 //! What a schedule can decide, before running it: for `smart validate`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_core::experiment::{Decision, Guardrails, Schedule};
 
@@ -18,7 +19,7 @@ pub const TYPICAL_PAIR_SD: f64 = 0.10;
 const POWER: f64 = 0.8;
 
 /// Whether a schedule can reach a keep at all, and how large a win it can detect.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Feasibility {
     /// A keep is possible at all: the schedule gives enough block pairs for the test.
     pub reachable: bool,

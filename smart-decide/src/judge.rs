@@ -515,6 +515,10 @@ impl Judge {
             error_rate_change_pp: error_change,
             bound_confidence: 1.0 - level,
             guardrail: state.guardrail.clone(),
+            coach_may_keep: verdict == Verdict::Inconclusive
+                && state.guardrail.is_none()
+                && error_change.is_some_and(|e| e.upper <= self.max_error_increase * 100.0)
+                && metric_change.is_some_and(|m| m.estimate <= 0.0),
             reasons: reasons::explain(&facts),
         }
     }
@@ -571,7 +575,10 @@ pub(crate) fn check_settings(
     if !(e >= 0.0 && e.is_finite()) {
         return Err(Kind::MaxErrorIncrease(e).into());
     }
-    if let Some(p) = guardrails.max_p99_increase_pct.filter(|p| p.is_nan() || *p <= 0.0) {
+    if let Some(p) = guardrails
+        .max_p99_increase_pct
+        .filter(|p| p.is_nan() || *p <= 0.0)
+    {
         return Err(Kind::P99Limit(p).into());
     }
     if schedule.max_cycles == 0 {

@@ -1,14 +1,15 @@
 //! The judge's output: per-variant reports with the numbers behind every decision.
 //!
 //! These are stored by the engine and shown by the dashboard and `smart history --json`, so their
-//! field names are a contract. Every relative change follows one sign convention:
+//! field names are a contract (each type derives a JSON Schema for the published schemas). Every relative change follows one sign convention:
 //! `(variant − baseline) / baseline × 100`, so a negative latency change is faster.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_core::experiment::Metric;
 
 /// The answer for one variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Confidently better by at least `min_improvement_pct`, errors within bounds, no guardrail
@@ -32,7 +33,7 @@ impl Verdict {
 }
 
 /// The judge's answer after a cycle: go on measuring, or stop with a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase", tag = "step", content = "verdict")]
 pub enum Step {
     /// Measure another cycle of this variant.
@@ -43,7 +44,7 @@ pub enum Step {
 }
 
 /// An estimate with its confidence bounds, in the unit its field names.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Interval {
     /// The point estimate.
     pub estimate: f64,
@@ -54,7 +55,7 @@ pub struct Interval {
 }
 
 /// What one arm saw, pooled over the blocks the statistics used.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ArmSummary {
     /// Blocks measured (including blocks cut short).
     pub blocks: u32,
@@ -75,7 +76,7 @@ pub struct ArmSummary {
 }
 
 /// One variant compared with the baseline: figures, verdict and reasons.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VariantReport {
     /// The variant's name.
     pub variant: String,
@@ -111,12 +112,16 @@ pub struct VariantReport {
     pub bound_confidence: f64,
     /// The guardrail that fired, if any, in words.
     pub guardrail: Option<String>,
+    /// For an inconclusive variant: a coach may keep it (no guardrail fired, the error-rate bound
+    /// is within `max_error_increase_pp`, and the estimate is not a regression). Always false for
+    /// keep and revert.
+    pub coach_may_keep: bool,
     /// Why, in plain English with the numbers.
     pub reasons: Vec<String>,
 }
 
 /// The judgement of a whole experiment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Outcome {
     /// The variant to keep, if any: at most one.
     pub kept: Option<String>,

@@ -1,12 +1,13 @@
 //! The judge's input: what one measurement block saw, whoever measured it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_core::experiment::Metric;
 
 use crate::stats::{mean, quantile_sorted};
 
 /// Which arm a block measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Arm {
     /// The configuration as found (or as the experiment's baseline params render it).
@@ -19,7 +20,7 @@ pub enum Arm {
 ///
 /// A cycle of the default design holds four blocks in ABBA or BAAB order; the judge pairs each
 /// block with its neighbour of the other arm, so position and arm must be right.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockSample {
     /// The arm that was live.
     pub arm: Arm,

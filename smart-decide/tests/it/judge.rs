@@ -7,7 +7,7 @@ const REQUESTS: u64 = 500;
 
 /// How one arm behaves in a hand-built block.
 #[derive(Debug, Clone, Copy)]
-struct Arm_ {
+struct Shape {
     median_ms: f64,
     errors: u64,
     /// Factor applied to the slowest 5 % of requests (1 = no tail).
@@ -15,8 +15,8 @@ struct Arm_ {
     answered: u64,
 }
 
-fn arm(median_ms: f64) -> Arm_ {
-    Arm_ {
+fn arm(median_ms: f64) -> Shape {
+    Shape {
         median_ms,
         errors: 0,
         tail: 1.0,
@@ -29,7 +29,7 @@ fn jitter(cycle: u32, position: u32) -> f64 {
     1.0 + 0.03 * (((cycle * 4 + position) * 37 % 11) as f64 / 10.0 - 0.5)
 }
 
-fn block(kind: Arm, a: Arm_, cycle: u32, position: u32) -> BlockSample {
+fn block(kind: Arm, a: Shape, cycle: u32, position: u32) -> BlockSample {
     let median = a.median_ms * 1000.0 * jitter(cycle, position);
     let n = a.answered;
     let latencies_us = (0..n)
@@ -52,7 +52,7 @@ fn block(kind: Arm, a: Arm_, cycle: u32, position: u32) -> BlockSample {
 }
 
 /// One ABBA (even cycles) or BAAB (odd cycles) cycle.
-fn cycle(c: u32, base: Arm_, var: Arm_) -> Vec<BlockSample> {
+fn cycle(c: u32, base: Shape, var: Shape) -> Vec<BlockSample> {
     let order = if c.is_multiple_of(2) {
         [Arm::Baseline, Arm::Variant, Arm::Variant, Arm::Baseline]
     } else {
@@ -81,7 +81,7 @@ fn judge(variants: &[&str]) -> Judge {
 
 /// Feeds cycles of `var` against `base` until the judge stops; returns the verdict and the
 /// number of cycles fed.
-fn run(judge: &mut Judge, variant: usize, base: Arm_, var: Arm_) -> (Verdict, u32) {
+fn run(judge: &mut Judge, variant: usize, base: Shape, var: Shape) -> (Verdict, u32) {
     for c in 0..Schedule::default().max_cycles {
         if let Step::Stop(v) = judge.record_cycle(variant, &cycle(c, base, var)).unwrap() {
             return (v, c + 1);
@@ -97,7 +97,7 @@ fn reasons(outcome: &Outcome, i: usize) -> String {
 /// One variant against a 20 ms baseline: the step verdict, the cycles used, the final verdict
 /// and a phrase its reasons must contain.
 fn check(
-    var: Arm_,
+    var: Shape,
     want_step: Verdict,
     want_cycles: std::ops::RangeInclusive<u32>,
     want: Verdict,
@@ -149,7 +149,7 @@ fn verdicts_on_hand_built_cases() {
         "no win of the required size",
     );
     // A 30 % win with 6 % errors instead of none is not kept: the error bound says too many.
-    let errors = Arm_ {
+    let errors = Shape {
         errors: 32,
         ..arm(14.0)
     };
@@ -161,7 +161,7 @@ fn verdicts_on_hand_built_cases() {
         "more than the allowed +2.0 pp",
     );
     // 30 % errors in a variant block fire the error guardrail at once.
-    let broken = Arm_ {
+    let broken = Shape {
         errors: 215,
         ..arm(14.0)
     };
@@ -173,7 +173,7 @@ fn verdicts_on_hand_built_cases() {
         "above the 20.0 % limit",
     );
     // A faster median with a p99 far above the baseline's fires the p99 guardrail.
-    let tail = Arm_ {
+    let tail = Shape {
         tail: 3.0,
         ..arm(17.0)
     };
@@ -185,7 +185,7 @@ fn verdicts_on_hand_built_cases() {
         "above the +50 % limit",
     );
     // A target that answered almost nothing is inconclusive after all cycles, never kept.
-    let silent = Arm_ {
+    let silent = Shape {
         answered: 5,
         ..arm(10.0)
     };
@@ -193,7 +193,7 @@ fn verdicts_on_hand_built_cases() {
     let (step, cycles) = run(
         &mut j,
         0,
-        Arm_ {
+        Shape {
             answered: 5,
             ..arm(20.0)
         },
@@ -483,4 +483,54 @@ fn exact_cycle(c: u32, d1: f64, d2: f64) -> Vec<BlockSample> {
         at(Arm::Variant, 2, 20.0 * d2.exp()),
         at(Arm::Baseline, 3, 20.0),
     ]
+}
+
+#[test]
+fn a_coach_may_keep_only_a_harmless_inconclusive_variant() {
+    let coach = |var: Shape| {
+        let mut j = judge(&["v"]);
+        run(&mut j, 0, arm(20.0), var);
+        let r = j.conclude().variants.remove(0);
+        (r.verdict, r.coach_may_keep)
+    };
+    // A small win (−3 %) is inconclusive but harmless.
+    assert_eq!(coach(arm(19.4)), (Verdict::Inconclusive, true));
+    // A noisy small loss (+2 %) is inconclusive too, but a regression.
+    let mut j = judge(&["v"]);
+    for c in 0..8 {
+        j.record_cycle(0, &exact_cycle(c, 0.02 + 0.15, 0.02 - 0.15))
+            .unwrap();
+    }
+    let r = j.conclude().variants.remove(0);
+    assert_eq!(
+        (r.verdict, r.coach_may_keep),
+        (Verdict::Inconclusive, false)
+    );
+    // Too little data: no bound on the errors, so no.
+    assert!(
+        !coach(Shape {
+            answered: 5,
+            ..arm(19.0)
+        })
+        .1
+    );
+    // Keep and revert are never the coach's to decide.
+    assert_eq!(coach(arm(14.0)), (Verdict::Keep, false));
+    assert_eq!(coach(arm(26.0)), (Verdict::Revert, false));
+}
+
+#[test]
+fn the_published_schema_names_every_field_of_a_real_report() {
+    let mut j = judge(&["v"]);
+    run(&mut j, 0, arm(20.0), arm(14.0));
+    let report = serde_json::to_value(j.conclude()).unwrap();
+    let schema = serde_json::to_value(schemars::schema_for!(Outcome)).unwrap();
+    let props = |v: &serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(props(&schema["properties"]), props(&report));
+    let variant = &schema["$defs"]["VariantReport"]["properties"];
+    assert_eq!(props(variant), props(&report["variants"][0]));
 }
