@@ -46,6 +46,7 @@ pub struct ExperimentSpec {
     #[serde(default = "default_format_version")]
     pub format_version: u32,
     /// A short name, unique in the experiments dir: `[a-z0-9_-]`, used in paths and history.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9_-]+$"))]
     pub name: String,
     /// What the experiment asks, in a sentence, for the dashboard and history.
     #[serde(default)]
@@ -90,6 +91,7 @@ fn default_format_version() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// http(s) URLs, requested in round-robin.
+    #[schemars(length(min = 1, max = 100))]
     pub urls: Vec<String>,
     /// GET or HEAD: a probe must never change server state.
     #[serde(default)]
@@ -99,12 +101,15 @@ pub struct Target {
     pub headers: BTreeMap<String, String>,
     /// Requests per second, sent on a fixed schedule (open loop).
     #[serde(default = "default_rate_per_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 100_000.0))]
     pub rate_per_s: f64,
     /// How long one request may take before it counts as a timeout, in milliseconds.
     #[serde(default = "default_timeout_ms")]
+    #[schemars(range(min = 1, max = 600_000))]
     pub timeout_ms: u64,
     /// Status codes that count as success.
     #[serde(default = "default_ok_status")]
+    #[schemars(length(min = 1))]
     pub ok_status: Vec<u16>,
 }
 
@@ -165,6 +170,7 @@ pub struct Apply {
     pub live_check: Option<LiveCheck>,
     /// How long any one of these commands may run before it is killed, in seconds.
     #[serde(default = "default_command_timeout_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 3600.0))]
     pub command_timeout_s: f64,
 }
 
@@ -179,6 +185,7 @@ fn default_command_timeout_s() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
     /// Absolute path of the file on the server.
+    #[schemars(regex(pattern = r"^/"))]
     pub path: String,
     /// The file's whole content, with `{{ param }}` placeholders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +203,7 @@ pub struct FileSpec {
 #[serde(deny_unknown_fields)]
 pub struct Edit {
     /// A regex that must match exactly one line of the found file, e.g. `^worker_processes .*;$`.
+    #[schemars(length(min = 1))]
     pub pattern: String,
     /// The replacement line, with `{{ param }}` placeholders.
     pub replace: String,
@@ -206,8 +214,10 @@ pub struct Edit {
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
     /// Prints the current value; its trimmed output is journalled before the first `set`.
+    #[schemars(length(min = 1))]
     pub read: Vec<String>,
     /// Sets the value, with `{{ param }}` placeholders in its elements.
+    #[schemars(length(min = 1))]
     pub set: Vec<String>,
     /// Puts the captured value back, with `{{ original }}` standing for `read`'s output; when
     /// absent, `set` is run with its one param replaced by the captured value.
@@ -223,9 +233,11 @@ pub struct Health {
     pub url: String,
     /// How long to keep polling for an OK answer, in seconds.
     #[serde(default = "default_health_timeout_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 600.0))]
     pub timeout_s: f64,
     /// Status codes that count as healthy.
     #[serde(default = "default_ok_status")]
+    #[schemars(length(min = 1))]
     pub ok_status: Vec<u16>,
 }
 
@@ -250,9 +262,11 @@ pub struct LiveCheck {
 #[serde(deny_unknown_fields)]
 pub struct VariantSpec {
     /// `[a-z0-9_-]`, unique within the experiment, not `baseline`.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9_-]+$"))]
     pub name: String,
     /// Values for the placeholders of the templates, edits and commands.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^[a-z][a-z0-9_]*$"}))]
     pub params: Params,
 }
 
@@ -262,21 +276,26 @@ pub struct VariantSpec {
 pub struct Schedule {
     /// Seconds to wait after every switch before measuring; probes in it are discarded.
     #[serde(default = "default_cooldown_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 86_400.0))]
     pub cooldown_s: f64,
     /// Seconds one measurement block lasts.
     #[serde(default = "default_block_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 86_400.0))]
     pub block_s: f64,
     /// The most ABBA cycles (four blocks each) per variant.
     #[serde(default = "default_max_cycles")]
+    #[schemars(range(min = 1, max = 1000))]
     pub max_cycles: u32,
     /// ABBA interleaving (`true`) or the seed's baseline-then-variant design (`false`).
     #[serde(default = "default_interleave")]
     pub interleave: bool,
     /// Seconds to watch a kept variant under the guardrails before declaring it kept.
     #[serde(default = "default_soak_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 86_400.0))]
     pub soak_s: f64,
     /// The time box for the whole experiment, all variants, in seconds.
     #[serde(default = "default_max_duration_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 2_592_000.0))]
     pub max_duration_s: f64,
 }
 
@@ -336,12 +355,15 @@ pub struct Decision {
     pub metric: Metric,
     /// The reduction of the metric, in percent, that we must be confident of to keep a variant.
     #[serde(default = "default_min_improvement_pct")]
+    #[schemars(range(min = 0), extend("exclusiveMaximum" = 100))]
     pub min_improvement_pct: f64,
     /// The most the error rate may rise, in percentage points, at the confidence bound.
     #[serde(default = "default_max_error_increase_pp")]
+    #[schemars(range(min = 0, max = 100))]
     pub max_error_increase_pp: f64,
     /// The confidence level of the decision, in (0, 1).
     #[serde(default = "default_confidence")]
+    #[schemars(extend("exclusiveMinimum" = 0), extend("exclusiveMaximum" = 1))]
     pub confidence: f64,
 }
 
@@ -372,13 +394,16 @@ impl Default for Decision {
 pub struct Guardrails {
     /// Abort when the error rate over the last `abort_window_s` passes this percentage.
     #[serde(default = "default_abort_error_rate_pct")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 100.0))]
     pub abort_error_rate_pct: f64,
     /// The window, in seconds, over which the abort error rate is measured.
     #[serde(default = "default_abort_window_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 3600.0))]
     pub abort_window_s: f64,
     /// Revert when the variant's p99 is this many percent above the baseline's; `null` turns the
     /// check off.
     #[serde(default = "default_max_p99_increase_pct")]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub max_p99_increase_pct: Option<f64>,
 }
 

@@ -116,6 +116,11 @@ pub(crate) fn key_home(key: &str) -> Option<String> {
         })
 }
 
+/// The value of an optional key; `null` counts as absent, as it does for serde's `Option`.
+pub(crate) fn optional<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    map.get(key).filter(|v| !v.is_null())
+}
+
 /// Deserializes a section that read cleanly; a serde error means this reader missed a rule.
 pub(crate) fn typed<T: DeserializeOwned>(
     r: &mut Reader,
@@ -400,21 +405,21 @@ pub(crate) fn apply(
     if let Some(files) = map.get("files") {
         (templates, origins) = self::files(r, files, &join(field, "files"), base_dir);
     }
-    if let Some(command) = map.get("command") {
+    if let Some(command) = optional(map, "command") {
         self::command(r, command, &join(field, "command"));
     }
     let has_files = map
         .get("files")
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty());
-    if !has_files && !map.contains_key("command") {
+    if !has_files && optional(map, "command").is_none() {
         r.problem(
             field,
             "changes nothing; give \"files\" (config files to own or edit) or \"command\" (a \
              setting changed by commands, like a sysctl)",
         );
     }
-    if let Some(validate) = map.get("validate") {
+    if let Some(validate) = optional(map, "validate") {
         argv(
             r,
             validate,
@@ -423,7 +428,7 @@ pub(crate) fn apply(
             Placeholders::Forbidden,
         );
     }
-    if let Some(reload) = map.get("reload") {
+    if let Some(reload) = optional(map, "reload") {
         argv(
             r,
             reload,
@@ -432,10 +437,10 @@ pub(crate) fn apply(
             Placeholders::Forbidden,
         );
     }
-    if let Some(health) = map.get("health") {
+    if let Some(health) = optional(map, "health") {
         self::health(r, health, &join(field, "health"));
     }
-    if let Some(live) = map.get("live_check") {
+    if let Some(live) = optional(map, "live_check") {
         live_check(r, live, &join(field, "live_check"));
     }
     if let Some(timeout) = map.get("command_timeout_s") {
@@ -513,7 +518,7 @@ fn file(
     }
     let given: Vec<&str> = ["template", "template_file", "edit"]
         .into_iter()
-        .filter(|k| map.contains_key(*k))
+        .filter(|k| optional(map, k).is_some())
         .collect();
     match given.len() {
         0 => r.problem(
@@ -531,17 +536,17 @@ fn file(
             ),
         ),
     }
-    if let Some(template) = map.get("template") {
+    if let Some(template) = optional(map, "template") {
         r.string(
             template,
             &join(field, "template"),
             "the file's content as a string",
         );
     }
-    if let Some(edit) = map.get("edit") {
+    if let Some(edit) = optional(map, "edit") {
         self::edit(r, edit, &join(field, "edit"));
     }
-    let Some(template_file) = map.get("template_file") else {
+    let Some(template_file) = optional(map, "template_file") else {
         return (None, None);
     };
     let tf_field = join(field, "template_file");
@@ -694,7 +699,7 @@ fn command(r: &mut Reader, value: &Value, field: &str) {
             Placeholders::Rendered,
         );
     }
-    if let Some(revert) = map.get("revert") {
+    if let Some(revert) = optional(map, "revert") {
         argv(
             r,
             revert,

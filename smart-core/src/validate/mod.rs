@@ -194,13 +194,13 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
             "{\"files\": [{\"path\": \"/etc/nginx/conf.d/smart.conf\", \"template\": \"...\"}]}",
         )
         .and_then(|v| fields::apply(r, v, base_dir));
-    let baseline: Option<Option<Params>> = match root.get("baseline") {
+    let baseline: Option<Option<Params>> = match fields::optional(root, "baseline") {
         Some(v) => fields::params(r, v, "baseline").map(Some),
         None => Some(None),
     };
 
     let explicit = root.get("variants");
-    let matrix_value = root.get("matrix");
+    let matrix_value = fields::optional(root, "matrix");
     let variants: Option<(Vec<VariantSpec>, bool)> = match (explicit, matrix_value) {
         (None, None) => {
             r.problem(

@@ -93,6 +93,14 @@ fn missing_required_fields_say_what_to_add() {
 }
 
 #[test]
+fn null_means_absent_for_optional_keys_as_in_serde() {
+    for key in ["apply.validate", "apply.reload", "apply.health", "apply.live_check", "apply.command", "baseline", "matrix"] {
+        check_field(key, json!(null), &[]);
+    }
+    check_field("target.rate_per_s", json!(null), &["target.rate_per_s: expected a number greater than 0"]);
+}
+
+#[test]
 fn wrong_types_name_what_was_expected() {
     check_field(
         "apply.validate",
