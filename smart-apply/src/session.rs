@@ -224,11 +224,15 @@ impl Applier {
                 run.check_timeout(),
             )
             .await;
+            let (outcome, detail) = match &result {
+                Ok(status) => (Outcome::Ok, json!({"status": status})),
+                Err(e) => (Outcome::Failed, json!({"error": e})),
+            };
             run.audit(
                 self,
                 Action::Baseline,
-                if result.is_ok() { Outcome::Ok } else { Outcome::Failed },
-                json!({"url": http::redact(&health.url), "result": result.as_ref().map_err(String::as_str).map(|s| json!(s)).unwrap_or_else(|e| json!(e))}),
+                outcome,
+                json!({"url": http::redact(&health.url), "result": detail}),
             )?;
             if let Err(e) = result {
                 return Err(Error::new(

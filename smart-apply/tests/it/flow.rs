@@ -22,7 +22,14 @@ async fn variants_and_the_found_config_round_trip_files_owner_mode_and_command()
     let svc = service(&env);
     let site = env.etc("site.conf");
     fs::set_permissions(&site, fs::Permissions::from_mode(0o640)).unwrap();
-    std::os::unix::fs::chown(&site, Some(1234), Some(4321)).unwrap();
+    // As root (CI), give the file another owner to see it kept; otherwise keep our own.
+    let owner = if fs::metadata(&site).unwrap().uid() == 0 {
+        std::os::unix::fs::chown(&site, Some(1234), Some(4321)).unwrap();
+        (1234, 4321)
+    } else {
+        let meta = fs::metadata(&site).unwrap();
+        (meta.uid(), meta.gid())
+    };
     let new_file = env.etc("extra.conf");
     let sysctl = env.fake_sysctl("128");
     let spec = apply(json!({
@@ -52,7 +59,7 @@ async fn variants_and_the_found_config_round_trip_files_owner_mode_and_command()
     let meta = fs::metadata(&site).unwrap();
     assert_eq!(
         (meta.mode() & 0o7777, meta.uid(), meta.gid()),
-        (0o640, 1234, 4321)
+        (0o640, owner.0, owner.1)
     );
     assert_eq!(fs::read_to_string(&new_file).unwrap(), "extra v1 4;\n");
     assert_eq!(env.sysctl_value(), "4096");
@@ -76,7 +83,7 @@ async fn variants_and_the_found_config_round_trip_files_owner_mode_and_command()
     let meta = fs::metadata(&site).unwrap();
     assert_eq!(
         (meta.mode() & 0o7777, meta.uid(), meta.gid()),
-        (0o640, 1234, 4321)
+        (0o640, owner.0, owner.1)
     );
     assert_eq!(read(&new_file), None);
     assert_eq!(env.sysctl_value(), "128");
