@@ -57,8 +57,11 @@ impl Applier {
         Ok(done)
     }
 
-    /// Restores the original config of the last run of `experiment` (or of the last run of any
-    /// experiment), also after a keep. A run already reverted is left as it is.
+    /// Restores the original config of the last run of `experiment` (or of any experiment)
+    /// that is still in effect: the newest run that was kept (or interrupted), skipping runs
+    /// that already ended on their original. Like an undo stack: with two kept runs, the first
+    /// call undoes the newer one and the second the older. With nothing left to undo it reports
+    /// [`RunAction::AlreadyReverted`] for the newest run.
     pub async fn revert_last(
         &self,
         lock: &RunLock,
@@ -68,17 +71,15 @@ impl Applier {
         if let Some(name) = experiment {
             layout::check_component("experiment name", name)?;
         }
-        let mut last: Option<(u64, RunDir)> = None;
+        let mut runs = Vec::new();
         for dir in layout::all_runs(&self.config.state_dir)? {
             let meta = dir.read_meta()?;
-            if experiment.is_some_and(|name| name != meta.experiment) {
-                continue;
-            }
-            if last.as_ref().is_none_or(|(ms, _)| meta.started_ms >= *ms) {
-                last = Some((meta.started_ms, dir));
+            if experiment.is_none_or(|name| name == meta.experiment) {
+                runs.push((meta.started_ms, meta.experiment, meta.run_id, dir));
             }
         }
-        let Some((_, dir)) = last else {
+        runs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.3.dir.cmp(&a.3.dir)));
+        let Some((_, newest_experiment, newest_run, _)) = runs.first().cloned() else {
             return Err(Error::new(
                 ErrorKind::NotFound,
                 Step::Revert,
@@ -88,16 +89,17 @@ impl Applier {
                 },
             ));
         };
-        let replay = journal::read(&dir.journal())?;
-        if let Some(Record::Closed { .. }) = replay.closed() {
-            let meta = dir.read_meta()?;
-            return Ok(RunOutcome {
-                experiment: meta.experiment,
-                run_id: meta.run_id,
-                action: RunAction::AlreadyReverted,
-            });
+        for (_, _, _, dir) in runs {
+            let replay = journal::read(&dir.journal())?;
+            if !matches!(replay.closed(), Some(Record::Closed { .. })) {
+                return self.close_run(dir, &replay, CloseReason::Reverted).await;
+            }
         }
-        self.close_run(dir, &replay, CloseReason::Reverted).await
+        Ok(RunOutcome {
+            experiment: newest_experiment,
+            run_id: newest_run,
+            action: RunAction::AlreadyReverted,
+        })
     }
 
     async fn close_run(

@@ -10,9 +10,11 @@ use crate::error::CliError;
 
 /// Restore the original config of the last run of an experiment (or of the last run of all)
 ///
-/// Restores every file from its backup (never over someone else's edit), puts the command
-/// applier's value back, verifies every checksum, then reloads and checks the service. Works on
-/// a kept run too. Takes the run lock: exits 4 while a run is in progress.
+/// Acts on the newest run still in effect (kept, or interrupted), skipping runs that already
+/// ended on their original; run it again to undo an older kept run. Restores every file from
+/// its backup (never over someone else's edit), puts the command applier's value back, verifies
+/// every checksum, then reloads and checks the service. Takes the run lock: exits 4 while a run
+/// is in progress.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {

@@ -578,3 +578,48 @@ async fn a_revert_that_does_not_restore_fails_loudly_saying_what_is_there() {
     assert!(actions_include(&env, "verify", "failed"));
     assert!(!err.original_in_place());
 }
+
+#[tokio::test]
+async fn revert_undoes_kept_runs_newest_first() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    fs::write(&site, SITE).unwrap();
+    let spec = apply(json!({"files": [{"path": site, "template": "v={{ variant }}\n"}]}));
+    let (applier, lock) = env.applier();
+    for (run, arm) in [("r1", "v1"), ("r2", "v2")] {
+        let mut session = applier.begin(&lock, "exp", run, &spec).await.unwrap();
+        let p = params(&[]);
+        session
+            .switch_to(Arm::Variant {
+                name: arm,
+                params: &p,
+            })
+            .await
+            .unwrap();
+        session.keep().unwrap();
+    }
+    // A later run that changed nothing does not hide the kept ones.
+    let bad = apply(
+        json!({"files": [{"path": site, "template": "x"}], "command": {"read": ["false"], "set": ["true", "{{ a }}"]}}),
+    );
+    assert!(applier.begin(&lock, "exp", "r3", &bad).await.is_err());
+    assert_eq!(fs::read_to_string(&site).unwrap(), "v=v2\n");
+    let first = applier.revert_last(&lock, Some("exp")).await.unwrap();
+    assert_eq!(
+        (
+            first.run_id.as_str(),
+            fs::read_to_string(&site).unwrap().as_str()
+        ),
+        ("r2", "v=v1\n")
+    );
+    let second = applier.revert_last(&lock, Some("exp")).await.unwrap();
+    assert_eq!(
+        (
+            second.run_id.as_str(),
+            fs::read_to_string(&site).unwrap().as_str()
+        ),
+        ("r1", SITE)
+    );
+    let third = applier.revert_last(&lock, Some("exp")).await.unwrap();
+    assert_eq!(third.action, RunAction::AlreadyReverted);
+}
