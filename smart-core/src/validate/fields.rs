@@ -97,6 +97,9 @@ pub const MAX_NAME_LEN: usize = 64;
 const MAX_PARAM_LEN: usize = 4096;
 /// The most files one experiment may change.
 const MAX_FILES: usize = 64;
+/// The most bytes all of an experiment's template files may hold together (each is at most 1 MiB),
+/// so rendering every arm stays quick.
+const MAX_TEMPLATE_FILE_BYTES: usize = 4 * 1024 * 1024;
 /// The most URLs a target may list.
 const MAX_URLS: usize = 100;
 /// The longest duration field, in seconds (a day; `max_duration_s` may be up to 30 days).
@@ -481,11 +484,24 @@ fn files(
             field,
             format!("lists {} files; give at most {MAX_FILES}", items.len()),
         );
+        return (templates, origins);
     }
     let mut paths: Vec<(String, String)> = Vec::new();
+    let mut total = 0;
     for (i, item) in items.iter().enumerate() {
         let entry = index(field, i);
         let (template, origin) = file(r, item, &entry, base_dir, &mut paths);
+        total += template.as_ref().map_or(0, String::len);
+        if total > MAX_TEMPLATE_FILE_BYTES {
+            r.problem(
+                &join(&entry, "template_file"),
+                format!(
+                    "brings the template files to more than {MAX_TEMPLATE_FILE_BYTES} bytes in \
+                     all; an experiment should change a few small files"
+                ),
+            );
+            return (templates, origins);
+        }
         templates.push(template);
         origins.push(origin);
     }

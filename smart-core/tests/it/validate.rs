@@ -94,10 +94,22 @@ fn missing_required_fields_say_what_to_add() {
 
 #[test]
 fn null_means_absent_for_optional_keys_as_in_serde() {
-    for key in ["apply.validate", "apply.reload", "apply.health", "apply.live_check", "apply.command", "baseline", "matrix"] {
+    for key in [
+        "apply.validate",
+        "apply.reload",
+        "apply.health",
+        "apply.live_check",
+        "apply.command",
+        "baseline",
+        "matrix",
+    ] {
         check_field(key, json!(null), &[]);
     }
-    check_field("target.rate_per_s", json!(null), &["target.rate_per_s: expected a number greater than 0"]);
+    check_field(
+        "target.rate_per_s",
+        json!(null),
+        &["target.rate_per_s: expected a number greater than 0"],
+    );
 }
 
 #[test]
@@ -821,6 +833,29 @@ fn template_files_are_read_relative_to_the_experiment() {
         changed.definition_hash(),
         hash,
         "a template file's content is part of the definition"
+    );
+
+    // Template files are capped in total, so rendering every arm stays quick.
+    let chunk = format!(
+        "{}{{{{ max }}}} {{{{ inactive }}}}\n",
+        "#".repeat(1000 * 1024)
+    );
+    std::fs::write(&template, &chunk).unwrap();
+    let many: Vec<_> = (0..5)
+        .map(|i| {
+            json!({"path": format!("/etc/nginx/conf.d/c{i}.conf"), "template_file": "templates/cache.conf"})
+        })
+        .collect();
+    let input_many = with(input.clone(), "apply.files", Some(json!(many)));
+    std::fs::write(&file, input_many.to_string()).unwrap();
+    let err =
+        smart_core::validate::validate_file(&file, &smart_core::Defaults::default()).unwrap_err();
+    assert_eq!(err.problems().len(), 1, "{err}");
+    assert!(
+        err.to_string().contains(
+            "apply.files[4].template_file: brings the template files to more than 4194304 bytes"
+        ),
+        "{err}"
     );
 
     let missing = with(
