@@ -301,4 +301,41 @@ mod tests {
         // t = −0.2 / 0.040825 = −4.899 with 3 df: two-sided p = 0.0163.
         assert!((look.p_value() - 0.0163).abs() < 5e-4, "{}", look.p_value());
     }
+
+    #[test]
+    fn the_error_interval_is_the_wider_of_the_paired_and_the_pooled_one() {
+        let lat: Vec<LatencyPair> = [0.01, -0.01, 0.02, -0.02]
+            .iter()
+            .map(|&x| LatencyPair {
+                metric: x,
+                p50: x,
+                p99: x,
+            })
+            .collect();
+        let pair = |xb: u64, xv: u64| ErrorPair {
+            diff: (xv as f64 - xb as f64) / 500.0,
+            baseline: (500, xb),
+            variant: (500, xv),
+        };
+        let check = |err: &[ErrorPair], pooled_wider: bool| {
+            let look = Look::new(2, 0.25, &lat, err).unwrap();
+            let (m, pooled, se) = look.errors.unwrap();
+            let z = 2.0;
+            let (lo, hi) = look.bounds(z).errors.unwrap();
+            let c = t_upper_critical(m.df(), norm_sf(z));
+            let paired = (m.mean - c * m.se, m.mean + c * m.se);
+            let pooled = (pooled - z * se, pooled + z * se);
+            assert_eq!(lo, paired.0.min(pooled.0));
+            assert_eq!(hi, paired.1.max(pooled.1));
+            let wider = if pooled_wider { pooled } else { paired };
+            assert!(
+                (lo, hi) == wider,
+                "{err:?}: got ({lo}, {hi}), paired {paired:?}, pooled {pooled:?}"
+            );
+        };
+        // Steady error counts: block-to-block spread is small, the binomial interval is wider.
+        check(&[pair(5, 10), pair(5, 10), pair(6, 11), pair(5, 10)], true);
+        // Bursty errors: one block pair carries them all, the paired interval is wider.
+        check(&[pair(0, 0), pair(0, 60), pair(0, 0), pair(0, 0)], false);
+    }
 }

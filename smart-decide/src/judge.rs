@@ -3,7 +3,7 @@
 
 use smart_core::experiment::{Decision, Guardrails, Metric, Schedule};
 
-use crate::analysis::{ErrorPair, LatencyPair, Look, MIN_ANSWERED, MIN_PAIRS, pairs};
+use crate::analysis::{ErrorPair, LatencyPair, Look, MIN_PAIRS, pairs};
 use crate::error::{DecideError, Kind};
 use crate::reasons;
 use crate::report::{ArmSummary, Interval, Outcome, Step, VariantReport, Verdict};
@@ -50,9 +50,9 @@ struct VariantState {
     error_pairs: Vec<ErrorPair>,
     /// Blocks measured per arm (baseline, variant), cut short or not.
     blocks: [u32; 2],
-    /// Answered latencies of the usable blocks, per arm.
+    /// Answered latencies of the blocks that ran to their end, per arm.
     latencies: [Vec<u64>; 2],
-    /// Requests and errors of the usable blocks, per arm.
+    /// Requests and errors of the blocks that ran to their end, per arm.
     counts: [(u64, u64); 2],
     looks: Vec<Look>,
     boundaries: Boundaries,
@@ -229,7 +229,7 @@ impl Judge {
             {
                 state.guardrail = Some(reasons::error_guardrail(s, judge.abort_error_rate));
             }
-            if !s.cut_short && s.answered >= MIN_ANSWERED {
+            if !s.cut_short {
                 state.latencies[arm].extend_from_slice(&raw.latencies_us);
                 state.counts[arm].0 += s.requests;
                 state.counts[arm].1 += s.errors;

@@ -54,12 +54,12 @@ pub struct Interval {
     pub upper: f64,
 }
 
-/// What one arm saw, pooled over the blocks the statistics used.
+/// What one arm saw, pooled over its blocks that ran to their end (cut-short blocks left out).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ArmSummary {
     /// Blocks measured (including blocks cut short).
     pub blocks: u32,
-    /// Requests sent in the blocks the statistics used.
+    /// Requests sent in those blocks.
     pub requests: u64,
     /// Failed requests among them.
     pub errors: u64,

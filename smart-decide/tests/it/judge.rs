@@ -534,3 +534,25 @@ fn the_published_schema_names_every_field_of_a_real_report() {
     let variant = &schema["$defs"]["VariantReport"]["properties"];
     assert_eq!(props(variant), props(&report["variants"][0]));
 }
+
+#[test]
+fn a_variant_that_only_fails_is_reverted_and_its_errors_are_shown() {
+    let mut j = judge(&["v"]);
+    let dead = Shape {
+        answered: 0,
+        errors: 500,
+        ..arm(20.0)
+    };
+    assert_eq!(run(&mut j, 0, arm(20.0), dead), (Verdict::Revert, 1));
+    let r = j.conclude().variants.remove(0);
+    assert_eq!(r.verdict, Verdict::Revert);
+    assert_eq!(r.candidate.requests, 1000);
+    assert_eq!(r.candidate.error_rate_pct, Some(100.0));
+    assert_eq!(r.candidate.p50_us, None);
+    assert_eq!(r.baseline.error_rate_pct, Some(0.0));
+    assert!(
+        r.guardrail
+            .unwrap()
+            .contains("100.0 % errors (500 of 500 requests)")
+    );
+}
