@@ -343,8 +343,16 @@ fn headers(r: &mut Reader, value: &Value, field: &str) {
     ) else {
         return;
     };
+    let mut seen: Vec<&str> = Vec::new();
     for (name, value) in map {
         let path = join(field, name);
+        if let Some(first) = seen.iter().find(|s| s.eq_ignore_ascii_case(name)) {
+            r.problem(
+                &path,
+                format!("repeats the header \"{first}\" (header names ignore case); give it once"),
+            );
+        }
+        seen.push(name);
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             r.problem(
                 &path,

@@ -261,6 +261,11 @@ fn headers_must_be_valid_and_single_line() {
     );
     check_field(
         "target.headers",
+        json!({"Host": "a", "host": "b"}),
+        &["target.headers.host: repeats the header \"Host\" (header names ignore case)"],
+    );
+    check_field(
+        "target.headers",
         json!({"X-A": 1}),
         &["target.headers.X-A: expected a string, found the number 1"],
     );
