@@ -165,7 +165,11 @@ mod tests {
 
     #[test]
     fn values_are_never_escaped() {
-        check("v={{ v }}", &[("v", "<a href=\"x\">&</a>")], Ok("v=<a href=\"x\">&</a>"));
+        check(
+            "v={{ v }}",
+            &[("v", "<a href=\"x\">&</a>")],
+            Ok("v=<a href=\"x\">&</a>"),
+        );
         check("{{ v }}", &[("v", "{{ w }}")], Ok("{{ w }}"));
     }
 
