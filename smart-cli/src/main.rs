@@ -7,6 +7,7 @@
 //! in [`dispatch`].
 #![expect(
     clippy::print_stdout,
+    clippy::print_stderr,
     reason = "the binary is the one place that prints: results to stdout, errors to stderr"
 )]
 
@@ -14,6 +15,7 @@ mod agent_config;
 mod audit;
 mod error;
 mod init;
+mod probe;
 mod recover;
 mod revert;
 mod validate;
@@ -50,6 +52,7 @@ pub(crate) struct Global {
 enum Command {
     Validate(validate::Args),
     Init(init::Args),
+    Probe(probe::Args),
     Revert(revert::Args),
     Recover(recover::Args),
     Audit(audit::Args),
@@ -60,6 +63,7 @@ fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
     match command {
         Command::Validate(args) => validate::run(args, global),
         Command::Init(args) => init::run(args, global),
+        Command::Probe(args) => probe::run(args, global),
         Command::Revert(args) => revert::run(args, global),
         Command::Recover(args) => recover::run(args, global),
         Command::Audit(args) => audit::run(args, global),

@@ -45,4 +45,13 @@ impl ProbeError {
             Kind::Client(_) => None,
         }
     }
+
+    /// What is wrong with [`ProbeError::field`] and how to fix it, if a setting is the problem
+    /// (so a CLI can name the flag instead of the field).
+    pub fn problem(&self) -> Option<&str> {
+        match &*self.0 {
+            Kind::Invalid { problem, .. } => Some(problem),
+            Kind::Client(_) => None,
+        }
+    }
 }

@@ -7,9 +7,13 @@
 //! latency histogram and the raw samples, and serializes with serde.
 //!
 //! Measurement rules:
-//! - Open loop: request `i` is due at `start + i / rate`. Latency counts from the due time, so a
-//!   server stall shows up in every request that waited behind it (coordinated omission
-//!   corrected, as wrk2 does). When the probe wakes late it sends what is due at once.
+//! - Open loop: request `i` is due at `start + i / rate` and goes out on its own (pooled)
+//!   connection at once, whatever earlier requests are doing: the timetable never waits for the
+//!   server, so a stall shows up in every request due during it (coordinated omission corrected,
+//!   as wrk2 does). When the probe wakes late it sends what is due at once. Latency counts from
+//!   the due time, except that up to 5 ms of the probe's own lateness (tokio's timer rounds to
+//!   whole milliseconds and wakes later still) is not charged to the server; lateness beyond that
+//!   is, and such sends are counted in [`BlockResult::late`].
 //! - A cap on requests in flight: a due request the cap refuses is an [`Outcome::Overload`],
 //!   never dropped silently.
 //! - A kept-alive connection the server closed under a request (as nginx does on reload) is

@@ -246,6 +246,10 @@ pub struct BlockResult {
     /// Requests retried once because a kept-alive connection was closed before the response (a
     /// server reload); the retry's time is in the latency.
     pub retried: u64,
+    /// Requests the probe sent more than 5 ms after their due time (it was short of CPU); their
+    /// latency counts from the due time plus 5 ms. Many of them mean the probe, not the server,
+    /// is the bottleneck.
+    pub late: u64,
     /// Latency percentiles of the ok responses; `None` when there were none.
     pub latency: Option<LatencySummary>,
     /// The latency distribution of the ok responses.
@@ -281,6 +285,7 @@ pub struct BlockRecorder {
     samples: Samples,
     max_samples: usize,
     retried: u64,
+    late: u64,
     rng: u64,
 }
 
@@ -294,6 +299,7 @@ impl BlockRecorder {
             samples: Samples::default(),
             max_samples: max_samples.max(1),
             retried: 0,
+            late: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
         }
     }
@@ -336,6 +342,11 @@ impl BlockRecorder {
         self.retried += 1;
     }
 
+    /// Counts one request the probe sent later than its timetable allows (it was short of CPU).
+    pub fn record_late(&mut self) {
+        self.late += 1;
+    }
+
     /// The outcome counts so far.
     pub fn counts(&self) -> &OutcomeCounts {
         &self.counts
@@ -364,6 +375,7 @@ impl BlockRecorder {
             counts: self.counts,
             status_counts: self.status_counts,
             retried: self.retried,
+            late: self.late,
             latency: self.histogram.summary(),
             histogram: self.histogram,
             samples: self.samples,
@@ -469,6 +481,7 @@ mod tests {
         recorder.record(ms(6), ms(2_000), Outcome::Timeout, None);
         recorder.record(ms(7), Duration::ZERO, Outcome::Overload, None);
         recorder.record_retry();
+        recorder.record_late();
         let result = recorder.finish(BlockMeta {
             load: Load::Open { rate_per_s: 103.0 },
             warmup: Duration::from_secs(1),
@@ -484,7 +497,7 @@ mod tests {
         assert_eq!(result.sent, 102);
         assert_eq!(result.throughput_per_s, 101.0);
         assert!((result.error_rate_pct - 300.0 / 103.0).abs() < 1e-9);
-        assert_eq!(result.retried, 1);
+        assert_eq!((result.retried, result.late), (1, 1));
         assert_eq!(result.samples.seen(), 103);
         let json = serde_json::to_string(&result).unwrap();
         let back: BlockResult = serde_json::from_str(&json).unwrap();
