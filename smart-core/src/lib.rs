@@ -8,9 +8,11 @@
 pub mod audit;
 mod checked;
 pub mod config;
+pub mod engine;
 pub mod experiment;
 pub mod problem;
 mod reader;
+pub mod records;
 pub mod redact;
 pub mod schedule;
 pub mod template;

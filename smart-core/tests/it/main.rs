@@ -1,10 +1,13 @@
 //! Integration tests of smart-core, compiled as one binary: validation of experiment files (one
-//! case per rule), the committed JSON Schema, the examples (rendered into a stock Debian nginx config and checked
-//! by a real nginx), and property tests over random input.
+//! case per rule), the committed JSON Schema, the examples (rendered into a stock Debian nginx
+//! config and checked by a real nginx), and property tests over random input.
 
+mod engine;
 mod examples;
+mod fakes;
 mod fuzz;
 mod nginx_examples;
+mod records;
 mod roundtrip;
 mod schema;
 mod support;

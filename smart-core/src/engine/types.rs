@@ -1,0 +1,274 @@
+//! The data the engine exchanges with its ports: what a block should measure and what it saw, what
+//! the judge is fed and answers, what an applier reports when it fails, and a coach's advice.
+//!
+//! These types belong to smart-core so that every port implementation (the real probe, judge and
+//! applier crates, or an embedder's own) speaks the same language without depending on each other.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::Guardrails;
+
+/// Which side of a comparison a block measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    /// The baseline: the configuration as found, or as the experiment's baseline params render it.
+    Baseline,
+    /// The variant under test.
+    Variant,
+}
+
+/// What one block should measure; the probe is already set up for the experiment's target.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRequest<'a> {
+    /// The live arm's name: `baseline` or the variant's name (for labels; the probe measures
+    /// whatever is live).
+    pub arm: &'a str,
+    /// Load sent first and not recorded: the cool-down after a switch (zero when nothing changed
+    /// since the last block). It still counts for the guardrails.
+    pub warmup: Duration,
+    /// How long the recorded part lasts.
+    pub duration: Duration,
+    /// The limits that stop the block early.
+    pub guardrails: &'a Guardrails,
+}
+
+/// A snapshot of a running block, for status files, progress bars and the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LiveProgress {
+    /// Whether the block is still in its unrecorded warm-up (cool-down).
+    pub warming_up: bool,
+    /// Seconds since the block started, warm-up included.
+    pub elapsed_s: f64,
+    /// Requests recorded so far (after the warm-up).
+    pub requests: u64,
+    /// Recorded requests that failed.
+    pub errors: u64,
+    /// The rate the target sees now, in requests per second.
+    pub rate_per_s: f64,
+    /// The median latency of the answered requests so far, in microseconds.
+    pub p50_us: Option<u64>,
+}
+
+/// What one block measured: counts, figures and a bounded sample of latencies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlockMeasurement {
+    /// Seconds the recorded part lasted (shorter than planned when it was stopped early).
+    pub duration_s: f64,
+    /// Requests whose outcome was recorded.
+    pub requests: u64,
+    /// Those that failed: a status outside `ok_status`, a timeout or a transport error.
+    pub errors: u64,
+    /// Requests per outcome (`ok`, `bad_status`, `timeout`, ...), as the probe names them.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Latencies of the answered ok requests in microseconds, in the order measured: all of them
+    /// or, past the probe's cap, a uniform subset.
+    pub latencies_us: Vec<u64>,
+    /// Median latency of the ok requests, in microseconds.
+    pub p50_us: Option<u64>,
+    /// 90th percentile latency, in microseconds.
+    pub p90_us: Option<u64>,
+    /// 99th percentile latency, in microseconds.
+    pub p99_us: Option<u64>,
+    /// Mean latency, in microseconds.
+    pub mean_us: Option<f64>,
+    /// The rate achieved, in requests per second.
+    pub rate_per_s: f64,
+    /// Why the block was stopped before its end by a guardrail, in plain English; `None` when it
+    /// ran its course.
+    pub aborted: Option<String>,
+}
+
+impl BlockMeasurement {
+    /// The error rate in percent (0 when nothing was recorded).
+    pub fn error_rate_pct(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64 * 100.0
+        }
+    }
+}
+
+/// One finished block of a cycle, as the judge is fed it.
+#[derive(Debug, Clone, Copy)]
+pub struct CycleBlock<'a> {
+    /// The arm that was live.
+    pub arm: Arm,
+    /// The cycle, counted from 0 for each variant.
+    pub cycle: u32,
+    /// The block's position in its cycle, from 0.
+    pub position: u32,
+    /// What it measured.
+    pub measurement: &'a BlockMeasurement,
+    /// Whether it ended early (left out of the statistics, still checked against guardrails).
+    pub cut_short: bool,
+}
+
+/// The judge's verdict on one variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Confidently better by the required margin, errors within bounds, no guardrail fired.
+    Keep,
+    /// Significantly worse, a guardrail fired, or another variant was better.
+    Revert,
+    /// Not enough evidence either way (the engine reverts: fail-safe).
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Keep => "keep",
+            Verdict::Revert => "revert",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// The judge's answer after a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "step", content = "verdict")]
+pub enum JudgeStep {
+    /// Measure another cycle of this variant.
+    Continue,
+    /// This variant's test is over; with several variants a `Keep` is a candidate, and the
+    /// conclusion keeps at most the best one.
+    Stop(Verdict),
+}
+
+/// Lower and upper confidence bounds of an estimate, in the estimate's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Bounds {
+    /// The lower bound.
+    pub lower: f64,
+    /// The upper bound.
+    pub upper: f64,
+}
+
+/// The judge's figures and verdict for one variant, in the form the engine records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// ABBA cycles fed.
+    pub cycles: u32,
+    /// Relative change of the decision metric, `(variant − baseline) / baseline × 100`.
+    pub metric_change_pct: Option<f64>,
+    /// Relative change of the median in percent (negative is faster).
+    pub p50_change_pct: Option<f64>,
+    /// Confidence bounds of the median's change, when the judge computes them.
+    pub p50_change_bounds_pct: Option<Bounds>,
+    /// Error-rate difference in percentage points, variant − baseline.
+    pub error_rate_change_pp: Option<f64>,
+    /// Confidence bounds of the error-rate difference.
+    pub error_rate_change_bounds_pp: Option<Bounds>,
+    /// The p-value the judge reports (for orientation; see the judge's documentation).
+    pub p_value: Option<f64>,
+    /// The guardrail that fired, in words, if any.
+    pub guardrail: Option<String>,
+    /// Why, in plain English with the numbers.
+    pub reasons: Vec<String>,
+    /// The judge's whole report, as JSON, for records and the dashboard.
+    pub report: serde_json::Value,
+}
+
+/// The judge's final word on an experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conclusion {
+    /// The index of the one variant to keep, if any.
+    pub kept: Option<usize>,
+    /// One judgement per variant, in the experiment's order.
+    pub variants: Vec<Judgement>,
+}
+
+/// A failure reported by a probe or a judge: what failed, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortError {
+    message: String,
+}
+
+impl PortError {
+    /// A failure described by `message` (what failed, on what, and what to do).
+    pub fn new(message: impl fmt::Display) -> PortError {
+        PortError {
+            message: message.to_string(),
+        }
+    }
+
+    /// The description.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PortError {}
+
+/// An applier's failure, and whether the original configuration is live afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyFailure {
+    /// What failed (the step, the command, its stderr), without secrets.
+    pub message: String,
+    /// Whether the original configuration is in place and serving after the failure (the
+    /// applier restores it itself when a switch fails). When `false`, the engine asks the applier
+    /// to restore it once more and fails the run loudly if that fails too.
+    pub original_live: bool,
+}
+
+impl fmt::Display for ApplyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApplyFailure {}
+
+/// What a coach advises on an inconclusive variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AdviceAction {
+    /// Revert (the local fail-safe).
+    Revert,
+    /// Continue the same sequential test, up to `max_cycles`.
+    Extend,
+    /// Keep the variant; honoured only when no guardrail fired, the error bound holds and the
+    /// estimate is not a regression.
+    Keep,
+}
+
+/// A coach's answer, with its reason in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Advice {
+    /// What to do.
+    pub action: AdviceAction,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a coach is asked about: one inconclusive variant.
+#[derive(Debug, Clone, Copy)]
+pub struct AdviceRequest<'a> {
+    /// The run.
+    pub run_id: &'a str,
+    /// The experiment's name.
+    pub experiment: &'a str,
+    /// The variant's name.
+    pub variant: &'a str,
+    /// The judge's figures so far.
+    pub judgement: &'a Judgement,
+    /// The most cycles the schedule allows (an `extend` continues up to it).
+    pub max_cycles: u32,
+}
