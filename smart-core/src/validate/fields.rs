@@ -146,6 +146,18 @@ pub(crate) fn typed<T: DeserializeOwned>(
     }
 }
 
+/// Checks the placeholder syntax of a template on its own (before any arm renders it), so a
+/// malformed `{{` is reported with its line and column even when other sections have problems.
+fn template_syntax(r: &mut Reader, text: &str, field: &str, origin: Option<&Path>) {
+    if let Err(e) = crate::template::placeholders(text) {
+        let at = match origin {
+            Some(file) => format!("line {}, column {} of {}", e.line, e.column, file.display()),
+            None => format!("line {}, column {}", e.line, e.column),
+        };
+        r.problem(field, format!("{at}: {}", e.message));
+    }
+}
+
 /// Whether placeholders may appear in an argv (they are rendered only in `command.set` and
 /// `command.revert`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -561,11 +573,10 @@ fn file(
         ),
     }
     if let Some(template) = optional(map, "template") {
-        r.string(
-            template,
-            &join(field, "template"),
-            "the file's content as a string",
-        );
+        let path = join(field, "template");
+        if let Some(text) = r.string(template, &path, "the file's content as a string") {
+            template_syntax(r, text, &path, None);
+        }
     }
     if let Some(edit) = optional(map, "edit") {
         self::edit(r, edit, &join(field, "edit"));
@@ -598,7 +609,10 @@ fn file(
         })
     });
     match text {
-        Ok(text) => (Some(text), Some(resolved)),
+        Ok(text) => {
+            template_syntax(r, &text, &tf_field, Some(&resolved));
+            (Some(text), Some(resolved))
+        }
         Err(message) => {
             r.problem(
                 &tf_field,
@@ -678,14 +692,16 @@ fn edit(r: &mut Reader, value: &Value, field: &str) {
     if let Some(replace) = r.required(map, field, "replace", "\"worker_processes {{ workers }};\"")
     {
         let path = join(field, "replace");
-        if let Some(text) = r.string(replace, &path, "the replacement line as a string")
-            && text.contains(['\n', '\r'])
-        {
-            r.problem(
-                &path,
-                "contains a line break; an edit replaces exactly one line (own the whole file \
-                 with \"template\" to change more)",
-            );
+        if let Some(text) = r.string(replace, &path, "the replacement line as a string") {
+            if text.contains(['\n', '\r']) {
+                r.problem(
+                    &path,
+                    "contains a line break; an edit replaces exactly one line (own the whole file \
+                     with \"template\" to change more)",
+                );
+            } else {
+                template_syntax(r, text, &path, None);
+            }
         }
     }
 }
@@ -772,6 +788,8 @@ pub(crate) fn argv(
                 "is not rendered, so it cannot hold placeholders; they work in files, \
                  edit.replace, command.set, command.revert and live_check.equals",
             );
+        } else if placeholders == Placeholders::Rendered {
+            template_syntax(r, word, &path, None);
         }
         words.push(word);
     }
@@ -855,12 +873,15 @@ fn live_check(r: &mut Reader, value: &Value, field: &str) {
             equals,
             &path,
             "the expected header value, like \"{{ variant }}\"",
-        ) && text.contains(|c: char| c.is_control() && c != '\t')
-        {
-            r.problem(
-                &path,
-                "contains a control character; a header value is one line",
-            );
+        ) {
+            if text.contains(|c: char| c.is_control() && c != '\t') {
+                r.problem(
+                    &path,
+                    "contains a control character; a header value is one line",
+                );
+            } else {
+                template_syntax(r, text, &path, None);
+            }
         }
     }
 }

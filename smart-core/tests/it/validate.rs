@@ -418,6 +418,40 @@ fn template_syntax_errors_have_line_and_column() {
 }
 
 #[test]
+fn template_syntax_errors_are_reported_alongside_other_problems() {
+    let mut input = with(
+        base(),
+        "apply.files.0.template",
+        Some(json!(
+            "open_file_cache max={{ max } inactive={{ inactive }};"
+        )),
+    );
+    input = with(input, "apply.reload", Some(json!("nginx -s reload")));
+    input = with(
+        input,
+        "apply.command",
+        Some(
+            json!({"read": ["cat", "/x"], "set": ["tee", "{{ Max }}"], "revert": ["tee", "{{ original"]}),
+        ),
+    );
+    input = with(
+        input,
+        "apply.live_check",
+        Some(json!({"url": "http://127.0.0.1/", "header": "X-V", "equals": "{{variant}"})),
+    );
+    check(
+        &input.to_string(),
+        &[
+            "apply.files[0].template: line 1, column 21: `{{ max } inactive={{ inactive }}` is not a placeholder",
+            "apply.reload: expected an array of strings",
+            "apply.command.set[1]: line 1, column 1: `{{ Max }}` is not a placeholder",
+            "apply.command.revert[1]: line 1, column 1: `{{` is never closed",
+            "apply.live_check.equals: line 1, column 1: `{{` is never closed",
+        ],
+    );
+}
+
+#[test]
 fn single_braces_pass_through_and_variant_is_always_available() {
     check_field(
         "apply.files.0.template",
