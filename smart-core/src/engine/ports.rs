@@ -50,11 +50,17 @@ pub trait Applier {
     /// health. On failure it restores the original itself and says whether that worked.
     async fn switch(&mut self, arm: &str) -> Result<(), ApplyFailure>;
 
-    /// Restores the original configuration, reloads, checks health and verifies that what is on
-    /// disk equals the backup.
+    /// Restores the original configuration (reload, live check, health) and verifies that what
+    /// is on disk equals the backup; the run goes on (another variant may follow).
     async fn restore(&mut self) -> Result<(), ApplyFailure>;
 
-    /// Closes the run with `variant` left live (a durable record, so recovery never reverts it).
+    /// Ends a run that keeps nothing: the original is live (the engine restored it); verify it
+    /// once more and record the run closed, so recovery has nothing to do. Called once, last,
+    /// after a successful [`Applier::check_baseline`].
+    async fn close(&mut self) -> Result<(), ApplyFailure>;
+
+    /// Ends the run with `variant` left live (a durable record, so recovery never reverts it).
+    /// Called once, last, instead of [`Applier::close`].
     async fn keep(&mut self, variant: &str) -> Result<(), ApplyFailure>;
 }
 

@@ -340,15 +340,30 @@ where
         }
         if self.stop.is_none() {
             let conclusion = self.judge.conclude();
-            match self.winner(&conclusion) {
-                Some(w) => self.keep_winner(w).await?,
-                None => self.restore().await?,
+            if let Some(w) = self.winner(&conclusion) {
+                self.keep_winner(w).await?;
             }
         }
-        if self.stop.is_some() {
+        if self.kept.is_none() {
             self.restore().await?;
+            self.close().await?;
         }
         Ok(())
+    }
+
+    /// Closes a run that keeps nothing, with the original live.
+    async fn close(&mut self) -> Result<(), Fatal> {
+        self.set_phase(Phase::Restoring, None, None);
+        match self.ctx.ticking(self.applier.close()).await {
+            Ok(()) => Ok(()),
+            Err(failure) => {
+                let why = format!(
+                    "verifying the original configuration and closing the run failed: {failure}"
+                );
+                self.ctx.emit(EventKind::Problem(&why));
+                Err(Fatal(why))
+            }
+        }
     }
 
     /// The variant to try keeping: the judge's choice, else the best a coach advised keeping.

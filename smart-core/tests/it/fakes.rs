@@ -59,8 +59,8 @@ pub(crate) struct World {
     pub(crate) cancel: CancelToken,
     /// What is live: `original`, `baseline` or a variant's name.
     pub(crate) live: RefCell<String>,
-    /// Every applier call and probe block, in order: `check`, `switch v`, `restore`, `keep v`,
-    /// `probe <live>`.
+    /// Every applier call and probe block, in order: `check`, `switch v`, `restore`, `close`,
+    /// `keep v`, `probe <live>`.
     pub(crate) calls: RefCell<Vec<String>>,
     /// Behaviour per arm name; `original` and `baseline` default to [`BASE`].
     pub(crate) behaviour: RefCell<BTreeMap<String, Behaviour>>,
@@ -285,6 +285,17 @@ impl Applier for FakeApplier {
         }
         self.world.reloads.set(self.world.reloads.get() + 1);
         *self.world.live.borrow_mut() = ORIGINAL.to_owned();
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<(), ApplyFailure> {
+        self.world.call("close".to_owned());
+        if self.world.live() != ORIGINAL {
+            return Err(ApplyFailure {
+                message: format!("closing with {} live", self.world.live()),
+                original_live: false,
+            });
+        }
         Ok(())
     }
 
