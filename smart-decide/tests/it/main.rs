@@ -2,3 +2,4 @@
 
 mod feasibility;
 mod judge;
+mod properties;
