@@ -139,10 +139,14 @@ impl Error {
         self.step
     }
 
-    /// Whether the server's configuration is untouched or back on its original (every kind but
-    /// [`ErrorKind::RevertFailed`] and [`ErrorKind::Conflict`]).
+    /// Whether the original configuration is known to be in place and serving after this
+    /// error: false for [`ErrorKind::RevertFailed`], [`ErrorKind::Conflict`] (a human's edit is on
+    /// disk) and [`ErrorKind::State`] (smart could not record what it did, so it cannot say).
     pub fn original_in_place(&self) -> bool {
-        !matches!(self.kind, ErrorKind::RevertFailed | ErrorKind::Conflict)
+        !matches!(
+            self.kind,
+            ErrorKind::RevertFailed | ErrorKind::Conflict | ErrorKind::State
+        )
     }
 
     pub(crate) fn message(&self) -> &str {

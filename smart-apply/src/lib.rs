@@ -15,9 +15,16 @@
 //! let mut session = applier.begin(&lock, "gzip", "20261126-1", apply).await?;
 //! session.switch_to(Arm::Variant { name: "level-6", params }).await?;
 //! session.switch_to(Arm::Found).await?; // back to the configuration as found
-//! session.revert().await?; // or session.keep()
+//! session.switch_to(Arm::Variant { name: "level-6", params }).await?;
+//! session.restore().await?; // original back and verified; the run goes on
+//! session.close().await?; // verify once more and close; or keep() / revert()
 //! # Ok(()) }
 //! ```
+//!
+//! The engine's `Applier` port (`smart_core::engine`) maps onto this one to one:
+//! `check_baseline` → [`Applier::begin`], `switch` → [`Session::switch_to`], `restore` →
+//! [`Session::restore`], `close` → [`Session::close`], `keep` → [`Session::keep`];
+//! [`Error::original_in_place`] fills its `original_live`.
 //!
 //! Every switch runs: render all files (nothing changes if one fails) → check that no file was
 //! edited by someone else since smart last wrote it (if one was: stop, touch nothing,
@@ -140,8 +147,9 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// Applies, reverts and recovers runs in one state dir.
-#[derive(Debug)]
+/// Applies, reverts and recovers runs in one state dir. Cheap to clone (the HTTP client is
+/// shared).
+#[derive(Debug, Clone)]
 pub struct Applier {
     config: Config,
     audit: AuditLog,

@@ -26,13 +26,15 @@ use crate::{Applier, Arm, BASELINE};
 ///
 /// Dropping a session without either leaves its journal open, so the next `smart recover` (or
 /// the start of the next run) puts the original back.
-pub struct Session<'a> {
-    applier: &'a Applier,
+pub struct Session {
+    applier: Applier,
     run: RunState,
     /// The checksum smart expects on disk for each file now.
     current: Vec<Option<String>>,
     /// The arm serving now.
     arm: String,
+    /// Whether the configuration as found is what serves now.
+    original_live: bool,
 }
 
 impl Applier {
@@ -42,13 +44,13 @@ impl Applier {
     ///
     /// On error nothing was changed. Fails with [`ErrorKind::State`] if an earlier run is still
     /// open: call [`Applier::recover`] first.
-    pub async fn begin<'a>(
-        &'a self,
+    pub async fn begin(
+        &self,
         lock: &RunLock,
         experiment: &str,
         run_id: &str,
         apply: &Apply,
-    ) -> Result<Session<'a>, Error> {
+    ) -> Result<Session, Error> {
         self.check_lock(lock)?;
         layout::check_component("experiment name", experiment)?;
         layout::check_component("run id", run_id)?;
@@ -114,10 +116,11 @@ impl Applier {
             .map(|f| f.sha256.clone())
             .collect();
         Ok(Session {
-            applier: self,
+            applier: self.clone(),
             run,
             current,
             arm: BASELINE.to_owned(),
+            original_live: true,
         })
     }
 
@@ -368,7 +371,7 @@ impl Applier {
     }
 }
 
-impl Session<'_> {
+impl Session {
     /// The experiment's name.
     pub fn experiment(&self) -> &str {
         &self.run.experiment
@@ -397,10 +400,20 @@ impl Session<'_> {
     /// [`Session::revert`], which works from the journal's record of everything smart may have
     /// written, or leave the run to `smart recover`.
     pub async fn switch_to(&mut self, arm: Arm<'_>) -> Result<(), Error> {
-        let applier = self.applier;
-        let (name, targets, live_value) = self.render(&arm)?;
+        let applier = &self.applier.clone();
+        let target_name = match arm {
+            Arm::Found => BASELINE,
+            Arm::Variant { name, .. } => name,
+        };
+        let leaving = format!("switching from `{}` to `{target_name}`", self.arm);
+        let (name, targets, live_value) = match self.render(&arm) {
+            Ok(rendered) => rendered,
+            // Nothing changed: if the original is live, it stays; else put it back, so that an
+            // error always leaves the server on the original (or says it could not).
+            Err(e) if self.original_live => return Err(e),
+            Err(e) => return Err(self.fail(e, &leaving).await),
+        };
         self.check_untouched()?;
-        let leaving = self.arm.clone();
         self.run.record(
             applier,
             Record::Switch {
@@ -416,47 +429,57 @@ impl Session<'_> {
         match self.apply_arm(&arm, &name, targets, live_value).await {
             Ok(()) => {
                 self.arm = name.clone();
+                self.original_live = matches!(arm, Arm::Found);
                 self.run.record(applier, Record::Live { arm: name })
             }
-            Err(failure) => {
-                let outcome = self.run.restore_original(applier, true).await;
-                self.arm = BASELINE.to_owned();
-                let leaving = format!("switching from `{leaving}` to `{name}`");
-                match outcome {
-                    Ok(()) => {
-                        self.current = self
-                            .run
-                            .manifest
-                            .files
-                            .iter()
-                            .map(|f| f.sha256.clone())
-                            .collect();
-                        self.run.record(
-                            applier,
-                            Record::Live {
-                                arm: BASELINE.to_owned(),
-                            },
-                        )?;
-                        Err(Error::new(
-                            ErrorKind::Reverted,
-                            failure.step(),
-                            format!(
-                                "{leaving}: {}; the original configuration was restored, reloaded and verified",
-                                failure.message()
-                            ),
-                        ))
-                    }
-                    Err(revert) => Err(Error::new(
-                        revert.kind().clone(),
-                        failure.step(),
-                        format!(
-                            "{leaving}: {}; then restoring the original: {revert}",
-                            failure.message()
-                        ),
-                    )),
-                }
-            }
+            Err(failure) => Err(self.fail(failure, &leaving).await),
         }
+    }
+
+    /// After `failure`, restores the original and says how that went.
+    async fn fail(&mut self, failure: Error, leaving: &str) -> Error {
+        let applier = &self.applier.clone();
+        match self.run.restore_original(applier, true).await {
+            Ok(()) => {
+                self.mark_original_live();
+                if let Err(e) = self.run.record(
+                    applier,
+                    Record::Live {
+                        arm: BASELINE.to_owned(),
+                    },
+                ) {
+                    return e;
+                }
+                Error::new(
+                    ErrorKind::Reverted,
+                    failure.step(),
+                    format!(
+                        "{leaving}: {}; the original configuration was restored, reloaded and verified",
+                        failure.message()
+                    ),
+                )
+            }
+            Err(revert) => Error::new(
+                revert.kind().clone(),
+                failure.step(),
+                format!(
+                    "{leaving}: {}; then restoring the original: {revert}",
+                    failure.message()
+                ),
+            ),
+        }
+    }
+
+    fn mark_original_live(&mut self) {
+        self.current = self
+            .run
+            .manifest
+            .files
+            .iter()
+            .map(|f| f.sha256.clone())
+            .collect();
+        self.arm = BASELINE.to_owned();
+        self.original_live = true;
     }
 
     /// Renders the arm: its name, each file's target content, and its live-check value.
@@ -504,7 +527,7 @@ impl Session<'_> {
         let mut parts = Vec::new();
         for (path, on_disk, i) in changed {
             self.run.audit(
-                self.applier,
+                &self.applier,
                 Action::Conflict,
                 Outcome::Failed,
                 json!({"path": path, "on_disk": on_disk, "expected": self.current[i]}),
@@ -534,7 +557,7 @@ impl Session<'_> {
         targets: Vec<Option<Vec<u8>>>,
         live_value: Option<String>,
     ) -> Result<(), Error> {
-        let applier = self.applier;
+        let applier = &self.applier.clone();
         let timeout = self.run.command_timeout();
         for (i, target) in targets.iter().enumerate() {
             let sha = fsio::state_sha(target.as_deref());
@@ -667,27 +690,58 @@ impl Session<'_> {
     pub fn keep(mut self) -> Result<(), Error> {
         let arm = self.arm.clone();
         self.run
-            .record(self.applier, Record::Kept { arm: arm.clone() })?;
-        self.run
-            .audit(self.applier, Action::Keep, Outcome::Ok, json!({"arm": arm}))
+            .record(&self.applier, Record::Kept { arm: arm.clone() })?;
+        self.run.audit(
+            &self.applier,
+            Action::Keep,
+            Outcome::Ok,
+            json!({"arm": arm}),
+        )
     }
 
     /// Puts the original configuration back, reloads, checks and verifies it, and closes the
     /// run. On error the run stays open for `smart recover`.
     pub async fn revert(mut self) -> Result<(), Error> {
-        let applier = self.applier;
+        self.restore().await?;
+        self.run.record(
+            &self.applier,
+            Record::Closed {
+                how: CloseReason::Reverted,
+            },
+        )
+    }
+
+    /// Puts the original configuration back (files, command value), verifies every checksum
+    /// against the backups, reloads and runs the live check and health, but keeps the run open:
+    /// another variant may follow. On error the run stays open for `smart recover`.
+    pub async fn restore(&mut self) -> Result<(), Error> {
+        let applier = &self.applier.clone();
         let result = self.run.restore_original(applier, true).await;
-        let outcome = if result.is_ok() {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
-        };
-        let detail = match &result {
-            Ok(()) => json!({"from_arm": self.arm}),
-            Err(e) => json!({"from_arm": self.arm, "error": e.to_string()}),
+        let (outcome, detail) = match &result {
+            Ok(()) => (Outcome::Ok, json!({"from_arm": self.arm})),
+            Err(e) => (
+                Outcome::Failed,
+                json!({"from_arm": self.arm, "error": e.to_string()}),
+            ),
         };
         self.run.audit(applier, Action::Revert, outcome, detail)?;
         result?;
+        self.mark_original_live();
+        self.run.record(
+            applier,
+            Record::Live {
+                arm: BASELINE.to_owned(),
+            },
+        )
+    }
+
+    /// Closes a run whose original is already live (after [`Session::restore`] or a switch to
+    /// [`Arm::Found`]): verifies once more that every file and the command's value equal the
+    /// backups, then records the run closed so recovery has nothing to do. Fails with
+    /// [`ErrorKind::RevertFailed`], leaving the run open, if they do not.
+    pub async fn close(mut self) -> Result<(), Error> {
+        let applier = &self.applier.clone();
+        self.run.verify(applier).await?;
         self.run.record(
             applier,
             Record::Closed {

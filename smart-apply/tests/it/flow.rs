@@ -623,3 +623,102 @@ async fn revert_undoes_kept_runs_newest_first() {
     let third = applier.revert_last(&lock, Some("exp")).await.unwrap();
     assert_eq!(third.action, RunAction::AlreadyReverted);
 }
+
+#[tokio::test]
+async fn restore_keeps_the_run_open_and_close_verifies_before_closing() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    fs::write(&site, SITE).unwrap();
+    let sysctl = env.fake_sysctl("128");
+    let spec = apply(json!({
+        "files": [{"path": site, "template": "v={{ variant }}\n"}],
+        "command": {"read": [sysctl], "set": [sysctl, "{{ backlog }}"]},
+        "reload": ["true"],
+    }));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    let p = params(&[("backlog", "4096")]);
+    session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &p,
+        })
+        .await
+        .unwrap();
+    session.restore().await.unwrap();
+    assert_eq!(
+        (fs::read_to_string(&site).unwrap(), env.sysctl_value()),
+        (SITE.to_owned(), "128".to_owned())
+    );
+    session
+        .switch_to(Arm::Variant {
+            name: "v2",
+            params: &p,
+        })
+        .await
+        .unwrap();
+    assert_eq!(fs::read_to_string(&site).unwrap(), "v=v2\n");
+    session.restore().await.unwrap();
+    session.close().await.unwrap();
+    assert!(applier.recover(&lock).await.unwrap().is_empty());
+
+    // Closing while a variant is live is refused and leaves the run to recovery.
+    let mut session = applier.begin(&lock, "exp", "r2", &spec).await.unwrap();
+    session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &p,
+        })
+        .await
+        .unwrap();
+    let err = session.close().await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (&ErrorKind::RevertFailed, Step::Verify),
+        "{err}"
+    );
+    assert_eq!(applier.recover(&lock).await.unwrap().len(), 1);
+    assert_eq!(
+        (fs::read_to_string(&site).unwrap(), env.sysctl_value()),
+        (SITE.to_owned(), "128".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_render_error_while_a_variant_is_live_puts_the_original_back() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    fs::write(&site, SITE).unwrap();
+    let spec =
+        apply(json!({"files": [{"path": site, "template": "n={{ n }}\n"}], "reload": ["true"]}));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    let good = params(&[("n", "1")]);
+    session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &good,
+        })
+        .await
+        .unwrap();
+    let err = session
+        .switch_to(Arm::Variant {
+            name: "v2",
+            params: &params(&[]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.step()),
+        (&ErrorKind::Reverted, Step::Render),
+        "{err}"
+    );
+    assert!(err.original_in_place());
+    assert!(
+        err.to_string().contains("switching from `v1` to `v2`"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
+    assert_eq!(session.arm(), "baseline");
+    session.close().await.unwrap();
+}
