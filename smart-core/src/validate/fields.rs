@@ -324,12 +324,13 @@ pub(crate) fn http_url(r: &mut Reader, value: &Value, field: &str) {
     match url::Url::parse(text) {
         Err(e) => r.problem(
             field,
-            format!("\"{text}\" is not a valid URL ({e}); write it like \"http://127.0.0.1/\""),
+            // The URL is not echoed: it could hold a password.
+            format!("is not a valid URL ({e}); write it like \"http://127.0.0.1/\""),
         ),
         Ok(url) if !matches!(url.scheme(), "http" | "https") => r.problem(
             field,
             format!(
-                "\"{text}\" is a {}: URL; only http:// and https:// URLs can be measured",
+                "is a {}: URL; only http:// and https:// URLs can be measured",
                 url.scheme()
             ),
         ),
@@ -340,7 +341,7 @@ pub(crate) fn http_url(r: &mut Reader, value: &Value, field: &str) {
         ),
         Ok(url) if url.host_str().is_none_or(str::is_empty) => r.problem(
             field,
-            format!("\"{text}\" has no host; write it like \"http://127.0.0.1/\""),
+            "has no host; write it like \"http://127.0.0.1/\"",
         ),
         Ok(_) => {}
     }

@@ -198,12 +198,12 @@ fn urls_must_be_http_without_credentials() {
     check_field(
         "target.urls",
         json!(["ftp://127.0.0.1/"]),
-        &["target.urls[0]: \"ftp://127.0.0.1/\" is a ftp: URL; only http:// and https://"],
+        &["target.urls[0]: is a ftp: URL; only http:// and https://"],
     );
     check_field(
         "target.urls",
         json!(["127.0.0.1/"]),
-        &["target.urls[0]: \"127.0.0.1/\" is not a valid URL"],
+        &["target.urls[0]: is not a valid URL"],
     );
     check_field(
         "target.urls",
@@ -214,13 +214,31 @@ fn urls_must_be_http_without_credentials() {
     check_field(
         "apply.health",
         json!({"url": "file:///etc/passwd"}),
-        &["apply.health.url: \"file:///etc/passwd\" is a file: URL"],
+        &["apply.health.url: is a file: URL"],
     );
     check_field(
         "apply.health",
         json!({"url": "https://127.0.0.1:8443/health", "timeout_s": 5}),
         &[],
     );
+}
+
+#[test]
+fn secrets_in_bad_values_are_never_echoed() {
+    for (path, value) in [
+        ("target.urls", json!(["http://user:s3cret@[::1/"])),
+        ("target.urls", json!(["ftp://user:s3cret@127.0.0.1/"])),
+        ("target.urls", json!(["http://user:s3cret@127.0.0.1/"])),
+        (
+            "target.headers",
+            json!({"Authorization": "Bearer s3cret\r\nX: 1"}),
+        ),
+        ("variants.0.params.inactive", json!("s3cret\nuser root;")),
+    ] {
+        let input = with(base(), path, Some(value));
+        let err = validate_text(&input.to_string()).unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
 }
 
 #[test]
