@@ -21,7 +21,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The engine's `Applier` port (`smart_core::engine`) maps onto this one to one:
+//! [`EngineApplier`] implements the engine's `Applier` port (`smart_core::engine`) over these
+//! calls for one validated experiment; they map one to one:
 //! `check_baseline` → [`Applier::begin`], `switch` → [`Session::switch_to`], `restore` →
 //! [`Session::restore`], `close` → [`Session::close`], `keep` → [`Session::keep`];
 //! [`Error::original_in_place`] fills its `original_live`.
@@ -71,6 +72,7 @@ mod http;
 pub mod journal;
 pub mod layout;
 mod lock;
+mod port;
 mod recover;
 mod render;
 mod run;
@@ -86,6 +88,7 @@ pub use command::DEFAULT_PATH;
 pub use error::{Error, ErrorKind, Step};
 pub use journal::Record;
 pub use lock::{LOCK_FILE, RunLock};
+pub use port::EngineApplier;
 pub use recover::{RunAction, RunOutcome};
 pub use session::Session;
 

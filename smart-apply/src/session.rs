@@ -37,6 +37,17 @@ pub struct Session {
     original_live: bool,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("experiment", &self.run.experiment)
+            .field("run_id", &self.run.run_id)
+            .field("arm", &self.arm)
+            .field("original_live", &self.original_live)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Applier {
     /// Starts a run: checks the experiment against this machine, validates and health-checks the
     /// configuration as found (refusing to experiment on a broken server), captures the command
@@ -385,6 +396,11 @@ impl Session {
     /// The arm serving now (`baseline` for the configuration as found).
     pub fn arm(&self) -> &str {
         &self.arm
+    }
+
+    /// Whether the configuration as found is what serves now.
+    pub fn original_live(&self) -> bool {
+        self.original_live
     }
 
     /// Makes `arm` live: writes its files, sets its command value, validates, reloads, confirms

@@ -335,8 +335,7 @@ async fn bad_input_is_refused_before_anything_changes() {
         let err = applier
             .begin(&lock, "exp", &format!("r{i}"), &apply(spec))
             .await
-            .err()
-            .expect("bad input must be refused");
+            .expect_err("bad input must be refused");
         assert_eq!(
             (err.kind(), err.step()),
             (&ErrorKind::BadInput, Step::Preflight),
@@ -397,8 +396,7 @@ async fn an_unsound_baseline_is_refused_and_nothing_changes() {
         let err = applier
             .begin(&lock, "exp", &format!("r{i}"), &apply(spec))
             .await
-            .err()
-            .unwrap();
+            .unwrap_err();
         assert_eq!(
             (err.kind(), err.step()),
             (&ErrorKind::UnsoundBaseline, Step::Baseline),
@@ -482,11 +480,7 @@ async fn a_new_run_waits_for_recovery_of_an_interrupted_one() {
         .await
         .unwrap();
     drop(session); // as if the process died
-    let err = applier
-        .begin(&lock, "exp", "r2", &spec)
-        .await
-        .err()
-        .unwrap();
+    let err = applier.begin(&lock, "exp", "r2", &spec).await.unwrap_err();
     assert!(err.to_string().contains("smart recover"), "{err}");
     let done = applier.recover(&lock).await.unwrap();
     assert_eq!(done.len(), 1);

@@ -5,4 +5,5 @@ mod audit;
 mod crash;
 mod flow;
 mod nginx;
+mod port;
 mod support;
