@@ -408,8 +408,19 @@ fn parse_line(path: &Path, lineno: u64, raw: &[u8]) -> Result<Line, AuditError> 
 ///
 /// Takes a shared lock on the live file, so it never reads a half-written append.
 pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
-    let mut rotated: Vec<PathBuf> = fs::read_dir(state_dir)
-        .map_err(|e| AuditError::io(state_dir, e))?
+    let entries = match fs::read_dir(state_dir) {
+        Ok(entries) => entries,
+        // No state dir yet: nothing was ever logged.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Summary {
+                files: Vec::new(),
+                lines: 0,
+                last_hash: GENESIS.to_owned(),
+            });
+        }
+        Err(e) => return Err(AuditError::io(state_dir, e)),
+    };
+    let mut rotated: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
@@ -665,9 +676,10 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_state_dir_verifies() {
+    fn an_empty_or_missing_state_dir_verifies() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(verify(dir.path()).unwrap().lines, 0);
+        assert_eq!(verify(&dir.path().join("none")).unwrap().lines, 0);
     }
 
     #[test]
