@@ -1,5 +1,7 @@
 //! Recovery of interrupted runs, and `revert` of a finished (or kept) run on demand.
 
+use std::path::PathBuf;
+
 use serde_json::json;
 use smart_core::audit::{Action, Outcome};
 
@@ -9,7 +11,7 @@ use crate::http;
 use crate::journal::{self, CloseReason, Record};
 use crate::layout::{self, RunDir};
 use crate::lock::RunLock;
-use crate::run::{self, RunState};
+use crate::run::{self, Edits, RunState};
 
 /// What recovery or a revert did to one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +22,8 @@ pub struct RunOutcome {
     pub run_id: String,
     /// What was done.
     pub action: RunAction,
+    /// Files left with someone else's edit (only with [`Applier::recover_keeping_edits`]).
+    pub kept_edits: Vec<PathBuf>,
 }
 
 /// What was done to a run.
@@ -45,6 +49,17 @@ impl Applier {
     /// Idempotent: running it twice, or after a crash during it, is safe. Runs closed by a keep
     /// are left alone.
     pub async fn recover(&self, lock: &RunLock) -> Result<Vec<RunOutcome>, Error> {
+        self.recover_with(lock, Edits::Refuse).await
+    }
+
+    /// Like [`Applier::recover`], but a file someone else changed since smart wrote it is left
+    /// as it is (and the audit log says so) instead of stopping recovery: for when a human fixed
+    /// things by hand and wants to keep that. Everything else is restored and verified.
+    pub async fn recover_keeping_edits(&self, lock: &RunLock) -> Result<Vec<RunOutcome>, Error> {
+        self.recover_with(lock, Edits::Keep).await
+    }
+
+    async fn recover_with(&self, lock: &RunLock, edits: Edits) -> Result<Vec<RunOutcome>, Error> {
         self.check_lock(lock)?;
         let mut done = Vec::new();
         for dir in layout::all_runs(&self.config.state_dir)? {
@@ -52,7 +67,10 @@ impl Applier {
             if replay.closed().is_some() {
                 continue;
             }
-            done.push(self.close_run(dir, &replay, CloseReason::Recovered).await?);
+            done.push(
+                self.close_run(dir, &replay, CloseReason::Recovered, edits)
+                    .await?,
+            );
         }
         Ok(done)
     }
@@ -92,13 +110,16 @@ impl Applier {
         for (_, _, _, dir) in runs {
             let replay = journal::read(&dir.journal())?;
             if !matches!(replay.closed(), Some(Record::Closed { .. })) {
-                return self.close_run(dir, &replay, CloseReason::Reverted).await;
+                return self
+                    .close_run(dir, &replay, CloseReason::Reverted, Edits::Refuse)
+                    .await;
             }
         }
         Ok(RunOutcome {
             experiment: newest_experiment,
             run_id: newest_run,
             action: RunAction::AlreadyReverted,
+            kept_edits: Vec::new(),
         })
     }
 
@@ -107,6 +128,7 @@ impl Applier {
         dir: RunDir,
         replay: &journal::Replay,
         how: CloseReason,
+        edits: Edits,
     ) -> Result<RunOutcome, Error> {
         let action = if how == CloseReason::Recovered {
             Action::Recover
@@ -131,14 +153,24 @@ impl Applier {
                 experiment: meta.experiment,
                 run_id: meta.run_id,
                 action: RunAction::NothingChanged,
+                kept_edits: Vec::new(),
             });
         }
         let mut run = run::load(dir, replay)?;
         let running = self.service_running(&run).await;
         let interrupted = replay.pending().map(|op| format!("{op:?}"));
-        let result = run.restore_original(self, running).await;
+        let result = run.restore_original(self, running, edits).await;
+        let kept_edits: Vec<PathBuf> = match &result {
+            Ok(kept) => kept
+                .iter()
+                .map(|&i| run.manifest.files[i].path.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         let detail = match &result {
-            Ok(()) => json!({"reloaded": running, "interrupted_during": interrupted}),
+            Ok(_) => {
+                json!({"reloaded": running, "interrupted_during": interrupted, "kept_edits": kept_edits})
+            }
             Err(e) => {
                 json!({"reloaded": running, "interrupted_during": interrupted, "error": e.to_string()})
             }
@@ -159,6 +191,7 @@ impl Applier {
             experiment: run.experiment,
             run_id: run.run_id,
             action: RunAction::Restored { reloaded: running },
+            kept_edits,
         })
     }
 

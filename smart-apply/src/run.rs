@@ -21,6 +21,15 @@ use crate::layout::{Manifest, RunDir};
 /// The live check and health deadline when `health` gives none.
 pub(crate) const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a restore does with a file someone else changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Edits {
+    /// Stop and touch nothing.
+    Refuse,
+    /// Leave it as it is and restore everything else.
+    Keep,
+}
+
 /// One run's state in memory.
 pub(crate) struct RunState {
     pub(crate) experiment: String,
@@ -142,15 +151,19 @@ impl RunState {
     }
 
     /// Puts the original configuration back and checks it, or fails without touching a file
-    /// someone else changed. `running` says whether to reload and check the service.
+    /// someone else changed (with [`Edits::Keep`], leaves those files as they are and restores
+    /// the rest). `running` says whether to reload and check the service. Returns the files left
+    /// with someone else's edit.
     pub(crate) async fn restore_original(
         &mut self,
         applier: &Applier,
         running: bool,
-    ) -> Result<(), Error> {
+        edits: Edits,
+    ) -> Result<Vec<usize>, Error> {
         // 1. Nothing is touched if any file was changed by someone else.
         let mut to_restore = Vec::new();
         let mut conflicts = Vec::new();
+        let mut kept = Vec::new();
         for (i, file) in self.manifest.files.clone().iter().enumerate() {
             let _ = fsio::remove_if_exists(&fsio::temp_path(&file.path));
             let on_disk = read_sha(&file.path, Step::Revert)?;
@@ -159,6 +172,19 @@ impl RunState {
             }
             if self.written[i].contains(&on_disk) {
                 to_restore.push(i);
+            } else if edits == Edits::Keep {
+                kept.push(i);
+                self.audit(
+                    applier,
+                    Action::Conflict,
+                    Outcome::Skipped,
+                    json!({
+                        "path": file.path,
+                        "on_disk": on_disk,
+                        "original": file.sha256,
+                        "result": "someone else's edit was kept, as asked",
+                    }),
+                )?;
             } else {
                 conflicts.push(conflict_message(
                     &file.path,
@@ -185,7 +211,7 @@ impl RunState {
                 ErrorKind::Conflict,
                 Step::Revert,
                 format!(
-                    "{}; smart changed nothing and the run stays open: when the file is as you want it, run `smart recover` again",
+                    "{}; smart changed nothing and the run stays open: put the original back (or leave the file as you want it) and run `smart recover` again, or `smart recover --keep-edits` to keep your edit and restore the rest",
                     conflicts.join("; ")
                 ),
             ));
@@ -257,7 +283,7 @@ impl RunState {
             self.command_set = false;
         }
         // 4. Verify: the checksums must equal the backups'.
-        self.verify(applier).await?;
+        self.verify(applier, &kept).await?;
         // 5. Reload and check, if the service runs.
         if !running {
             self.audit(
@@ -266,7 +292,7 @@ impl RunState {
                 Outcome::Skipped,
                 json!({"reason": "the service is not running (its health or live-check URL does not answer)"}),
             )?;
-            return Ok(());
+            return Ok(kept);
         }
         if let Some(argv) = self.apply.reload.clone() {
             let id = self.intent(applier, Op::Reload)?;
@@ -293,14 +319,17 @@ impl RunState {
         self.check_health(applier)
             .await
             .map_err(|e| revert_failed(e.step(), e.message().to_owned()))?;
-        Ok(())
+        Ok(kept)
     }
 
-    /// Compares every file (and the command's value) with the backup; fails loudly, saying what
-    /// is on disk, when they differ.
-    pub(crate) async fn verify(&mut self, applier: &Applier) -> Result<(), Error> {
+    /// Compares every file but `skip` (and the command's value) with the backup; fails loudly,
+    /// saying what is on disk, when they differ.
+    pub(crate) async fn verify(&mut self, applier: &Applier, skip: &[usize]) -> Result<(), Error> {
         let mut wrong = Vec::new();
-        for file in &self.manifest.files {
+        for (i, file) in self.manifest.files.iter().enumerate() {
+            if skip.contains(&i) {
+                continue;
+            }
             let on_disk = fsio::read_optional(&file.path).map_err(|e| {
                 revert_failed(
                     Step::Verify,

@@ -18,7 +18,7 @@ use crate::journal::{self, CloseReason, Journal, Op, Record};
 use crate::layout::{self, FileBackup, Manifest, RunDir, RunMeta};
 use crate::lock::RunLock;
 use crate::render;
-use crate::run::{self, RunState};
+use crate::run::{self, Edits, RunState};
 use crate::{Applier, Arm, BASELINE};
 
 /// One run of one experiment on this server, between [`Applier::begin`] and
@@ -455,8 +455,12 @@ impl Session {
     /// After `failure`, restores the original and says how that went.
     async fn fail(&mut self, failure: Error, leaving: &str) -> Error {
         let applier = &self.applier.clone();
-        match self.run.restore_original(applier, true).await {
-            Ok(()) => {
+        match self
+            .run
+            .restore_original(applier, true, Edits::Refuse)
+            .await
+        {
+            Ok(_) => {
                 self.mark_original_live();
                 if let Err(e) = self.run.record(
                     applier,
@@ -732,9 +736,12 @@ impl Session {
     /// another variant may follow. On error the run stays open for `smart recover`.
     pub async fn restore(&mut self) -> Result<(), Error> {
         let applier = &self.applier.clone();
-        let result = self.run.restore_original(applier, true).await;
+        let result = self
+            .run
+            .restore_original(applier, true, Edits::Refuse)
+            .await;
         let (outcome, detail) = match &result {
-            Ok(()) => (Outcome::Ok, json!({"from_arm": self.arm})),
+            Ok(_) => (Outcome::Ok, json!({"from_arm": self.arm})),
             Err(e) => (
                 Outcome::Failed,
                 json!({"from_arm": self.arm, "error": e.to_string()}),
@@ -757,7 +764,7 @@ impl Session {
     /// [`ErrorKind::RevertFailed`], leaving the run open, if they do not.
     pub async fn close(mut self) -> Result<(), Error> {
         let applier = &self.applier.clone();
-        self.run.verify(applier).await?;
+        self.run.verify(applier, &[]).await?;
         self.run.record(
             applier,
             Record::Closed {

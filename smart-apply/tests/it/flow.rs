@@ -716,3 +716,42 @@ async fn a_render_error_while_a_variant_is_live_puts_the_original_back() {
     assert_eq!(session.arm(), "baseline");
     session.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn recovery_can_keep_a_human_edit_and_restore_the_rest() {
+    let env = Env::new();
+    let site = env.etc("site.conf");
+    let other = env.etc("other.conf");
+    fs::write(&site, SITE).unwrap();
+    fs::write(&other, "other\n").unwrap();
+    let spec = apply(json!({"files": [
+        {"path": site, "template": "v={{ variant }}\n"},
+        {"path": other, "template": "o={{ variant }}\n"}
+    ]}));
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
+    session
+        .switch_to(Arm::Variant {
+            name: "v1",
+            params: &params(&[]),
+        })
+        .await
+        .unwrap();
+    drop(session);
+    fs::write(&site, "fixed by hand\n").unwrap();
+    assert_eq!(
+        applier.recover(&lock).await.unwrap_err().kind(),
+        &ErrorKind::Conflict
+    );
+    assert_eq!(
+        fs::read_to_string(&other).unwrap(),
+        "o=v1\n",
+        "a refused recovery touches nothing"
+    );
+    let done = applier.recover_keeping_edits(&lock).await.unwrap();
+    assert_eq!(done[0].kept_edits, vec![site.clone()]);
+    assert_eq!(fs::read_to_string(&site).unwrap(), "fixed by hand\n");
+    assert_eq!(fs::read_to_string(&other).unwrap(), "other\n");
+    assert!(actions_include(&env, "conflict", "skipped"));
+    assert!(applier.recover(&lock).await.unwrap().is_empty());
+}

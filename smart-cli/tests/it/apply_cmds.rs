@@ -161,3 +161,29 @@ fn audit_verify_passes_an_intact_log_and_names_a_tampered_line() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn recover_never_overwrites_a_human_edit_unless_told_to_keep_it() {
+    let dir = setup();
+    apply_v1(dir.path(), false);
+    let site = dir.path().join("site.conf");
+    fs::write(&site, "worker_processes 2; # by hand\n").unwrap();
+    let refused = smart(dir.path(), &["recover"]);
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(
+        text(&refused.stderr).contains("was changed by someone else"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let kept = smart(dir.path(), &["recover", "--keep-edits"]);
+    assert!(kept.status.success(), "{}", text(&kept.stderr));
+    assert!(
+        text(&kept.stdout).contains("kept someone else's edit of"),
+        "{}",
+        text(&kept.stdout)
+    );
+    assert_eq!(
+        fs::read_to_string(&site).unwrap(),
+        "worker_processes 2; # by hand\n"
+    );
+}
