@@ -55,7 +55,8 @@
 //!   starts, only restores files. With neither URL configured it is assumed to run.
 //! - **Foreign edits.** Before every write or restore, each file's checksum must be the one smart
 //!   last wrote (or the original): anything else is someone else's edit, which smart never
-//!   overwrites. A file a human put back to its original counts as restored.
+//!   overwrites. A file a human put back to its original counts as restored;
+//!   [`Applier::recover_keeping_edits`] closes a run while keeping such an edit.
 //! - **Read-only files**: a file with no write bit is treated as a human's "do not touch" and
 //!   refused before anything changes (root would otherwise write it regardless).
 //! - Commands run as argv vectors with a cleared environment (`PATH` from [`Config::path`],
