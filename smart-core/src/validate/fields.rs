@@ -339,10 +339,9 @@ pub(crate) fn http_url(r: &mut Reader, value: &Value, field: &str) {
             "holds a user name or password, which would show in logs; send credentials in an \
              Authorization header instead (its value is redacted)",
         ),
-        Ok(url) if url.host_str().is_none_or(str::is_empty) => r.problem(
-            field,
-            "has no host; write it like \"http://127.0.0.1/\"",
-        ),
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => {
+            r.problem(field, "has no host; write it like \"http://127.0.0.1/\"")
+        }
         Ok(_) => {}
     }
 }
