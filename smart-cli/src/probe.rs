@@ -77,6 +77,7 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
     let plan = BlockPlan {
         warmup: args.warmup,
         measure: args.duration,
+        guard: None,
     };
     let live = !args.json && std::io::stderr().is_terminal();
     let sink = move |p: &Progress| {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use smart_core::experiment::{Guardrails, Method, Target};
+use smart_core::redact;
 
 use crate::ProbeError;
 
@@ -101,7 +102,6 @@ pub struct ProbeConfig {
     pub(crate) ok_status: Vec<u16>,
     pub(crate) load: Load,
     pub(crate) max_in_flight: usize,
-    pub(crate) guard: Option<GuardConfig>,
     pub(crate) max_samples: usize,
 }
 
@@ -113,7 +113,6 @@ impl ProbeConfig {
             target: target.clone(),
             load: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            guard: None,
             max_samples: DEFAULT_MAX_SAMPLES,
         }
     }
@@ -138,17 +137,13 @@ impl ProbeConfig {
         self.max_in_flight
     }
 
-    /// The guardrail checked while a block runs, if any.
-    pub fn guard(&self) -> Option<GuardConfig> {
-        self.guard
-    }
-
     /// The cap on raw samples kept per block.
     pub fn max_samples(&self) -> usize {
         self.max_samples
     }
 
-    /// The request headers as they may be shown: secret values (see [`redact_header`]) replaced.
+    /// The request headers as they may be shown: secret values replaced as
+    /// [`smart_core::redact`] says (`Authorization`, `Cookie`, ...).
     pub fn headers_redacted(&self) -> Vec<(String, String)> {
         self.headers
             .iter()
@@ -156,7 +151,7 @@ impl ProbeConfig {
                 let value = String::from_utf8_lossy(value.as_bytes());
                 (
                     name.as_str().to_owned(),
-                    redact_header(name.as_str(), &value).to_owned(),
+                    redact::shown_value(name.as_str(), &value).to_owned(),
                 )
             })
             .collect()
@@ -176,31 +171,9 @@ impl fmt::Debug for ProbeConfig {
             .field("ok_status", &self.ok_status)
             .field("load", &self.load)
             .field("max_in_flight", &self.max_in_flight)
-            .field("guard", &self.guard)
             .field("max_samples", &self.max_samples)
             .finish()
     }
-}
-
-/// The value of header `name` as it may be shown in logs and output: credentials
-/// (`Authorization`, `Proxy-Authorization`, `Cookie`, and names holding `token`, `secret`,
-/// `password` or `api-key`) become `<redacted>`.
-pub fn redact_header<'a>(name: &str, value: &'a str) -> &'a str {
-    if is_secret_header(name) {
-        "<redacted>"
-    } else {
-        value
-    }
-}
-
-fn is_secret_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    matches!(
-        name.as_str(),
-        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
-    ) || ["token", "secret", "password", "api-key", "apikey"]
-        .iter()
-        .any(|word| name.contains(word))
 }
 
 /// Builds a [`ProbeConfig`]; every setting is checked in [`ProbeConfigBuilder::build`].
@@ -209,7 +182,6 @@ pub struct ProbeConfigBuilder {
     target: Target,
     load: Option<Load>,
     max_in_flight: usize,
-    guard: Option<GuardConfig>,
     max_samples: usize,
 }
 
@@ -223,12 +195,6 @@ impl ProbeConfigBuilder {
     /// The cap on requests in flight (default [`DEFAULT_MAX_IN_FLIGHT`]).
     pub fn max_in_flight(mut self, max: usize) -> ProbeConfigBuilder {
         self.max_in_flight = max;
-        self
-    }
-
-    /// Stops a block early when the guard trips (default: never).
-    pub fn guard(mut self, guard: GuardConfig) -> ProbeConfigBuilder {
-        self.guard = Some(guard);
         self
     }
 
@@ -269,7 +235,7 @@ impl ProbeConfigBuilder {
                     "has a value with a control or non-ASCII character; remove it",
                 )
             })?;
-            if is_secret_header(name) {
+            if redact::is_secret_header(name) {
                 value.set_sensitive(true);
             }
             headers.insert(header, value);
@@ -326,7 +292,6 @@ impl ProbeConfigBuilder {
             ok_status: target.ok_status.clone(),
             load,
             max_in_flight: self.max_in_flight,
-            guard: self.guard,
             max_samples: self.max_samples,
         })
     }
@@ -350,13 +315,26 @@ fn parse_url(index: usize, url: &str) -> Result<reqwest::Url, ProbeError> {
 }
 
 /// One measurement block: load runs for `warmup + measure`; outcomes whose intended send time
-/// falls in the warm-up are not recorded (they still count for the guardrail).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// falls in the warm-up are not recorded (they still count for the guard).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BlockPlan {
     /// Load that is sent but not recorded, e.g. the seconds after a config change.
     pub warmup: Duration,
     /// How long the recorded part of the block lasts.
     pub measure: Duration,
+    /// Stops the block early when it trips; `None` runs it to its end whatever happens.
+    pub guard: Option<GuardConfig>,
+}
+
+impl BlockPlan {
+    /// A block of `measure`, without warm-up or guard.
+    pub fn measure(measure: Duration) -> BlockPlan {
+        BlockPlan {
+            warmup: Duration::ZERO,
+            measure,
+            guard: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -463,13 +441,11 @@ mod tests {
     fn secrets_are_redacted_in_debug_output() {
         let t = target(
             r#"{"urls": ["http://a/"], "headers": {"Authorization": "Bearer s3cret",
-                "Cookie": "id=s3cret", "X-Api-Key": "s3cret", "X-Trace": "visible"}}"#,
+                "Cookie": "id=s3cret", "X-Trace": "visible"}}"#,
         );
         let config = ProbeConfig::builder(&t).build().unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("visible"), "{shown}");
-        assert_eq!(redact_header("AUTHORIZATION", "x"), "<redacted>");
-        assert_eq!(redact_header("Accept", "text/html"), "text/html");
     }
 }

@@ -34,7 +34,7 @@ mod run;
 
 pub use config::{
     BlockPlan, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_SAMPLES, GuardConfig, Load, ProbeConfig,
-    ProbeConfigBuilder, redact_header,
+    ProbeConfigBuilder,
 };
 pub use error::ProbeError;
 pub use guard::Abort;

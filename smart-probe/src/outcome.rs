@@ -112,6 +112,11 @@ impl OutcomeCounts {
         }
     }
 
+    /// Each outcome with its count, in [`Outcome::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Outcome, u64)> + '_ {
+        Outcome::ALL.into_iter().map(|o| (o, self.get(o)))
+    }
+
     /// All outcomes.
     pub fn total(&self) -> u64 {
         Outcome::ALL.iter().map(|o| self.get(*o)).sum()

@@ -19,9 +19,10 @@ pub struct Progress {
     pub p50_us: Option<u64>,
 }
 
-/// Receives [`Progress`] snapshots while a block runs. Called from the probe's task: keep it
-/// quick (store or forward; no blocking I/O).
-pub trait ProgressSink: Send + Sync {
+/// Receives [`Progress`] snapshots while a block runs. Called from the future of
+/// [`Probe::run_block`](crate::Probe::run_block): keep it quick (store or forward; no blocking
+/// I/O). A sink that is `Sync` keeps that future `Send`.
+pub trait ProgressSink {
     /// A new snapshot.
     fn progress(&self, progress: &Progress);
 }
@@ -42,7 +43,7 @@ impl ProgressSink for tokio::sync::watch::Sender<Progress> {
 }
 
 /// A closure, e.g. one that updates a progress bar.
-impl<F: Fn(&Progress) + Send + Sync> ProgressSink for F {
+impl<F: Fn(&Progress)> ProgressSink for F {
     fn progress(&self, progress: &Progress) {
         self(progress);
     }

@@ -98,6 +98,14 @@ impl Samples {
     pub fn is_complete(&self) -> bool {
         self.seen == self.kept.len() as u64
     }
+
+    /// The latencies of the ok samples kept, in µs and time order (what a judge compares).
+    pub fn ok_latencies_us(&self) -> impl Iterator<Item = u32> + '_ {
+        self.kept
+            .iter()
+            .filter(|s| s.outcome() == Outcome::Ok)
+            .map(Sample::latency_us)
+    }
 }
 
 /// A latency distribution in microseconds (HdrHistogram, 3 significant digits).
@@ -473,7 +481,7 @@ mod tests {
 
     #[test]
     fn a_result_summarises_ok_latencies_and_counts_every_outcome() {
-        let mut recorder = BlockRecorder::new(100);
+        let mut recorder = BlockRecorder::new(1_000);
         for i in 1..=100u64 {
             recorder.record(ms(i * 10), ms(i), Outcome::Ok, Some(200));
         }
@@ -499,6 +507,8 @@ mod tests {
         assert!((result.error_rate_pct - 300.0 / 103.0).abs() < 1e-9);
         assert_eq!((result.retried, result.late), (1, 1));
         assert_eq!(result.samples.seen(), 103);
+        assert_eq!(result.samples.ok_latencies_us().count(), 100);
+        assert_eq!(result.samples.ok_latencies_us().next(), Some(1_000));
         let json = serde_json::to_string(&result).unwrap();
         let back: BlockResult = serde_json::from_str(&json).unwrap();
         assert_eq!(back, result, "{json}");

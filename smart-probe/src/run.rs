@@ -35,7 +35,7 @@ pub(crate) const SCHEDULE_GRACE: Duration = Duration::from_millis(5);
 ///
 /// let target: Target = serde_json::from_str(r#"{"urls": ["http://127.0.0.1:8080/"]}"#).unwrap();
 /// let probe = Probe::new(ProbeConfig::builder(&target).build()?)?;
-/// let plan = BlockPlan { warmup: Duration::from_secs(2), measure: Duration::from_secs(10) };
+/// let plan = BlockPlan { warmup: Duration::from_secs(2), ..BlockPlan::measure(Duration::from_secs(10)) };
 /// let result = probe.run_block(plan, &NoProgress).await?;
 /// println!("p50 {:?} µs, errors {:.2} %", result.latency.map(|l| l.p50_us), result.error_rate_pct);
 /// # Ok(()) }
@@ -95,10 +95,10 @@ impl Probe {
     ///
     /// Returns early, with [`BlockResult::abort`] set, when the guard trips. Cancel-safe:
     /// dropping the future stops every request of the block at once.
-    pub async fn run_block(
+    pub async fn run_block<S: ProgressSink + ?Sized>(
         &self,
         plan: BlockPlan,
-        sink: &dyn ProgressSink,
+        sink: &S,
     ) -> Result<BlockResult, ProbeError> {
         if plan.measure.is_zero() {
             return Err(ProbeError::invalid(
@@ -140,7 +140,7 @@ impl Probe {
         &self,
         block: &Arc<Block>,
         rate: f64,
-        sink: &dyn ProgressSink,
+        sink: &(impl ProgressSink + ?Sized),
     ) -> (Option<Abort>, Instant) {
         let ctx = &self.ctx;
         let cap = Arc::new(Semaphore::new(ctx.config.max_in_flight));
@@ -207,7 +207,7 @@ impl Probe {
         &self,
         block: &Arc<Block>,
         connections: usize,
-        sink: &dyn ProgressSink,
+        sink: &(impl ProgressSink + ?Sized),
     ) -> (Option<Abort>, Instant) {
         let mut tasks = JoinSet::new();
         let next = Arc::new(AtomicUsize::new(0));
@@ -391,14 +391,14 @@ impl Block {
         let start = Instant::now();
         let measure_start = start + plan.warmup;
         Arc::new(Block {
-            guarded: ctx.config.guard.is_some(),
+            guarded: plan.guard.is_some(),
             start,
             measure_start,
             end: measure_start + plan.measure,
             inner: Mutex::new(Inner {
                 recorder: BlockRecorder::new(ctx.config.max_samples),
                 recent: Window::new(Duration::from_secs(1)),
-                guard: ctx.config.guard.map(GuardState::new),
+                guard: plan.guard.map(GuardState::new),
             }),
         })
     }
@@ -481,7 +481,7 @@ impl Ticker {
         self.interval.tick().await;
     }
 
-    fn check(&mut self, block: &Block, sink: &dyn ProgressSink) -> Option<Abort> {
+    fn check(&mut self, block: &Block, sink: &(impl ProgressSink + ?Sized)) -> Option<Abort> {
         let now = Instant::now();
         self.ticks += 1;
         let (abort, progress) = {
@@ -507,7 +507,7 @@ impl Ticker {
         &mut self,
         block: &Block,
         tasks: &mut JoinSet<()>,
-        sink: &dyn ProgressSink,
+        sink: &(impl ProgressSink + ?Sized),
     ) -> Option<Abort> {
         loop {
             tokio::select! {

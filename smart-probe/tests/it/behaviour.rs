@@ -8,7 +8,7 @@ use smart_probe::{Abort, BlockPlan, GuardConfig, Load, Outcome, Probe, Progress}
 use tokio::time::Instant;
 
 use crate::server::{Behaviour, TestServer};
-use crate::{builder, run, secs, target};
+use crate::{builder, run, run_plan, secs, target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_stall_shows_in_the_latencies_of_the_requests_that_waited() {
@@ -115,10 +115,7 @@ async fn sends_refused_by_the_in_flight_cap_are_counted_as_overload() {
     .await;
     let config = builder(&target(&server.url(), 100.0, 5_000)).max_in_flight(10);
     let probe = Probe::new(config.build().unwrap()).unwrap();
-    let plan = BlockPlan {
-        warmup: Duration::ZERO,
-        measure: secs(1.0),
-    };
+    let plan = BlockPlan::measure(secs(1.0));
     // Only the cap's 10 requests go out; the other 90 due in the second are overloads. The
     // block then waits for the 10 to be answered.
     let result = probe
@@ -160,7 +157,7 @@ async fn the_warm_up_is_sent_but_not_recorded_and_progress_is_reported() {
     };
     let plan = BlockPlan {
         warmup: secs(1.0),
-        measure: secs(1.0),
+        ..BlockPlan::measure(secs(1.0))
     };
     let result = probe.run_block(plan, &sink).await.unwrap();
     assert_eq!(result.counts.total(), 100, "{:?}", result.counts);
@@ -189,12 +186,12 @@ async fn the_guard_stops_a_block_early_on_errors() {
     .await;
     let guard = GuardConfig::new(secs(1.0), 20.0).unwrap();
     let started = std::time::Instant::now();
-    let result = run(
-        builder(&target(&server.url(), 100.0, 2_000)).guard(guard),
-        secs(0.5),
-        secs(20.0),
-    )
-    .await;
+    let plan = BlockPlan {
+        warmup: secs(0.5),
+        measure: secs(20.0),
+        guard: Some(guard),
+    };
+    let result = run_plan(builder(&target(&server.url(), 100.0, 2_000)), plan).await;
     assert!(
         started.elapsed() < secs(5.0),
         "took {:?}",
@@ -221,10 +218,12 @@ async fn the_guard_stops_a_block_early_when_the_target_stops_answering() {
     };
     let started = std::time::Instant::now();
     let (result, ()) = tokio::join!(
-        run(
-            builder(&target(&server.url(), 50.0, 30_000)).guard(guard),
-            Duration::ZERO,
-            secs(20.0),
+        run_plan(
+            builder(&target(&server.url(), 50.0, 30_000)),
+            BlockPlan {
+                guard: Some(guard),
+                ..BlockPlan::measure(secs(20.0))
+            },
         ),
         freeze
     );

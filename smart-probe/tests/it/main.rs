@@ -20,13 +20,20 @@ fn target(url: &str, rate: f64, timeout_ms: u64) -> Target {
     .unwrap()
 }
 
-/// Runs one block of `measure` after `warmup` with the probe `config` describes.
+/// Runs one block of `measure` after `warmup`, unguarded, with the probe `config` describes.
 async fn run(config: ProbeConfigBuilder, warmup: Duration, measure: Duration) -> BlockResult {
+    let plan = BlockPlan {
+        warmup,
+        measure,
+        guard: None,
+    };
+    run_plan(config, plan).await
+}
+
+/// Runs one block as `plan` says with the probe `config` describes.
+async fn run_plan(config: ProbeConfigBuilder, plan: BlockPlan) -> BlockResult {
     let probe = Probe::new(config.build().unwrap()).unwrap();
-    probe
-        .run_block(BlockPlan { warmup, measure }, &NoProgress)
-        .await
-        .unwrap()
+    probe.run_block(plan, &NoProgress).await.unwrap()
 }
 
 fn secs(n: f64) -> Duration {

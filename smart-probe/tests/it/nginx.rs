@@ -40,10 +40,7 @@ async fn nginx_reloads_under_load_cost_at_most_a_couple_of_errors() {
         }
         done
     });
-    let plan = BlockPlan {
-        warmup: Duration::ZERO,
-        measure: secs(6.0),
-    };
+    let plan = BlockPlan::measure(secs(6.0));
     let result = probe.run_block(plan, &NoProgress).await.unwrap();
     assert_eq!(reloads.await.unwrap(), 10);
     assert_eq!(result.counts.total(), 6_000, "{:?}", result.counts);
