@@ -106,8 +106,8 @@ impl Nginx {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
-                let log = fs::read_to_string(self.dir.path().join("logs/error.log"))
-                    .unwrap_or_default();
+                let log =
+                    fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default();
                 return Err(io::Error::other(format!(
                     "nginx exited with {status} before listening: {log}"
                 )));
@@ -193,7 +193,10 @@ impl Drop for Nginx {
         // cleaner and fast on an idle test server.
         let _ = Command::new(find_in_path("nginx").unwrap_or_else(|| "nginx".into()))
             .args(["-p", &self.dir.path().display().to_string()])
-            .args(["-c", &self.dir.path().join("nginx.conf").display().to_string()])
+            .args([
+                "-c",
+                &self.dir.path().join("nginx.conf").display().to_string(),
+            ])
             .args(["-s", "stop"])
             .stderr(Stdio::null())
             .status();
@@ -229,7 +232,10 @@ mod tests {
             out
         };
         let first = get("/index.html");
-        assert!(first.contains("hello") && first.contains("X-Arm: a"), "{first}");
+        assert!(
+            first.contains("hello") && first.contains("X-Arm: a"),
+            "{first}"
+        );
         fs::write(
             nginx.site_conf_path(),
             nginx.site_conf("    location / { add_header X-Arm b; }"),
