@@ -162,7 +162,10 @@ struct VariantState {
     name: String,
     started: Option<SystemTime>,
     finished: Option<SystemTime>,
+    /// Test blocks started (the running one included).
     blocks: u32,
+    /// Test blocks that finished.
+    measured: u32,
     /// The judge's last stop verdict.
     verdict: Option<Verdict>,
     /// A decision the engine imposes (a guardrail, a failed switch, an interruption) and why.
@@ -180,6 +183,7 @@ impl VariantState {
             started: None,
             finished: None,
             blocks: 0,
+            measured: 0,
             verdict: None,
             imposed: None,
             notes: Vec::new(),
@@ -514,14 +518,14 @@ where
 
     /// Why variant `i` was aborted by the run's stop, in words.
     fn stop_reason(&self, i: usize) -> String {
-        let done = self.variants[i].blocks;
+        let done = blocks(self.variants[i].measured);
         let elapsed = self.ctx.elapsed().as_secs_f64();
         match &self.stop {
             Some(Stop::Cancelled) => format!(
-                "the run was cancelled after {elapsed:.0} s ({done} blocks of this variant measured); the original configuration was restored"
+                "the run was cancelled after {elapsed:.0} s ({done} of this variant measured); the original configuration was restored"
             ),
             Some(Stop::TimedOut) => format!(
-                "the time box of {} s (max_duration_s) passed ({done} blocks of this variant measured); the original configuration was restored",
+                "the time box of {} s (max_duration_s) passed ({done} of this variant measured); the original configuration was restored",
                 self.exp.schedule().max_duration_s
             ),
             Some(Stop::BaselineUnsound(why) | Stop::Failed(why)) => {
@@ -718,6 +722,9 @@ where
         Ok(match outcome {
             Either::Left(Ok(measurement)) => {
                 self.config_changed = false;
+                if kind == BlockKind::Test {
+                    self.variants[i].measured += 1;
+                }
                 self.ctx.emit(EventKind::BlockFinished {
                     block: &info,
                     measurement: &measurement,
@@ -777,11 +784,11 @@ where
             self.live = target;
             self.restore().await?;
         }
-        let measured = self.variants[i].blocks;
+        let measured = blocks(self.variants[i].measured);
         let why = match arm {
             Arm::Variant => {
                 let why = format!(
-                    "switching to {name} failed ({measured} blocks of its test measured), so the original configuration was restored: {failure}"
+                    "switching to {name} failed ({measured} of its test measured), so the original configuration was restored: {failure}"
                 );
                 self.variants[i].impose(DecisionKind::Revert, why.clone());
                 why
@@ -1044,6 +1051,15 @@ fn coach_keep_refused(judgement: &Judgement, experiment: &Experiment) -> Option<
             Some(format!("the estimate is a regression ({change:+.1} %)"))
         }
         Some(_) => None,
+    }
+}
+
+/// `1 block`, `3 blocks`.
+fn blocks(n: u32) -> String {
+    if n == 1 {
+        "1 block".to_owned()
+    } else {
+        format!("{n} blocks")
     }
 }
 
