@@ -86,6 +86,9 @@ pub enum Action {
     Conflict,
     /// The audit log itself was repaired after a crash (a torn last line was cut off).
     AuditRepair,
+    /// A coach was called (a result report or a request for advice), or could not be; `details`
+    /// says which call, how it went and, on failure, its kind (never the token).
+    Coach,
 }
 
 /// Whether an action succeeded.
