@@ -27,6 +27,7 @@
 mod config;
 mod error;
 mod guard;
+mod lean;
 mod outcome;
 mod progress;
 mod record;

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::guard::{GuardState, SLOT, Window};
+use crate::lean::{LeanConnection, LeanTarget};
 use crate::{
     Abort, BlockMeta, BlockPlan, BlockRecorder, BlockResult, Load, Outcome, ProbeConfig,
     ProbeError, Progress, ProgressSink,
@@ -202,7 +203,8 @@ impl Probe {
     }
 
     /// The closed loop: `connections` workers, each sending its next request when the last one
-    /// ended, until the block's end; the URLs go round-robin across all workers.
+    /// ended, until the block's end; the URLs go round-robin across all workers. For plain HTTP
+    /// on one host each worker owns a lean hyper connection (see [`crate::lean`]).
     async fn run_closed(
         &self,
         block: &Arc<Block>,
@@ -211,10 +213,13 @@ impl Probe {
     ) -> (Option<Abort>, Instant) {
         let mut tasks = JoinSet::new();
         let next = Arc::new(AtomicUsize::new(0));
+        let lean = LeanTarget::of(&self.ctx.config).map(Arc::new);
         for _ in 0..connections {
             let (ctx, block, next) = (Arc::clone(&self.ctx), Arc::clone(block), Arc::clone(&next));
+            let lean = lean.clone();
             tasks.spawn(async move {
                 let urls = ctx.config.urls.len();
+                let mut connection = LeanConnection::default();
                 loop {
                     let sent = Instant::now();
                     if sent >= block.end {
@@ -222,7 +227,19 @@ impl Probe {
                     }
                     block.sent(sent);
                     let url = next.fetch_add(1, Ordering::Relaxed) % urls;
-                    let answer = ctx.send(url).await;
+                    let answer = match &lean {
+                        Some(target) => {
+                            let send = connection.send(&ctx.config, target, url);
+                            match tokio::time::timeout(ctx.config.timeout, send).await {
+                                Ok(answer) => answer,
+                                Err(_) => {
+                                    connection = LeanConnection::default();
+                                    Answer::TIMEOUT
+                                }
+                            }
+                        }
+                        None => ctx.send(url).await,
+                    };
                     let done = Instant::now();
                     block.ended(
                         Timing {
@@ -242,13 +259,20 @@ impl Probe {
 }
 
 /// How one request ended.
-struct Answer {
-    outcome: Outcome,
-    status: Option<u16>,
-    retried: bool,
+pub(crate) struct Answer {
+    pub(crate) outcome: Outcome,
+    pub(crate) status: Option<u16>,
+    pub(crate) retried: bool,
 }
 
 impl Answer {
+    /// No complete answer within the timeout.
+    const TIMEOUT: Answer = Answer {
+        outcome: Outcome::Timeout,
+        status: None,
+        retried: false,
+    };
+
     /// A due request the in-flight cap refused.
     const OVERLOAD: Answer = Answer {
         outcome: Outcome::Overload,
@@ -321,11 +345,7 @@ impl Ctx {
         };
         tokio::time::timeout(config.timeout, attempt)
             .await
-            .unwrap_or(Answer {
-                outcome: Outcome::Timeout,
-                status: None,
-                retried: false,
-            })
+            .unwrap_or(Answer::TIMEOUT)
     }
 }
 

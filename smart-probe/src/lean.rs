@@ -1,0 +1,162 @@
+//! The closed loop's lean path for plain-HTTP targets: each worker owns one hyper HTTP/1.1
+//! connection, as load tools (oha, wrk) do, with no shared pool, tower layers or URL re-parsing
+//! on the way. Used by `--max`, whose point is to compare throughput with those tools; the open
+//! loop (experiments) keeps reqwest's pool.
+
+use std::net::SocketAddr;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{ACCEPT, HOST, HeaderMap, HeaderValue, USER_AGENT};
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::run::Answer;
+use crate::{Outcome, ProbeConfig};
+
+/// What a lean worker needs to build its requests: one host and port, paths per URL.
+#[derive(Debug, Clone)]
+pub(crate) struct LeanTarget {
+    host: String,
+    port: u16,
+    paths: Vec<Uri>,
+    headers: HeaderMap,
+}
+
+impl LeanTarget {
+    /// The lean target of `config`, when every URL is plain `http://` on the same host and port.
+    pub(crate) fn of(config: &ProbeConfig) -> Option<LeanTarget> {
+        let first = config.urls.first()?;
+        let (host, port) = (first.host_str()?.to_owned(), first.port_or_known_default()?);
+        let mut paths = Vec::with_capacity(config.urls.len());
+        for url in &config.urls {
+            if url.scheme() != "http"
+                || url.host_str() != Some(&host)
+                || url.port_or_known_default() != Some(port)
+            {
+                return None;
+            }
+            let path = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            };
+            paths.push(path.parse().ok()?);
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("smart-probe/", env!("CARGO_PKG_VERSION"))),
+        );
+        let host_header = match first.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.clone(),
+        };
+        headers.insert(HOST, HeaderValue::from_str(&host_header).ok()?);
+        headers.extend(config.headers.clone());
+        Some(LeanTarget {
+            host,
+            port,
+            paths,
+            headers,
+        })
+    }
+}
+
+/// One worker's connection, opened on first use and again after any failure.
+#[derive(Debug, Default)]
+pub(crate) struct LeanConnection {
+    sender: Option<SendRequest<Empty<Bytes>>>,
+}
+
+impl LeanConnection {
+    /// Sends one request for `target.paths[url]` and reads the whole body (no timeout here: the
+    /// caller bounds it). A request whose kept-alive connection was closed under it is retried
+    /// once on a new connection, as the pooled path does.
+    pub(crate) async fn send(
+        &mut self,
+        config: &ProbeConfig,
+        target: &LeanTarget,
+        url: usize,
+    ) -> Answer {
+        let mut retried = false;
+        loop {
+            let reused = self.sender.is_some();
+            match self.try_send(config, target, url).await {
+                Ok(answer) => return Answer { retried, ..answer },
+                Err(outcome) => {
+                    self.sender = None;
+                    if reused && !retried && outcome == Outcome::Other {
+                        retried = true;
+                        continue;
+                    }
+                    return Answer {
+                        outcome,
+                        status: None,
+                        retried,
+                    };
+                }
+            }
+        }
+    }
+
+    async fn try_send(
+        &mut self,
+        config: &ProbeConfig,
+        target: &LeanTarget,
+        url: usize,
+    ) -> Result<Answer, Outcome> {
+        let sender = match &mut self.sender {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.sender.insert(connect(target).await?),
+        };
+        sender.ready().await.map_err(|_| Outcome::Other)?;
+        let mut request = Request::new(Empty::new());
+        *request.method_mut() = config.method.clone();
+        *request.uri_mut() = target.paths[url].clone();
+        *request.headers_mut() = target.headers.clone();
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|_| Outcome::Other)?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.map_err(|_| Outcome::Other)?;
+        }
+        let outcome = if config.ok_status.contains(&status) {
+            Outcome::Ok
+        } else {
+            Outcome::BadStatus
+        };
+        Ok(Answer {
+            outcome,
+            status: Some(status),
+            retried: false,
+        })
+    }
+}
+
+async fn connect(target: &LeanTarget) -> Result<SendRequest<Empty<Bytes>>, Outcome> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map_err(|_| Outcome::Connect)?
+        .collect();
+    let mut last = Outcome::Connect;
+    for addr in addrs {
+        let Ok(stream) = TcpStream::connect(addr).await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+            Ok((sender, connection)) => {
+                tokio::spawn(connection);
+                return Ok(sender);
+            }
+            Err(_) => last = Outcome::Other,
+        }
+    }
+    Err(last)
+}
