@@ -905,7 +905,10 @@ where
         let conclusion = self.judge.conclude();
         let finished = format_utc(self.ctx.clock.wall());
         let decisions: Vec<DecisionRecord> = (0..self.variants.len())
-            .map(|i| self.decision(i, &conclusion, plan, &finished))
+            .map(|i| {
+                let fatal = fatal.as_ref().map(|Fatal(why)| why.as_str());
+                self.decision(i, &conclusion, plan, &finished, fatal)
+            })
             .collect();
         let live = match (&fatal, self.kept) {
             (Some(_), _) => LiveConfig::Unknown,
@@ -953,6 +956,7 @@ where
         conclusion: &Conclusion,
         plan: &RunPlan,
         finished: &str,
+        fatal: Option<&str>,
     ) -> DecisionRecord {
         let state = &self.variants[i];
         let judgement = conclusion
@@ -961,7 +965,12 @@ where
             .cloned()
             .unwrap_or_else(empty_judgement);
         let mut reasons = Vec::new();
-        let kind = if let Some((kind, why)) = &state.imposed {
+        let kind = if let Some(why) = fatal {
+            reasons.push(format!(
+                "the run failed, and the original configuration may not be live: {why}"
+            ));
+            DecisionKind::Aborted
+        } else if let Some((kind, why)) = &state.imposed {
             reasons.push(why.clone());
             *kind
         } else if self.kept == Some(i) {
@@ -976,6 +985,10 @@ where
                 .as_ref()
                 .map_or_else(|| "the run stopped".to_owned(), describe);
             reasons.push(format!("not tested: {why}"));
+            DecisionKind::Aborted
+        } else if self.stop.is_some() && state.verdict.is_none() {
+            let why = self.stop.as_ref().map(describe).unwrap_or_default();
+            reasons.push(format!("the run stopped before its test finished: {why}"));
             DecisionKind::Aborted
         } else if self.stop.is_some() && state.candidate() {
             let why = self.stop.as_ref().map(describe).unwrap_or_default();

@@ -567,4 +567,19 @@ fn a_failed_restore_fails_the_run_loudly() {
     assert!(err.to_string().contains("checksum"), "{err}");
     assert_eq!(err.report().live, LiveConfig::Unknown);
     assert_eq!(err.report().end, RunEnd::Failed);
+    let d = &err.report().decisions[0];
+    assert_eq!(d.decision, DecisionKind::Aborted);
+    assert!(d.reasons[0].contains("may not be live"), "{:?}", d.reasons);
+}
+
+#[test]
+fn a_failed_restore_mid_test_aborts_every_variant() {
+    // Switching back to the baseline fails without restoring, and so does the restore.
+    let mut h = Harness::new(&[("a", BASE), ("b", BASE)], json!({}));
+    h.applier.fail_switch.insert("baseline".into());
+    h.applier.fail_restore = true;
+    h.applier.switch_fails_unrestored = true;
+    let err = h.run().unwrap_err();
+    let kinds: Vec<_> = err.report().decisions.iter().map(|d| d.decision).collect();
+    assert_eq!(kinds, [DecisionKind::Aborted, DecisionKind::Aborted]);
 }

@@ -227,6 +227,8 @@ pub(crate) struct FakeApplier {
     pub(crate) fail_check: bool,
     pub(crate) fail_switch: BTreeSet<String>,
     pub(crate) fail_restore: bool,
+    /// A failed switch leaves the arm half-applied instead of restoring the original.
+    pub(crate) switch_fails_unrestored: bool,
 }
 
 impl FakeApplier {
@@ -237,6 +239,7 @@ impl FakeApplier {
             fail_check: false,
             fail_switch: BTreeSet::new(),
             fail_restore: false,
+            switch_fails_unrestored: false,
         }
     }
 }
@@ -261,10 +264,12 @@ impl Applier for FakeApplier {
             .await;
         self.world.reloads.set(self.world.reloads.get() + 1);
         if self.fail_switch.contains(arm) {
-            *self.world.live.borrow_mut() = ORIGINAL.to_owned();
+            if !self.switch_fails_unrestored {
+                *self.world.live.borrow_mut() = ORIGINAL.to_owned();
+            }
             return Err(ApplyFailure {
                 message: format!("validate `nginx -t` failed for {arm}: unknown directive"),
-                original_live: true,
+                original_live: !self.switch_fails_unrestored,
             });
         }
         *self.world.live.borrow_mut() = arm.to_owned();
