@@ -29,6 +29,7 @@ mod error;
 mod guard;
 mod lean;
 mod outcome;
+mod port;
 mod progress;
 mod record;
 mod run;
@@ -40,6 +41,7 @@ pub use config::{
 pub use error::ProbeError;
 pub use guard::Abort;
 pub use outcome::{Outcome, OutcomeCounts};
+pub use port::{EngineProbe, measurement};
 pub use progress::{NoProgress, Progress, ProgressSink};
 pub use record::{
     BlockMeta, BlockRecorder, BlockResult, LatencyHistogram, LatencySummary, Sample, Samples,

@@ -3,6 +3,7 @@
 
 mod behaviour;
 mod nginx;
+mod port;
 mod server;
 
 use std::time::Duration;

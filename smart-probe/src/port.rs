@@ -1,0 +1,89 @@
+//! The engine's probe port over [`Probe`]: smart-core's engine measures blocks through
+//! [`smart_core::engine::Probe`], and this adapter runs them on the real probe, forwards its live
+//! progress, and turns each [`BlockResult`] into the engine's [`BlockMeasurement`].
+
+use std::cell::RefCell;
+
+use smart_core::Experiment;
+use smart_core::engine::{self, BlockMeasurement, BlockRequest, LiveProgress, PortError};
+
+use crate::{BlockPlan, BlockResult, GuardConfig, Probe, ProbeConfig, ProbeError, Progress};
+
+/// A [`Probe`] for one experiment's target, as the engine's probe port: each block runs under
+/// the guard of the request's guardrails. The engine's future must run inside a tokio runtime
+/// (e.g. `Runtime::block_on`).
+#[derive(Debug, Clone)]
+pub struct EngineProbe {
+    probe: Probe,
+}
+
+impl EngineProbe {
+    /// A probe for the experiment's target: an open loop at its `rate_per_s`.
+    pub fn new(experiment: &Experiment) -> Result<EngineProbe, ProbeError> {
+        let config = ProbeConfig::builder(experiment.target()).build()?;
+        Ok(EngineProbe {
+            probe: Probe::new(config)?,
+        })
+    }
+
+    /// Wraps a probe built by hand (e.g. with another load or sample cap).
+    pub fn from_probe(probe: Probe) -> EngineProbe {
+        EngineProbe { probe }
+    }
+}
+
+impl engine::Probe for EngineProbe {
+    async fn measure(
+        &mut self,
+        request: &BlockRequest<'_>,
+        progress: &mut dyn FnMut(&LiveProgress),
+    ) -> Result<BlockMeasurement, PortError> {
+        let guard = GuardConfig::from_guardrails(request.guardrails).map_err(PortError::new)?;
+        let plan = BlockPlan {
+            warmup: request.warmup,
+            measure: request.duration,
+            guard: Some(guard),
+        };
+        let progress = RefCell::new(progress);
+        let sink = |p: &Progress| (*progress.borrow_mut())(&live(p));
+        let result = self
+            .probe
+            .run_block(plan, &sink)
+            .await
+            .map_err(PortError::new)?;
+        Ok(measurement(&result))
+    }
+}
+
+fn live(p: &Progress) -> LiveProgress {
+    LiveProgress {
+        warming_up: p.warming_up,
+        elapsed_s: p.elapsed_s,
+        requests: p.samples,
+        errors: p.errors,
+        rate_per_s: p.current_rate_per_s,
+        p50_us: p.p50_us,
+    }
+}
+
+/// The engine's view of a block: counts, figures, and the ok latencies of the kept samples.
+pub fn measurement(result: &BlockResult) -> BlockMeasurement {
+    let counts = &result.counts;
+    BlockMeasurement {
+        duration_s: result.duration_s,
+        requests: counts.total(),
+        errors: counts.errors(),
+        outcomes: counts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(o, n)| (o.as_str().to_owned(), n))
+            .collect(),
+        latencies_us: result.samples.ok_latencies_us().map(u64::from).collect(),
+        p50_us: result.latency.map(|l| l.p50_us),
+        p90_us: result.latency.map(|l| l.p90_us),
+        p99_us: result.latency.map(|l| l.p99_us),
+        mean_us: result.latency.map(|l| l.mean_us),
+        rate_per_s: result.achieved_rate_per_s,
+        aborted: result.abort.map(|a| a.to_string()),
+    }
+}
