@@ -2,3 +2,5 @@
 
 mod apply_cmds;
 mod cli;
+mod deploy;
+mod probe;
