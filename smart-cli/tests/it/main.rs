@@ -2,5 +2,4 @@
 
 mod apply_cmds;
 mod cli;
-mod deploy;
 mod probe;
