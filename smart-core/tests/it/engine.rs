@@ -15,7 +15,7 @@ use smart_core::records::DecisionKind;
 
 use crate::fakes::{
     BASE, BROKEN, Behaviour, FAST, FakeApplier, FakeCoach, FakeProbe, ORIGINAL, SLOW, ToyJudge,
-    World, experiment,
+    World, experiment, experiment_with,
 };
 
 /// One engine run over the fakes, and what it left behind.
@@ -582,4 +582,34 @@ fn a_failed_restore_mid_test_aborts_every_variant() {
     let err = h.run().unwrap_err();
     let kinds: Vec<_> = err.report().decisions.iter().map(|d| d.decision).collect();
     assert_eq!(kinds, [DecisionKind::Aborted, DecisionKind::Aborted]);
+}
+
+#[test]
+fn a_soak_shorter_than_a_block_is_one_short_block() {
+    let mut h = Harness::new(&[("fast", FAST)], json!({"soak_s": 3}));
+    let report = h.run().unwrap();
+    assert_eq!(report.decisions[0].decision, DecisionKind::Keep);
+    let soak: Vec<_> = h.log.blocks.iter().filter(|b| b.2 == "soak").collect();
+    assert_eq!(soak.len(), 1);
+    assert!((soak[0].6 - 3.0).abs() < 1e-9, "{soak:?}");
+    assert_eq!(
+        h.world.calls().last().map(String::as_str),
+        Some("keep fast")
+    );
+}
+
+#[test]
+fn baseline_params_are_switched_to_and_the_found_config_restored_at_the_end() {
+    let mut h = Harness::new(&[("fast", FAST)], json!({}));
+    h.exp = experiment_with(&["fast"], json!({}), json!({"baseline": {"level": 0}}));
+    h.judge = ToyJudge::new(&h.exp);
+    h.world.behaviour.borrow_mut().insert("fast".into(), SLOW);
+    let report = h.run().unwrap();
+    assert_eq!(report.decisions[0].decision, DecisionKind::Revert);
+    let calls = h.world.calls();
+    // The found config is never measured: the baseline params are made live first.
+    assert!(!calls.contains(&"probe original".to_owned()), "{calls:?}");
+    assert!(calls.contains(&"probe baseline".to_owned()), "{calls:?}");
+    assert_eq!(calls[calls.len() - 2..], ["restore", "close"], "{calls:?}");
+    assert_eq!(h.world.live(), ORIGINAL);
 }

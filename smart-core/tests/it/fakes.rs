@@ -516,6 +516,15 @@ impl Coach for FakeCoach {
 /// A valid experiment with `variants` (each rendering `level`), with `schedule` fields merged
 /// over a short default schedule.
 pub(crate) fn experiment(variants: &[&str], schedule: serde_json::Value) -> Experiment {
+    experiment_with(variants, schedule, json!({}))
+}
+
+/// [`experiment`] with `extra` top-level keys (e.g. `baseline` params).
+pub(crate) fn experiment_with(
+    variants: &[&str],
+    schedule: serde_json::Value,
+    extra: serde_json::Value,
+) -> Experiment {
     let mut sched = json!({
         "cooldown_s": 2, "block_s": 10, "max_cycles": 6, "soak_s": 30, "max_duration_s": 7200
     });
@@ -527,14 +536,17 @@ pub(crate) fn experiment(variants: &[&str], schedule: serde_json::Value) -> Expe
         .enumerate()
         .map(|(i, name)| json!({"name": name, "params": {"level": i + 1}}))
         .collect();
-    let text = json!({
+    let mut value = json!({
         "name": "engine-test",
         "target": {"urls": ["http://127.0.0.1:8080/"]},
         "apply": {"files": [{"path": "/etc/nginx/conf.d/t.conf", "template": "level {{ level }};\n"}]},
         "variants": variants,
         "schedule": sched,
-    })
-    .to_string();
+    });
+    for (k, v) in extra.as_object().expect("an object") {
+        value[k] = v.clone();
+    }
+    let text = value.to_string();
     validate::validate_text(&text, "engine-test.json".as_ref(), &Defaults::default())
         .unwrap_or_else(|e| panic!("the test experiment is invalid: {e}"))
 }
