@@ -831,10 +831,8 @@ where
     async fn keep_winner(&mut self, w: usize) -> Result<(), Fatal> {
         let schedule = self.exp.schedule();
         let (soak_s, block_s) = (schedule.soak_s, schedule.block_s);
-        let count = (soak_s / block_s).ceil().max(0.0) as u32;
-        if count == 0 && !self.switch_to(w, Arm::Variant).await? {
-            return Ok(());
-        }
+        // Validation makes soak_s > 0, so there is at least one soak block.
+        let count = (soak_s / block_s).ceil().max(1.0) as u32;
         let mut soaked = 0.0;
         for k in 0..count {
             let duration = Duration::from_secs_f64((soak_s - soaked).min(block_s));
@@ -870,11 +868,9 @@ where
             Ok(()) => {
                 self.kept = Some(w);
                 self.variants[w].finished = Some(self.ctx.clock.wall());
-                if count > 0 {
-                    self.variants[w].notes.push(format!(
-                        "soaked for {soak_s} s under the guardrails with none firing, then kept"
-                    ));
-                }
+                self.variants[w].notes.push(format!(
+                    "soaked for {soak_s} s under the guardrails with none firing, then kept"
+                ));
                 Ok(())
             }
             Err(failure) => {
