@@ -56,6 +56,11 @@ impl LeanTarget {
         };
         headers.insert(HOST, HeaderValue::from_str(&host_header).ok()?);
         headers.extend(config.headers.clone());
+        // An IPv6 literal is bracketed in URLs and Host headers, not in a lookup.
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         Some(LeanTarget {
             host,
             port,
@@ -159,4 +164,29 @@ async fn connect(target: &LeanTarget) -> Result<SendRequest<Empty<Bytes>>, Outco
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use smart_core::experiment::Target;
+
+    use super::*;
+
+    fn lean(urls: &[&str]) -> Option<LeanTarget> {
+        let target: Target = serde_json::from_value(serde_json::json!({ "urls": urls })).unwrap();
+        LeanTarget::of(&ProbeConfig::builder(&target).build().unwrap())
+    }
+
+    #[test]
+    fn only_plain_http_on_one_host_takes_the_lean_path() {
+        let one = lean(&["http://127.0.0.1:8080/a?x=1", "http://127.0.0.1:8080/b"]).unwrap();
+        assert_eq!((one.host.as_str(), one.port), ("127.0.0.1", 8080));
+        assert_eq!(one.paths[0], "/a?x=1");
+        assert_eq!(one.headers[HOST], "127.0.0.1:8080");
+        let v6 = lean(&["http://[::1]/"]).unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 80));
+        assert_eq!(v6.headers[HOST], "[::1]");
+        assert!(lean(&["https://127.0.0.1/"]).is_none());
+        assert!(lean(&["http://127.0.0.1:1/", "http://127.0.0.1:2/"]).is_none());
+    }
 }
