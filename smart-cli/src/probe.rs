@@ -27,10 +27,11 @@ const BAR_WIDTH: usize = 40;
 /// Measure one URL: latency percentiles, outcomes and the achieved rate
 ///
 /// By default an open loop: requests go out on a fixed timetable at --rate, whatever the server
-/// does, and each latency counts from the request's intended send time, so a stall cannot hide
-/// (coordinated omission corrected, like wrk2 and `oha --latency-correction`). --max is a closed
-/// loop instead: --concurrency connections, each sending as soon as its last answer arrived.
-/// Values of Authorization, Cookie and other credential headers are never printed.
+/// does, and each latency counts from the request's intended send time (up to 5 ms of the probe's
+/// own timer lateness excepted), so a stall cannot hide (coordinated omission corrected, like wrk2
+/// and `oha --latency-correction`). --max is a closed loop instead: --concurrency connections,
+/// each sending as soon as its last answer arrived. Values of Authorization, Proxy-Authorization
+/// and Cookie headers are never printed.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -250,6 +251,13 @@ fn write_summary(
             out,
             "  Retried:       {} (kept-alive connection closed by the server)",
             result.retried
+        )?;
+    }
+    if result.late > 0 {
+        writeln!(
+            out,
+            "  Late sends:    {} (more than 5 ms behind the timetable: the probe was short of CPU)",
+            result.late
         )?;
     }
     if let Some(abort) = &result.abort {
