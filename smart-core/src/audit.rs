@@ -19,16 +19,25 @@
 //!
 //! # Rotation
 //!
-//! Files rotated out of the way are named `audit-*.jsonl`, so that sorting their names sorts
-//! them by age (e.g. `audit-000000012345.jsonl`, the zero-padded `seq` of their first line).
-//! Each file's first line chains from the previous file's last hash, so [`verify`] walks the
-//! rotated files in name order and then `audit.jsonl` as one chain. Rotation itself is not done
-//! here yet.
+//! When an append leaves `audit.jsonl` at [`LogRotation::max_bytes`] or more, the file is moved
+//! aside as `audit-<seq>.jsonl` (the zero-padded `seq` of its first line, e.g.
+//! `audit-000000012345.jsonl`, so sorting names sorts by age) and a new, empty `audit.jsonl`
+//! starts; the head then counts the new file but keeps the last hash and `seq`. Each file's first
+//! line chains from the previous file's last hash, so [`verify`] walks the rotated files in name
+//! order and then `audit.jsonl` as one chain.
+//!
+//! At most [`LogRotation::keep`] rotated files are kept. Deleting the oldest is itself logged
+//! first: an `audit_drop` line records the file's name, `seq` range and last hash. The chain
+//! then starts at a line whose `prev` is not [`GENESIS`], and [`verify`] accepts that start only
+//! when an `audit_drop` line vouches for exactly that hash and `seq`: an old file deleted by
+//! hand is still detected. A crash mid-rotation (file renamed, head not yet updated) is finished
+//! by the next append.
 //!
 //! # Concurrency and crashes
 //!
-//! An append holds an exclusive lock on `audit.jsonl` (std's `File::lock`), so appenders in
-//! several processes never interleave. A process killed between writing its line and replacing
+//! An append holds an exclusive lock on `audit.lock` (std's `File::lock`; a file of its own
+//! because `audit.jsonl` is renamed by rotation), so appenders in several processes never
+//! interleave, and neither do their rotations. A process killed between writing its line and replacing
 //! the head leaves complete lines the head does not count: the next append checks that they
 //! continue the chain and adopts them. A torn line (a crash mid-write, no final newline) is cut
 //! off by the next append and the cut is recorded as an `audit_repair` line. A file shorter than
@@ -44,6 +53,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::logs::{self, LogRotation};
+
 /// The `prev` of the first line of a chain: 64 zeros.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -52,6 +63,9 @@ pub const LOG_FILE: &str = "audit.jsonl";
 
 /// The name of the head file in the state dir.
 pub const HEAD_FILE: &str = "audit.head";
+
+/// The name of the lock file appenders (exclusive) and [`verify`] (shared) take.
+pub const LOCK_FILE: &str = "audit.lock";
 
 /// What was done, as it appears in the `action` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +103,10 @@ pub enum Action {
     /// A coach was called (a result report or a request for advice), or could not be; `details`
     /// says which call, how it went and, on failure, its kind (never the token).
     Coach,
+    /// The oldest rotated audit file was deleted (rotation keeps a fixed number); `details` has
+    /// its `file` name, `first_seq`, `last_seq`, `lines` and `last_hash`, which vouch for the
+    /// chain's new start.
+    AuditDrop,
 }
 
 /// Whether an action succeeded.
@@ -195,6 +213,20 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
+    /// The chain starts mid-way (older files are gone) and no `audit_drop` line records deleting
+    /// them: they were deleted by hand.
+    #[error(
+        "audit log {}: its first line continues the chain after seq {seq} (hash {hash}), but no audit_drop line records deleting the file that held it: older audit files were deleted by hand",
+        path.display()
+    )]
+    MissingStart {
+        /// The oldest file left.
+        path: PathBuf,
+        /// The `seq` of the missing line before it.
+        seq: u64,
+        /// The hash of the missing line before it.
+        hash: String,
+    },
     /// The log does not match `audit.head`: lines were cut off the end, or the head is stale.
     #[error("audit log {}: {reason}", path.display())]
     HeadMismatch {
@@ -218,13 +250,21 @@ impl AuditError {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     dir: PathBuf,
+    rotation: LogRotation,
 }
 
 impl AuditLog {
-    /// The log in `state_dir` (files are created by the first append).
+    /// The log in `state_dir` (files are created by the first append), rotated by the default
+    /// [`LogRotation`].
     pub fn new(state_dir: &Path) -> AuditLog {
+        AuditLog::with_rotation(state_dir, LogRotation::default())
+    }
+
+    /// The log in `state_dir`, rotated as `rotation` says (`[logs]` in `smart.toml`).
+    pub fn with_rotation(state_dir: &Path, rotation: LogRotation) -> AuditLog {
         AuditLog {
             dir: state_dir.to_owned(),
+            rotation,
         }
     }
 
@@ -233,18 +273,14 @@ impl AuditLog {
         self.dir.join(LOG_FILE)
     }
 
-    /// Appends one entry, fsyncs it, then replaces the head; safe across processes.
+    /// Appends one entry, fsyncs it, then replaces the head, rotating the file when it is full;
+    /// safe across processes.
     pub fn append(&self, entry: &Entry) -> Result<(), AuditError> {
-        let path = self.path();
         fs::create_dir_all(&self.dir).map_err(|e| AuditError::io(&self.dir, e))?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| AuditError::io(&path, e))?;
-        file.lock().map_err(|e| AuditError::io(&path, e))?;
-        // The lock is released when `file` is dropped, after the head is replaced.
+        let lock_path = self.dir.join(LOCK_FILE);
+        // Released when dropped, after the head is replaced and any rotation is done.
+        let _lock = logs::lock_exclusive(&lock_path).map_err(|e| AuditError::io(&lock_path, e))?;
+        let mut file = self.open_live()?;
         let mut head = self.settle(&mut file)?;
         let line = Line {
             seq: head.last_seq + 1,
@@ -256,7 +292,84 @@ impl AuditLog {
             prev: head.last_hash.clone(),
         };
         self.write_line(&mut file, &mut head, &line)?;
+        if head.bytes >= self.rotation.max_bytes() {
+            drop(file);
+            self.rotate(&mut head)?;
+        }
         Ok(())
+    }
+
+    fn open_live(&self) -> Result<File, AuditError> {
+        let path = self.path();
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| AuditError::io(&path, e))
+    }
+
+    /// Moves the full live file aside, starts an empty one, then deletes the oldest rotated
+    /// files beyond `keep`. The caller holds the lock.
+    fn rotate(&self, head: &mut Head) -> Result<(), AuditError> {
+        let live = self.path();
+        let rotated = self.dir.join(rotated_name(head));
+        if rotated.exists() {
+            return Err(AuditError::io(
+                &rotated,
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a rotated audit file of this name already exists; move it aside",
+                ),
+            ));
+        }
+        fs::rename(&live, &rotated).map_err(|e| AuditError::io(&rotated, e))?;
+        File::create(&live).map_err(|e| AuditError::io(&live, e))?;
+        logs::sync_dir(&self.dir).map_err(|e| AuditError::io(&self.dir, e))?;
+        *head = Head {
+            lines: 0,
+            bytes: 0,
+            last_hash: head.last_hash.clone(),
+            last_seq: head.last_seq,
+        };
+        self.write_head(head)?;
+        self.drop_oldest(head)
+    }
+
+    /// Deletes rotated files beyond `keep`, oldest first, each after an `audit_drop` line that
+    /// records it. (A crash between the line and the deletion leaves the file, which the next
+    /// rotation drops again: the drop is then recorded twice, never missing.)
+    fn drop_oldest(&self, head: &mut Head) -> Result<(), AuditError> {
+        let files = logs::rotated_files(&self.dir, "audit-", ".jsonl", LOG_FILE)
+            .map_err(|e| AuditError::io(&self.dir, e))?;
+        let excess = files.len().saturating_sub(self.rotation.keep() as usize);
+        if excess == 0 {
+            return Ok(());
+        }
+        let mut live = self.open_live()?;
+        for old in &files[..excess] {
+            let bytes = fs::read(old).map_err(|e| AuditError::io(old, e))?;
+            let span = span(old, &bytes)?;
+            let line = Line {
+                seq: head.last_seq + 1,
+                time: format_utc(SystemTime::now()),
+                run_id: String::new(),
+                action: Action::AuditDrop,
+                outcome: Outcome::Ok,
+                details: serde_json::json!({
+                    "file": old.file_name().map(|n| n.to_string_lossy()),
+                    "first_seq": span.first_seq,
+                    "last_seq": span.last_seq,
+                    "lines": span.lines,
+                    "last_hash": span.last_hash,
+                    "reason": format!("log rotation keeps {} old files", self.rotation.keep()),
+                }),
+                prev: head.last_hash.clone(),
+            };
+            self.write_line(&mut live, head, &line)?;
+            fs::remove_file(old).map_err(|e| AuditError::io(old, e))?;
+        }
+        logs::sync_dir(&self.dir).map_err(|e| AuditError::io(&self.dir, e))
     }
 
     fn write_line(&self, file: &mut File, head: &mut Head, line: &Line) -> Result<(), AuditError> {
@@ -291,6 +404,16 @@ impl AuditLog {
                 last_seq: 0,
             },
         };
+        if size == 0 && head.bytes > 0 && rotation_was_interrupted(&self.dir, &head)? {
+            // A crash after the full file was renamed and before the head was replaced.
+            head = Head {
+                lines: 0,
+                bytes: 0,
+                last_hash: head.last_hash,
+                last_seq: head.last_seq,
+            };
+            self.write_head(&head)?;
+        }
         if size == head.bytes {
             return Ok(head);
         }
@@ -398,6 +521,48 @@ fn read_head(dir: &Path) -> Result<Option<Head>, AuditError> {
     }
 }
 
+/// The name a full live file gets when it is rotated: its first line's `seq`.
+fn rotated_name(head: &Head) -> String {
+    format!("audit-{:012}.jsonl", head.last_seq + 1 - head.lines)
+}
+
+/// Whether the file `head` counts was renamed by a rotation that the head does not show yet:
+/// the rotated file exists with exactly the head's size and last hash.
+fn rotation_was_interrupted(dir: &Path, head: &Head) -> Result<bool, AuditError> {
+    if head.lines == 0 || head.lines > head.last_seq {
+        return Ok(false);
+    }
+    let path = dir.join(rotated_name(head));
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(AuditError::io(&path, e)),
+    };
+    Ok(bytes.len() as u64 == head.bytes && span(&path, &bytes)?.last_hash == head.last_hash)
+}
+
+/// The `seq` range, line count and last hash of one file's lines.
+struct Span {
+    first_seq: u64,
+    last_seq: u64,
+    lines: u64,
+    last_hash: String,
+}
+
+fn span(path: &Path, bytes: &[u8]) -> Result<Span, AuditError> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let raws: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+    let (Some(first), Some(last)) = (raws.first(), raws.last()) else {
+        unreachable!("split yields at least one item");
+    };
+    Ok(Span {
+        first_seq: parse_line(path, 1, first)?.seq,
+        last_seq: parse_line(path, raws.len() as u64, last)?.seq,
+        lines: raws.len() as u64,
+        last_hash: sha256_hex(last),
+    })
+}
+
 fn parse_line(path: &Path, lineno: u64, raw: &[u8]) -> Result<Line, AuditError> {
     serde_json::from_slice(raw).map_err(|e| AuditError::BadLine {
         path: path.to_owned(),
@@ -407,12 +572,13 @@ fn parse_line(path: &Path, lineno: u64, raw: &[u8]) -> Result<Line, AuditError> 
 }
 
 /// Checks the whole chain in `state_dir`: rotated `audit-*.jsonl` files in name order, then
-/// `audit.jsonl`, each line's `prev` and `seq`, and the head against the live file.
+/// `audit.jsonl`, each line's `prev` and `seq`, and the head against the live file. A chain
+/// whose oldest files were dropped by rotation starts where an `audit_drop` line says it does.
 ///
-/// Takes a shared lock on the live file, so it never reads a half-written append.
+/// Takes a shared lock on `audit.lock`, so it never reads a half-written append or rotation.
 pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
-    let entries = match fs::read_dir(state_dir) {
-        Ok(entries) => entries,
+    let mut rotated = match logs::rotated_files(state_dir, "audit-", ".jsonl", LOG_FILE) {
+        Ok(files) => files,
         // No state dir yet: nothing was ever logged.
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Ok(Summary {
@@ -423,57 +589,75 @@ pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
         }
         Err(e) => return Err(AuditError::io(state_dir, e)),
     };
-    let mut rotated: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl") && n != LOG_FILE)
-        })
-        .collect();
-    rotated.sort();
+    let lock_path = state_dir.join(LOCK_FILE);
+    let _lock = match File::open(&lock_path) {
+        Ok(f) => {
+            f.lock_shared().map_err(|e| AuditError::io(&lock_path, e))?;
+            // Files may have rotated while we waited for the lock.
+            rotated = logs::rotated_files(state_dir, "audit-", ".jsonl", LOG_FILE)
+                .map_err(|e| AuditError::io(state_dir, e))?;
+            Some(f)
+        }
+        // Written before logs were locked this way (or never): nothing to wait for.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(AuditError::io(&lock_path, e)),
+    };
     let live = state_dir.join(LOG_FILE);
     let live_file = match File::open(&live) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(AuditError::io(&live, e)),
     };
-    if let Some(f) = &live_file {
-        f.lock_shared().map_err(|e| AuditError::io(&live, e))?;
-    }
-    let head = read_head(state_dir)?;
+    let mut head = read_head(state_dir)?;
     let mut summary = Summary {
         files: Vec::new(),
         lines: 0,
         last_hash: GENESIS.to_owned(),
     };
-    let mut last_seq = 0;
+    let mut chain = Chain::default();
     for path in &rotated {
         let bytes = fs::read(path).map_err(|e| AuditError::io(path, e))?;
-        walk(path, &bytes, &mut summary, &mut last_seq)?;
+        walk(path, &bytes, &mut summary, &mut chain)?;
         summary.files.push(path.clone());
+    }
+    let mut live_bytes = Vec::new();
+    if let Some(mut f) = live_file.as_ref() {
+        f.read_to_end(&mut live_bytes)
+            .map_err(|e| AuditError::io(&live, e))?;
+    }
+    if let Some(h) = &head
+        && live_bytes.is_empty()
+        && h.bytes > 0
+        && rotation_was_interrupted(state_dir, h)?
+        && summary.last_hash == h.last_hash
+    {
+        // A crash mid-rotation: the next append replaces the head the same way.
+        head = Some(Head {
+            lines: 0,
+            bytes: 0,
+            last_hash: h.last_hash.clone(),
+            last_seq: h.last_seq,
+        });
     }
     match (live_file, head) {
         (None, None) => {}
+        (None, Some(head)) if head.bytes == 0 && head.last_hash == summary.last_hash => {}
         (None, Some(_)) => {
             return Err(AuditError::HeadMismatch {
                 path: live,
                 reason: "audit.head exists but audit.jsonl is gone: the log was deleted".to_owned(),
             });
         }
-        (Some(mut f), head) => {
-            let mut bytes = Vec::new();
-            f.read_to_end(&mut bytes)
-                .map_err(|e| AuditError::io(&live, e))?;
+        (Some(_), head) => {
             let lines_before = summary.lines;
-            walk(&live, &bytes, &mut summary, &mut last_seq)?;
+            walk(&live, &live_bytes, &mut summary, &mut chain)?;
             summary.files.push(live.clone());
             let lines = summary.lines - lines_before;
             let head = match head {
                 Some(head) => head,
                 // A crash between the very first line and the first head: the next append
                 // adopts that line.
-                None if lines <= 1 => Head {
+                None if lines <= 1 && rotated.is_empty() => Head {
                     lines: 0,
                     bytes: 0,
                     last_hash: GENESIS.to_owned(),
@@ -488,10 +672,42 @@ pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
                     });
                 }
             };
-            check_head(&live, &head, lines, bytes.len() as u64, &summary.last_hash)?;
+            if lines == 0 && head.bytes == 0 && head.last_hash != summary.last_hash {
+                return Err(AuditError::HeadMismatch {
+                    path: live,
+                    reason: format!(
+                        "audit.head continues from hash {} but the rotated files end with {}: a rotated file was changed or removed",
+                        head.last_hash, summary.last_hash
+                    ),
+                });
+            }
+            check_head(
+                &live,
+                &head,
+                lines,
+                live_bytes.len() as u64,
+                &summary.last_hash,
+            )?;
         }
     }
+    if let Some((path, seq, hash)) = chain.start
+        && !chain.drops.contains(&(seq, hash.clone()))
+    {
+        return Err(AuditError::MissingStart { path, seq, hash });
+    }
     Ok(summary)
+}
+
+/// What [`walk`] carries from file to file.
+#[derive(Debug, Default)]
+struct Chain {
+    /// `seq` of the last line walked.
+    last_seq: u64,
+    /// Where the chain starts when it does not start at [`GENESIS`]: the first file, and the
+    /// `seq` and hash of the line before its first.
+    start: Option<(PathBuf, u64, String)>,
+    /// The (`last_seq`, `last_hash`) of every file an `audit_drop` line records deleting.
+    drops: Vec<(u64, String)>,
 }
 
 /// Walks one file's lines, continuing the chain in `summary`.
@@ -499,7 +715,7 @@ fn walk(
     path: &Path,
     bytes: &[u8],
     summary: &mut Summary,
-    last_seq: &mut u64,
+    chain: &mut Chain,
 ) -> Result<(), AuditError> {
     if bytes.is_empty() {
         return Ok(());
@@ -518,6 +734,12 @@ fn walk(
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
         let lineno = i as u64 + 1;
         let line = parse_line(path, lineno, raw)?;
+        if summary.lines == 0 && line.prev != GENESIS && line.seq > 1 {
+            // The oldest files were dropped: an audit_drop line must vouch for this start.
+            chain.start = Some((path.to_owned(), line.seq - 1, line.prev.clone()));
+            chain.last_seq = line.seq - 1;
+            summary.last_hash = line.prev.clone();
+        }
         if line.prev != summary.last_hash {
             return Err(AuditError::BrokenChain {
                 path: path.to_owned(),
@@ -526,14 +748,22 @@ fn walk(
                 found: line.prev,
             });
         }
-        if line.seq != *last_seq + 1 {
+        if line.seq != chain.last_seq + 1 {
             return Err(AuditError::BadLine {
                 path: path.to_owned(),
                 line: lineno,
-                reason: format!("seq {} follows seq {}", line.seq, last_seq),
+                reason: format!("seq {} follows seq {}", line.seq, chain.last_seq),
             });
         }
-        *last_seq = line.seq;
+        if line.action == Action::AuditDrop
+            && let (Some(seq), Some(hash)) = (
+                line.details["last_seq"].as_u64(),
+                line.details["last_hash"].as_str(),
+            )
+        {
+            chain.drops.push((seq, hash.to_owned()));
+        }
+        chain.last_seq = line.seq;
         summary.last_hash = sha256_hex(raw);
         summary.lines += 1;
     }
@@ -812,6 +1042,141 @@ mod tests {
             verify(dir.path()).unwrap_err(),
             AuditError::BrokenChain { line: 1, .. }
         ));
+    }
+
+    fn rotating(dir: &Path, max_bytes: u64, keep: u32) -> AuditLog {
+        AuditLog::with_rotation(dir, LogRotation::new(max_bytes, keep))
+    }
+
+    /// Every line of every audit file in `dir`, oldest file first.
+    fn all_lines(dir: &Path) -> Vec<(PathBuf, Line)> {
+        let mut files = logs::rotated_files(dir, "audit-", ".jsonl", LOG_FILE).unwrap();
+        files.push(dir.join(LOG_FILE));
+        let mut out = Vec::new();
+        for file in files {
+            for raw in fs::read_to_string(&file).unwrap().lines() {
+                out.push((file.clone(), serde_json::from_str(raw).unwrap()));
+            }
+        }
+        out
+    }
+
+    /// `writers` threads, each appending `lines` entries through its own `AuditLog` (so its own
+    /// file handles and locks), tagged with the writer and the entry's number.
+    fn write_concurrently(log: &AuditLog, writers: u64, lines: u64) {
+        std::thread::scope(|s| {
+            for writer in 0..writers {
+                let log = log.clone();
+                s.spawn(move || {
+                    for n in 0..lines {
+                        let mut e = entry(n);
+                        e.details =
+                            serde_json::json!({"writer": writer, "n": n, "pad": "x".repeat(60)});
+                        log.append(&e).unwrap();
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn concurrent_writers_across_many_rotations_lose_and_duplicate_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = rotating(dir.path(), 2048, 1000);
+        write_concurrently(&log, 4, 150);
+        let summary = verify(dir.path()).unwrap();
+        assert_eq!(summary.lines, 600);
+        assert!(summary.files.len() > 50, "{} files", summary.files.len());
+        let mut seen = std::collections::HashSet::new();
+        for (file, line) in all_lines(dir.path()) {
+            let key = (line.details["writer"].as_u64(), line.details["n"].as_u64());
+            assert!(seen.insert(key), "{key:?} twice (in {})", file.display());
+        }
+        assert_eq!(seen.len(), 600);
+        for file in &summary.files[..summary.files.len() - 1] {
+            let text = fs::read_to_string(file).unwrap();
+            let first: Line = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+            let name = file.file_name().unwrap().to_str().unwrap();
+            assert_eq!(name, format!("audit-{:012}.jsonl", first.seq));
+            // Rotated as soon as it held max_bytes: one line past the limit at most.
+            let size = text.len();
+            assert!((2048..2048 + 300).contains(&size), "{name}: {size} bytes");
+        }
+    }
+
+    #[test]
+    fn dropping_the_oldest_files_is_logged_and_the_chain_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = rotating(dir.path(), 2048, 3);
+        write_concurrently(&log, 4, 100);
+        let summary = verify(dir.path()).unwrap();
+        let rotated = logs::rotated_files(dir.path(), "audit-", ".jsonl", LOG_FILE).unwrap();
+        assert_eq!(rotated.len(), 3);
+        // From the oldest drop still on record on, every seq is either in a file left or in a
+        // file an audit_drop line records, exactly once. (The records of earlier drops were in
+        // files dropped since.)
+        let lines = all_lines(dir.path());
+        let mut seqs: Vec<u64> = lines.iter().map(|(_, l)| l.seq).collect();
+        let drops: Vec<&Line> = lines
+            .iter()
+            .map(|(_, l)| l)
+            .filter(|l| l.action == Action::AuditDrop)
+            .collect();
+        assert!(!drops.is_empty());
+        for drop in &drops {
+            let first = drop.details["first_seq"].as_u64().unwrap();
+            let last = drop.details["last_seq"].as_u64().unwrap();
+            assert_eq!(drop.details["lines"].as_u64(), Some(last - first + 1));
+            seqs.extend(first..=last);
+        }
+        seqs.sort_unstable();
+        let (first, last) = (seqs[0], lines.last().unwrap().1.seq);
+        assert!(first > 1, "the oldest lines were dropped");
+        assert_eq!(seqs, (first..=last).collect::<Vec<_>>());
+        assert_eq!(summary.lines, lines.len() as u64);
+        // The writers' lines left are each there once.
+        let mut seen = std::collections::HashSet::new();
+        for (_, line) in &lines {
+            if line.action == Action::Apply {
+                assert!(seen.insert((line.details["writer"].as_u64(), line.details["n"].as_u64())));
+            }
+        }
+        // Deleting the oldest file left by hand is detected: no audit_drop vouches for it.
+        fs::remove_file(&rotated[0]).unwrap();
+        let err = verify(dir.path()).unwrap_err();
+        assert!(matches!(err, AuditError::MissingStart { .. }), "{err}");
+        assert!(err.to_string().contains("deleted by hand"), "{err}");
+    }
+
+    #[test]
+    fn a_crash_mid_rotation_is_finished_by_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = rotating(dir.path(), 1 << 20, 5);
+        for n in 0..3 {
+            log.append(&entry(n)).unwrap();
+        }
+        // As if rotation died right after the rename: the head still counts the moved file.
+        fs::rename(log.path(), dir.path().join("audit-000000000001.jsonl")).unwrap();
+        assert_eq!(verify(dir.path()).unwrap().lines, 3);
+        log.append(&entry(3)).unwrap();
+        let summary = verify(dir.path()).unwrap();
+        assert_eq!((summary.lines, summary.files.len()), (4, 2));
+        // A moved file that does not match the head is not mistaken for one.
+        let dir = tempfile::tempdir().unwrap();
+        let log = rotating(dir.path(), 1 << 20, 5);
+        for n in 0..3 {
+            log.append(&entry(n)).unwrap();
+        }
+        let text = fs::read_to_string(log.path()).unwrap();
+        let two: Vec<&str> = text.lines().take(2).collect();
+        fs::write(
+            dir.path().join("audit-000000000001.jsonl"),
+            two.join("\n") + "\n",
+        )
+        .unwrap();
+        fs::remove_file(log.path()).unwrap();
+        assert!(verify(dir.path()).is_err());
+        assert!(log.append(&entry(3)).is_err());
     }
 
     #[test]

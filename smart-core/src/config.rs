@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::logs::LogRotation;
 use crate::problem::{Invalid, Problem};
 use crate::reader::{Reader, join};
 use crate::validate;
@@ -32,7 +33,10 @@ const CONFIG_KEYS: &[&str] = &[
     "dashboard_dir",
     "defaults",
     "coach",
+    "logs",
 ];
+/// The keys of `[logs]`.
+const LOGS_KEYS: &[&str] = &["max_bytes", "keep"];
 
 /// Schedule, decision and guardrail keys that experiments inherit unless they set them.
 ///
@@ -83,6 +87,7 @@ pub struct AgentConfig {
     dashboard_dir: PathBuf,
     defaults: Defaults,
     coach: toml::Table,
+    logs: LogRotation,
 }
 
 impl Default for AgentConfig {
@@ -95,6 +100,7 @@ impl Default for AgentConfig {
             dashboard_dir: PathBuf::from(DEFAULT_DASHBOARD_DIR),
             defaults: Defaults::default(),
             coach: toml::Table::new(),
+            logs: LogRotation::default(),
         }
     }
 }
@@ -168,6 +174,9 @@ impl AgentConfig {
         if let Some(defaults) = root.get("defaults") {
             config.defaults = read_defaults(&mut r, defaults);
         }
+        if let Some(logs) = root.get("logs") {
+            config.logs = read_logs(&mut r, logs);
+        }
         if let Some(coach) = table.get("coach") {
             match coach {
                 toml::Value::Table(coach) => config.coach = coach.clone(),
@@ -214,6 +223,35 @@ impl AgentConfig {
     pub fn coach(&self) -> &toml::Table {
         &self.coach
     }
+
+    /// How the audit log and `metrics.csv` rotate (`[logs]`).
+    pub fn logs(&self) -> LogRotation {
+        self.logs
+    }
+}
+
+/// Reads `[logs]`: `max_bytes` (at least 4096) and `keep` (1 to 10000); a key left out keeps
+/// its default.
+fn read_logs(r: &mut Reader, value: &Value) -> LogRotation {
+    let defaults = LogRotation::default();
+    let Some(map) = r.object(value, "logs", LOGS_KEYS, &|_| None) else {
+        return defaults;
+    };
+    let max_bytes = map.get("max_bytes").and_then(|v| {
+        r.integer(
+            v,
+            "logs.max_bytes",
+            LogRotation::MIN_MAX_BYTES as i64,
+            i64::MAX,
+        )
+    });
+    let keep = map
+        .get("keep")
+        .and_then(|v| r.integer(v, "logs.keep", 1, i64::from(LogRotation::MAX_KEEP)));
+    LogRotation::new(
+        max_bytes.map_or(defaults.max_bytes(), |n| n as u64),
+        keep.map_or(defaults.keep(), |n| n as u32),
+    )
 }
 
 /// Reads `[defaults]`: each section is checked like the experiment's own, key by key.
@@ -316,6 +354,33 @@ mod tests {
         );
         check("coach = 3", &["coach: expected a table"]);
         check("a = [", &["invalid TOML at line 1, column"]);
+    }
+
+    #[test]
+    fn logs_rotation_is_read_and_checked() {
+        let logs = |text: &str| {
+            AgentConfig::from_toml(text, Path::new("smart.toml"))
+                .unwrap()
+                .logs()
+        };
+        assert_eq!(logs(""), LogRotation::default());
+        assert_eq!(
+            logs("[logs]\nmax_bytes = 65536\nkeep = 3\n"),
+            LogRotation::new(65536, 3)
+        );
+        assert_eq!(
+            logs("[logs]\nkeep = 2\n"),
+            LogRotation::new(LogRotation::DEFAULT_MAX_BYTES, 2)
+        );
+        check(
+            "[logs]\nmax_bytes = 100\nkeep = 0\nkept = 1\n",
+            &[
+                "logs.kept: unknown key; did you mean \"keep\"?",
+                "logs.max_bytes: expected a whole number from 4096 to",
+                "logs.keep: expected a whole number from 1 to 10000, found 0",
+            ],
+        );
+        check("logs = 5", &["logs: expected"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod checked;
 pub mod config;
 pub mod engine;
 pub mod experiment;
+pub mod logs;
 pub mod problem;
 mod reader;
 pub mod records;

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::audit::format_utc;
 use crate::engine::{Event, EventKind, Observer, ObserverError, Phase, RunPlan};
+use crate::logs::LogRotation;
 
 /// How often live progress is written to `status.json` at most (other events write at once).
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -30,6 +31,7 @@ pub struct Records {
     run: Option<OpenRun>,
     status: Option<Status>,
     last_status: Option<Duration>,
+    rotation: LogRotation,
 }
 
 #[derive(Debug)]
@@ -41,13 +43,20 @@ struct OpenRun {
 }
 
 impl Records {
-    /// Records under `state_dir` (created when the first run starts).
+    /// Records under `state_dir` (created when the first run starts); `metrics.csv` rotates by
+    /// the default [`LogRotation`].
     pub fn new(state_dir: &Path) -> Records {
+        Records::with_rotation(state_dir, LogRotation::default())
+    }
+
+    /// Records under `state_dir`, with `metrics.csv` rotated as `rotation` says (`[logs]`).
+    pub fn with_rotation(state_dir: &Path, rotation: LogRotation) -> Records {
         Records {
             state_dir: state_dir.to_owned(),
             run: None,
             status: None,
             last_status: None,
+            rotation,
         }
     }
 
@@ -123,6 +132,7 @@ impl Records {
                     block,
                     &ended,
                     measurement,
+                    &self.rotation,
                 )
                 .map_err(|e| RecordsError::new("appending to", path, e))?;
                 true
