@@ -1,0 +1,246 @@
+//! Numbers, durations and times as the pages show them: short, with units, and the same on every
+//! page (the JS file formats live figures the same way).
+
+/// A latency given in microseconds, in ms (or s past 10 s), with about three significant digits.
+pub(crate) fn latency(us: f64) -> String {
+    let ms = us / 1000.0;
+    if ms >= 10_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+/// A number for a chart's tick label: no trailing zeros, at most three decimals.
+pub(crate) fn tick(value: f64) -> String {
+    let mut s = format!("{value:.3}");
+    while s.contains('.') && (s.ends_with('0') || s.ends_with('.')) {
+        s.pop();
+    }
+    if s == "-0" { "0".to_owned() } else { s }
+}
+
+/// A signed relative change: `−12.3 %` (a true minus sign), `+4.0 %`.
+pub(crate) fn signed_pct(value: f64) -> String {
+    format!("{} %", signed(value, 1))
+}
+
+/// A signed difference in percentage points, `+0.02 pp`.
+pub(crate) fn signed_pp(value: f64) -> String {
+    format!("{} pp", signed(value, 2))
+}
+
+/// Confidence bounds, `[−15.1, −9.4]`.
+pub(crate) fn bounds(lower: f64, upper: f64, decimals: usize) -> String {
+    format!("[{}, {}]", signed(lower, decimals), signed(upper, decimals))
+}
+
+fn signed(value: f64, decimals: usize) -> String {
+    let text = format!("{:.*}", decimals, value.abs());
+    let zero = text.chars().all(|c| c == '0' || c == '.');
+    if zero {
+        text
+    } else if value < 0.0 {
+        format!("\u{2212}{text}")
+    } else {
+        format!("+{text}")
+    }
+}
+
+/// An error rate in percent with two decimals, `0.16 %`.
+pub(crate) fn rate_pct(errors: u64, requests: u64) -> String {
+    if requests == 0 {
+        "–".to_owned()
+    } else {
+        format!("{:.2} %", errors as f64 / requests as f64 * 100.0)
+    }
+}
+
+/// A count with thousands separators, `12,345`.
+pub(crate) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A duration in seconds, `45 s`, `4 min 12 s`, `1 h 05 min`.
+pub(crate) fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// An RFC 3339 UTC time as a page shows it, `2026-11-26 19:30 UTC` (the text as given when it is
+/// not RFC 3339).
+pub(crate) fn time(rfc3339: &str) -> String {
+    if parse_utc(rfc3339).is_some() {
+        format!("{} UTC", rfc3339[..16].replace('T', " "))
+    } else {
+        rfc3339.to_owned()
+    }
+}
+
+/// An RFC 3339 UTC time to the second, `2026-11-26 19:30:05 UTC`.
+pub(crate) fn time_seconds(rfc3339: &str) -> String {
+    if parse_utc(rfc3339).is_some() {
+        format!("{} UTC", rfc3339[..19].replace('T', " "))
+    } else {
+        rfc3339.to_owned()
+    }
+}
+
+/// The time of day of an RFC 3339 UTC time, `19:30:05`, for rows within one run.
+pub(crate) fn clock(rfc3339: &str) -> String {
+    if parse_utc(rfc3339).is_some() {
+        rfc3339[11..19].to_owned()
+    } else {
+        rfc3339.to_owned()
+    }
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC time (`2026-11-26T19:30:00Z`, fractions
+/// allowed, `Z` or `+00:00`); `None` when it is not one.
+pub(crate) fn parse_utc(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> { text.get(range)?.parse().ok() };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    let rest = &text[19..];
+    let (fraction, zone) = match rest.strip_prefix('.') {
+        Some(tail) => {
+            let end = tail
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(tail.len());
+            let digits = &tail[..end];
+            let fraction: f64 = format!("0.{digits}").parse().ok()?;
+            (fraction, &tail[end..])
+        }
+        None => (0.0, rest),
+    };
+    if zone != "Z" && zone != "+00:00" {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some((days * 86_400 + hour * 3600 + minute * 60 + second) as f64 + fraction)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A Unix time as `MM-DD HH:MM` (UTC), for chart ticks.
+pub(crate) fn short_time(unix: f64) -> String {
+    let secs = unix.floor() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (_, month, day) = civil_from_days(days);
+    format!(
+        "{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_keep_three_digits() {
+        for (us, want) in [
+            (432.0, "0.43 ms"),
+            (4_321.0, "4.32 ms"),
+            (43_210.0, "43.2 ms"),
+            (432_100.0, "432 ms"),
+            (12_345_000.0, "12.3 s"),
+        ] {
+            assert_eq!(latency(us), want, "{us}");
+        }
+    }
+
+    #[test]
+    fn signs_use_a_true_minus_and_no_sign_on_zero() {
+        assert_eq!(signed_pct(-12.34), "\u{2212}12.3 %");
+        assert_eq!(signed_pct(4.0), "+4.0 %");
+        assert_eq!(signed_pct(-0.01), "0.0 %");
+        assert_eq!(signed_pp(0.016), "+0.02 pp");
+        assert_eq!(bounds(-15.06, 2.0, 1), "[\u{2212}15.1, +2.0]");
+    }
+
+    #[test]
+    fn counts_durations_and_ticks() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1234), "1,234");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(duration(45.4), "45 s");
+        assert_eq!(duration(252.0), "4 min 12 s");
+        assert_eq!(duration(3900.0), "1 h 05 min");
+        assert_eq!(tick(2.5), "2.5");
+        assert_eq!(tick(10.0), "10");
+        assert_eq!(tick(0.001), "0.001");
+        assert_eq!(rate_pct(2, 1000), "0.20 %");
+        assert_eq!(rate_pct(0, 0), "–");
+    }
+
+    #[test]
+    fn times_parse_and_print_in_utc() {
+        assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(parse_utc("2026-01-01T00:00:00Z"), Some(1_767_225_600.0));
+        assert_eq!(parse_utc("2026-01-01T00:00:01.500Z"), Some(1_767_225_601.5));
+        assert_eq!(
+            parse_utc("2026-01-01T00:00:00+00:00"),
+            Some(1_767_225_600.0)
+        );
+        assert_eq!(parse_utc("yesterday"), None);
+        assert_eq!(parse_utc("2026-01-01T00:00:00+02:00"), None);
+        assert_eq!(time("2026-11-26T19:30:05.123Z"), "2026-11-26 19:30 UTC");
+        assert_eq!(time("soon"), "soon");
+        assert_eq!(
+            time_seconds("2026-11-26T19:30:05.123Z"),
+            "2026-11-26 19:30:05 UTC"
+        );
+        assert_eq!(clock("2026-11-26T19:30:05.123Z"), "19:30:05");
+        assert_eq!(short_time(1_767_225_600.0 + 3661.0), "01-01 01:01");
+    }
+}

@@ -1,0 +1,120 @@
+//! Reading what the dashboard shows from the state dir: the runs (through the records readers of
+//! smart-core), the live status, and the audit lines grouped by run.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use smart_core::audit::{LOG_FILE, Line};
+use smart_core::records::{self, EXPERIMENT_FILE, RUNS_DIR, RunRecord, STATUS_FILE, Status};
+
+use crate::DashboardError;
+
+/// Everything the pages are made of, read once per render (samples are read per run page).
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Every run whose id names a safe file, oldest first.
+    pub(crate) runs: Vec<Run>,
+    /// `status.json` as written by the engine, parsed, with its bytes.
+    pub(crate) status: Option<(Status, Vec<u8>)>,
+    /// Audit lines by run id, in log order.
+    pub(crate) audit: BTreeMap<String, Vec<Line>>,
+}
+
+/// One run: its records and its definition as run.
+#[derive(Debug)]
+pub(crate) struct Run {
+    /// Plan, report, blocks and decisions.
+    pub(crate) record: RunRecord,
+    /// `experiment.json`, if it could be read.
+    pub(crate) definition: Option<serde_json::Value>,
+}
+
+impl Run {
+    /// The run's id.
+    pub(crate) fn id(&self) -> &str {
+        &self.record.run.plan.run_id
+    }
+}
+
+/// Whether `id` can name a page file and a URL path segment as it is.
+pub(crate) fn safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Reads the state dir; a state dir without runs (or that does not exist yet) is an empty state.
+pub(crate) fn state(state_dir: &Path) -> Result<State, DashboardError> {
+    let mut runs = Vec::new();
+    for file in records::list_runs(state_dir).map_err(DashboardError::records)? {
+        let id = &file.plan.run_id;
+        if !safe_id(id) {
+            continue;
+        }
+        let record = records::load_run(state_dir, id).map_err(DashboardError::records)?;
+        let path = state_dir.join(RUNS_DIR).join(id).join(EXPERIMENT_FILE);
+        let definition = fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        runs.push(Run { record, definition });
+    }
+    let status = read_status(state_dir)?;
+    let audit = audit_by_run(state_dir)?;
+    Ok(State {
+        runs,
+        status,
+        audit,
+    })
+}
+
+/// `status.json` with its bytes (to publish as is), if there is one.
+pub(crate) fn read_status(state_dir: &Path) -> Result<Option<(Status, Vec<u8>)>, DashboardError> {
+    let path = state_dir.join(STATUS_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(DashboardError::io("reading", &path, e)),
+    };
+    let status = serde_json::from_slice(&bytes)
+        .map_err(|e| DashboardError::io("parsing", &path, io::Error::other(e)))?;
+    Ok(Some((status, bytes)))
+}
+
+/// The audit lines of every run: rotated `audit-*.jsonl` files in name order, then
+/// `audit.jsonl`. Lines that do not parse (a torn last line) are left out; `smart audit verify`
+/// is the place that judges the log.
+fn audit_by_run(state_dir: &Path) -> Result<BTreeMap<String, Vec<Line>>, DashboardError> {
+    let mut files: Vec<_> = match fs::read_dir(state_dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+            })
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(DashboardError::io("reading", state_dir, e)),
+    };
+    files.sort();
+    files.push(state_dir.join(LOG_FILE));
+    let mut by_run: BTreeMap<String, Vec<Line>> = BTreeMap::new();
+    for path in files {
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(DashboardError::io("reading", &path, e)),
+        };
+        for line in text.lines() {
+            if let Ok(line) = serde_json::from_str::<Line>(line) {
+                by_run.entry(line.run_id.clone()).or_default().push(line);
+            }
+        }
+    }
+    Ok(by_run)
+}

@@ -1,0 +1,66 @@
+//! Atomic file replacement: a temp file in the same directory, then a rename, so a web server
+//! serving the dashboard dir sees the old file or the new one, never half of one.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use crate::DashboardError;
+
+/// Replaces `path` with `bytes` through `.<name>.tmp` and a rename.
+pub(crate) fn atomic(path: &Path, bytes: &[u8]) -> Result<(), DashboardError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".tmp");
+    let tmp = dir.join(name);
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.flush()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        DashboardError::io("writing", path, e)
+    })
+}
+
+/// Like [`atomic`], but leaves the file alone when it already holds `bytes` (the assets rarely
+/// change; this keeps their modification time, so browsers' caches stay valid).
+pub(crate) fn atomic_if_changed(path: &Path, bytes: &[u8]) -> Result<(), DashboardError> {
+    match fs::read(path) {
+        Ok(current) if current == bytes => Ok(()),
+        _ => atomic(path, bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_files_and_leaves_no_temp_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.html");
+        atomic(&path, b"one").unwrap();
+        atomic(&path, b"two").unwrap();
+        atomic_if_changed(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["index.html"]);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope").join("index.html");
+        let err = atomic(&path, b"x").unwrap_err();
+        assert_eq!(err.path(), path);
+        assert!(err.to_string().contains("index.html"));
+    }
+}

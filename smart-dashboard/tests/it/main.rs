@@ -1,0 +1,24 @@
+//! Integration tests of smart-dashboard: pages rendered from fixed run records (snapshots),
+//! escaping of user text everywhere, page weight, the live observer, and a real headless
+//! Chromium loading the pages under the deploy site's strict Content-Security-Policy.
+
+mod browser;
+mod escaping;
+mod fixtures;
+mod live;
+mod pages;
+
+use std::path::Path;
+use std::time::SystemTime;
+
+/// When the fixture pages say they were rendered: 2026-11-26T21:00:00Z.
+pub fn render_time() -> SystemTime {
+    fixtures::at(1_795_726_800)
+}
+
+/// Renders the dashboard of `state` into `out`.
+pub fn render(state: &Path, out: &Path) -> smart_dashboard::Rendered {
+    smart_dashboard::Dashboard::new(state, out)
+        .render(render_time())
+        .expect("the dashboard renders")
+}

@@ -1,0 +1,209 @@
+//! The pages rendered from fixed run records: snapshots (charts summarized, so a snapshot reads
+//! as a page), links, the empty state, redaction, and the index's weight with 100 runs.
+
+use std::fs;
+
+use crate::{fixtures, render};
+
+/// The page with each inline `<svg>…</svg>` replaced by a one-line summary (its id, title and
+/// how many marks, bars and curves it draws): the coordinates are checked by the unit tests and
+/// by the browser test, the snapshot shows the page.
+fn summarized(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<svg") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("</svg>").expect("svg closes") + start + "</svg>".len();
+        let svg = &rest[start..end];
+        let id = svg
+            .split("id=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or("");
+        let title = svg
+            .split("-t\">")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap_or("");
+        let legend = svg.matches("<text x=").count();
+        out.push_str(&format!(
+            "[svg #{id} \"{title}\": {} legend entries, {} marks, {} bars, {} curves]",
+            legend,
+            svg.matches("class=\"mark").count(),
+            svg.matches("class=\"bar").count(),
+            svg.matches("<polyline class=\"line").count(),
+        ));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn index_snapshot() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    fixtures::standard(state.path());
+    let rendered = render(state.path(), out.path());
+    assert_eq!((rendered.runs, rendered.run_pages), (3, 3));
+    let html = fs::read_to_string(out.path().join("index.html")).unwrap();
+    insta::assert_snapshot!("index", summarized(&html));
+}
+
+#[test]
+fn run_page_snapshots() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let specs = fixtures::standard(state.path());
+    render(state.path(), out.path());
+    for (name, spec) in [
+        ("run_kept_and_reverted", &specs[0]),
+        ("run_with_coach", &specs[1]),
+        ("run_under_way", &specs[2]),
+    ] {
+        let html = fs::read_to_string(out.path().join("runs").join(format!("{}.html", spec.id())))
+            .unwrap();
+        insta::assert_snapshot!(name, summarized(&html));
+    }
+}
+
+#[test]
+fn every_link_resolves_and_status_is_published_as_written() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    fixtures::standard(state.path());
+    render(state.path(), out.path());
+    let index = fs::read_to_string(out.path().join("index.html")).unwrap();
+    let mut checked = 0;
+    for href in index
+        .split("href=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+    {
+        if href.is_empty() {
+            continue; // the "reload" link
+        }
+        assert!(out.path().join(href).is_file(), "{href} is not a file");
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} links");
+    for name in ["dashboard.css", "dashboard.js"] {
+        assert!(out.path().join(name).is_file(), "{name}");
+    }
+    assert_eq!(
+        fs::read(out.path().join("status.json")).unwrap(),
+        fs::read(state.path().join("status.json")).unwrap()
+    );
+    // No temp file is left behind.
+    for entry in fs::read_dir(out.path()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(!name.ends_with(".tmp"), "{name}");
+    }
+}
+
+#[test]
+fn secret_headers_never_reach_a_page() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let specs = fixtures::standard(state.path());
+    render(state.path(), out.path());
+    let page = fs::read_to_string(
+        out.path()
+            .join("runs")
+            .join(format!("{}.html", specs[0].id())),
+    )
+    .unwrap();
+    assert!(page.contains("Accept-Encoding"), "the definition is shown");
+    assert!(
+        !page.contains("do-not-show"),
+        "the Authorization value is redacted"
+    );
+    assert!(page.contains("&lt;redacted&gt;"));
+}
+
+#[test]
+fn an_empty_state_dir_renders_a_page_that_says_so_and_does_not_poll() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rendered = render(&state.path().join("not-yet"), out.path());
+    assert_eq!(rendered.runs, 0);
+    let html = fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(html.contains("No experiment has run yet"));
+    assert!(html.contains("No decision yet."));
+    assert!(
+        !html.contains("data-status-url"),
+        "nothing to poll: no 404s in the console"
+    );
+    assert!(!out.path().join("status.json").exists());
+}
+
+#[test]
+fn a_broken_record_is_an_error_naming_the_file() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let specs = fixtures::standard(state.path());
+    let run_json = state
+        .path()
+        .join("runs")
+        .join(specs[0].id())
+        .join("run.json");
+    fs::write(&run_json, "{ not json").unwrap();
+    let err = smart_dashboard::Dashboard::new(state.path(), out.path())
+        .render(crate::render_time())
+        .unwrap_err();
+    assert_eq!(err.path(), run_json);
+    let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(chain.contains("run.json"), "{chain}");
+}
+
+#[test]
+fn the_index_stays_under_200_kb_with_100_runs_of_history() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    fixtures::history(state.path(), 100, 20);
+    let rendered = render(state.path(), out.path());
+    assert_eq!(rendered.runs, 100);
+    let size = fs::metadata(out.path().join("index.html")).unwrap().len();
+    assert_eq!(size as usize, rendered.index_bytes);
+    assert!(
+        size < 200 * 1024,
+        "index.html is {size} bytes with 100 runs"
+    );
+    let html = fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert_eq!(
+        html.matches("<tr>").count(),
+        200 + 1,
+        "a row per decision, and the header"
+    );
+}
+
+#[test]
+fn writing_into_a_writer_gives_the_same_page() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let specs = fixtures::standard(state.path());
+    render(state.path(), out.path());
+    let dashboard = smart_dashboard::Dashboard::new(state.path(), out.path());
+    let mut index = Vec::new();
+    dashboard
+        .write_index(&mut index, crate::render_time())
+        .unwrap();
+    assert_eq!(index, fs::read(out.path().join("index.html")).unwrap());
+    let mut page = Vec::new();
+    dashboard
+        .write_run_page(&specs[1].id(), &mut page, crate::render_time())
+        .unwrap();
+    assert_eq!(
+        page,
+        fs::read(
+            out.path()
+                .join("runs")
+                .join(format!("{}.html", specs[1].id()))
+        )
+        .unwrap()
+    );
+    let err = dashboard
+        .write_run_page("no-such-run", &mut Vec::new(), crate::render_time())
+        .unwrap_err();
+    assert!(err.to_string().contains("no-such-run"), "{err}");
+}
