@@ -165,6 +165,12 @@ async fn every_failure_kind_is_logged_once_and_the_run_goes_on() {
             "too_large",
             Report::Delivered,
         ),
+        (
+            "huge chunked",
+            Some(Reply::HugeChunked(4 * 1024 * 1024)),
+            "too_large",
+            Report::Delivered,
+        ),
         ("hang", Some(Reply::Hang), "timeout", Report::Queued),
     ];
     let j = judgement();

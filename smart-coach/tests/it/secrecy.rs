@@ -1,7 +1,7 @@
 //! The token never leaks: whole runs with the token set — a coach that answers, one that refuses
 //! the token, one that fails and queues, one that never answers — write their records, status,
-//! metrics, audit log and queue, and no file under the state dir holds the token; nor does any
-//! Debug output or error message. The server did receive it, so the test is not vacuous.
+//! metrics, audit log and queue, the dashboard is rendered from them, and no file holds the
+//! token; nor does any Debug output. The server did receive it, so the test is not vacuous.
 
 use std::path::Path;
 use std::rc::Rc;
@@ -73,6 +73,9 @@ async fn no_file_of_a_run_holds_the_token() {
             .any(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))),
         "the token was never sent, so this test proves nothing"
     );
+    let dashboard = smart_dashboard::Dashboard::new(state.path(), &state.path().join("dashboard"));
+    let rendered = dashboard.render(std::time::SystemTime::now()).unwrap();
+    assert_eq!(rendered.run_pages, 6);
     let written = files(state.path());
     let names: Vec<String> = written
         .iter()

@@ -25,8 +25,10 @@ pub(crate) enum Reply {
     RetryAfter(u64),
     /// 200 with a body that is not JSON.
     NotJson,
-    /// 200 with a body of this many bytes (the start of JSON advice).
+    /// 200 with a body of this many bytes (the start of JSON advice), with its Content-Length.
     Huge(usize),
+    /// 200 with a body of this many bytes sent in chunks, without a Content-Length.
+    HugeChunked(usize),
     /// Accept, read the request, never answer.
     Hang,
 }
@@ -105,7 +107,31 @@ impl CoachServer {
     }
 }
 
-async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// A body of `left` bytes sent in 16 KiB chunks, its size not announced (chunked encoding).
+struct Chunks {
+    left: usize,
+}
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let n = self.left.min(16 * 1024);
+        self.left -= n;
+        std::task::Poll::Ready(
+            (n > 0).then(|| Ok(hyper::body::Frame::data(Bytes::from(vec![b'x'; n])))),
+        )
+    }
+}
+
+/// The body of any reply.
+type Body = http_body_util::Either<Full<Bytes>, Chunks>;
+
+async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let authorization = request
         .headers()
@@ -132,7 +158,15 @@ async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Fu
             .unwrap_or_else(|| state.default.clone())
     };
     let response = Response::builder();
-    match reply {
+    let full = |r: Result<Response<Full<Bytes>>, hyper::http::Error>| {
+        r.unwrap().map(http_body_util::Either::Left)
+    };
+    if let Reply::HugeChunked(bytes) = reply {
+        return response
+            .body(http_body_util::Either::Right(Chunks { left: bytes }))
+            .unwrap();
+    }
+    full(match reply {
         Reply::Json(value) => response
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(value.to_string()))),
@@ -152,6 +186,6 @@ async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Fu
             response.body(Full::new(Bytes::from(body)))
         }
         Reply::Hang => std::future::pending().await,
-    }
-    .unwrap()
+        Reply::HugeChunked(_) => unreachable!("answered above"),
+    })
 }
