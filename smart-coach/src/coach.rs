@@ -55,7 +55,7 @@ impl RemoteCoach {
             .build()
             .map_err(|e| {
                 CoachError::other(
-                    Path::new(smart_core::config::LOCAL_CONFIG),
+                    config.file(),
                     "url",
                     format!("the HTTP client could not start: {e}"),
                 )

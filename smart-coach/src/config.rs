@@ -72,6 +72,7 @@ impl fmt::Debug for Token {
 /// The checked `[coach]` settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CoachConfig {
+    file: PathBuf,
     url: Url,
     kind: Kind,
     mode: Mode,
@@ -231,6 +232,7 @@ impl CoachConfig {
         }
         match (url, timeout_s, p.list.is_empty()) {
             (Some(url), Some(timeout_s), true) => Ok(CoachConfig {
+                file: file.to_owned(),
                 url,
                 kind,
                 mode,
@@ -244,6 +246,11 @@ impl CoachConfig {
                 problems: p.list,
             }),
         }
+    }
+
+    /// The config file the settings were read from.
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 
     /// The coach's base URL (no trailing slash is added to paths).
