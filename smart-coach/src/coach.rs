@@ -343,7 +343,24 @@ impl Coach for RemoteCoach {
             self.config.allow_keep(),
             left.as_secs_f64(),
         );
-        match self.ask(&question, deadline).await {
+        // Whatever the coach sends back ends up in records: a coach that echoes the token (in a
+        // reason, or in a value an error message quotes) must not leak it.
+        let (result, attempts) = self.ask(&question, deadline).await;
+        let scrub = |text: &str| match self.config.token() {
+            Some(token) => token.scrub(text),
+            None => text.to_owned(),
+        };
+        let result = match result {
+            Ok(advice) => Ok(Advice {
+                action: advice.action,
+                reason: scrub(&advice.reason),
+            }),
+            Err(failure) => Err(Failure {
+                message: scrub(&failure.message),
+                ..failure
+            }),
+        };
+        match (result, attempts) {
             (Err(failure), attempts) => {
                 self.log_failure(request.run_id, call, &failure, attempts, about);
                 revert(format!(

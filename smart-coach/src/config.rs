@@ -63,6 +63,14 @@ impl Token {
     }
 }
 
+impl Token {
+    /// `text` with every occurrence of the token replaced by `<redacted>` (for text a coach sent
+    /// back, which might echo it).
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        text.replace(&self.0, smart_core::redact::REDACTED)
+    }
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Token(<redacted>)")
@@ -742,6 +750,11 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains("s3cr3t"), "{debug}");
         assert!(debug.contains("<redacted>"), "{debug}");
-        assert!(config.token().unwrap().header().is_sensitive());
+        let token = config.token().unwrap();
+        assert!(token.header().is_sensitive());
+        assert_eq!(
+            token.scrub("echo s3cr3t-t0ken twice s3cr3t-t0ken"),
+            "echo <redacted> twice <redacted>"
+        );
     }
 }

@@ -45,6 +45,11 @@ async fn no_file_of_a_run_holds_the_token() {
         Some(Reply::Status(503)),
         Some(Reply::Hang),
         Some(Reply::NotJson),
+        // A coach that echoes the token back, in a reason and in a value an error quotes.
+        Some(Reply::Json(
+            json!({"action": "revert", "reason": format!("token {TOKEN}")}),
+        )),
+        Some(Reply::Json(json!({"action": TOKEN, "reason": "x"}))),
         None,
     ]
     .into_iter()
@@ -75,7 +80,7 @@ async fn no_file_of_a_run_holds_the_token() {
     );
     let dashboard = smart_dashboard::Dashboard::new(state.path(), &state.path().join("dashboard"));
     let rendered = dashboard.render(std::time::SystemTime::now()).unwrap();
-    assert_eq!(rendered.run_pages, 6);
+    assert_eq!(rendered.run_pages, 8);
     let written = files(state.path());
     let names: Vec<String> = written
         .iter()
