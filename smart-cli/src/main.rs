@@ -13,6 +13,7 @@
 
 mod agent_config;
 mod audit;
+mod dashboard;
 mod error;
 mod init;
 mod probe;
@@ -56,6 +57,7 @@ enum Command {
     Revert(revert::Args),
     Recover(recover::Args),
     Audit(audit::Args),
+    Dashboard(dashboard::Args),
 }
 
 /// Runs one subcommand.
@@ -67,6 +69,7 @@ fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
         Command::Revert(args) => revert::run(args, global),
         Command::Recover(args) => recover::run(args, global),
         Command::Audit(args) => audit::run(args, global),
+        Command::Dashboard(args) => dashboard::run(args, global),
     }
 }
 

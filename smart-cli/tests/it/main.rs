@@ -2,4 +2,5 @@
 
 mod apply_cmds;
 mod cli;
+mod dashboard;
 mod probe;
