@@ -2,5 +2,5 @@
 
 mod apply_cmds;
 mod cli;
-mod dashboard;
+mod deploy;
 mod probe;
