@@ -82,7 +82,14 @@
     set('decisions', decided.length ? decided.join(', ') : 'none yet');
     set('end', s.end ? String(s.end).replace(/_/g, ' ') : '');
     set('updated', String(s.updated).slice(0, 19).replace('T', ' ') + ' UTC');
-    set('conn', '');
+    const age = (Date.now() - Date.parse(s.updated)) / 1000;
+    if (running && age > 120) {
+      box.classList.add('stale');
+      set('conn', 'No update for ' + duration(age) + ': is the run\'s process (pid ' + s.pid +
+        ') still alive? `smart status` on the server tells.');
+    } else {
+      set('conn', '');
+    }
     const changed = s.run_id !== renderedRun || (s.decisions || []).length !== renderedDecisions ||
       s.state !== renderedState;
     const notice = document.getElementById('live-new');

@@ -345,7 +345,11 @@ fn class(style: usize) -> String {
 /// A marker whose shape depends on the style index (circle, square, triangle, diamond, down
 /// triangle, cross), with an optional tooltip.
 fn marker(style: usize, hollow: bool, x: f64, y: f64, tooltip: &str) -> String {
-    let r = 4.5;
+    sized_marker(style, hollow, x, y, 4.5, tooltip)
+}
+
+/// A [`marker`] of radius `r` (smaller where many points crowd a chart).
+fn sized_marker(style: usize, hollow: bool, x: f64, y: f64, r: f64, tooltip: &str) -> String {
     let class = format!(
         "mark {}{}",
         class(style),
@@ -664,13 +668,15 @@ pub(crate) fn trend(id: &str, points: &[TrendPoint]) -> Option<String> {
         );
     }
     out.push_str(r#""/>"#);
+    let r = if sorted.len() > 40 { 3.0 } else { 4.5 };
     for p in &sorted {
         let _ = write!(out, r#"<a href="{}">"#, escape(&p.href));
-        out.push_str(&marker(
+        out.push_str(&sized_marker(
             usize::from(p.kept),
             false,
             frame.px(p.at),
             frame.py(p.p50_us),
+            r,
             &p.label,
         ));
         out.push_str("</a>");

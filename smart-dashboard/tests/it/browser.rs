@@ -217,7 +217,8 @@ fn chromium_shows_live_status_and_charts_under_a_strict_csp() {
     // The engine moves on while the page is open: block 4, a new live median.
     let mut next = fixtures::running_status(&specs[2], 1, 9876);
     next.block = Some(4);
-    next.updated = "2026-11-22T08:06:00.000Z".to_owned();
+    // Written long ago: the page must say the run's process may have died.
+    next.updated = "2020-01-01T00:00:00.000Z".to_owned();
     let next = serde_json::to_vec_pretty(&next).unwrap();
     let canary = "<!DOCTYPE html><html><head><title>canary</title></head><body><p style=\"color:red\">x</p><script>document.title = 'ran';</script></body></html>".to_owned();
     let site = Site::serve(
@@ -246,6 +247,10 @@ fn chromium_shows_live_status_and_charts_under_a_strict_csp() {
         .nth(1)
         .and_then(|s| s.split('<').next());
     assert_eq!(block, Some("4 of 4"));
+    assert!(
+        dom.contains("No update for "),
+        "an old status.json is not flagged"
+    );
     assert!(
         problems(&log).is_empty(),
         "console errors or CSP violations on the index:\n{}",
