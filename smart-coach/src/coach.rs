@@ -315,6 +315,31 @@ impl Coach for RemoteCoach {
         }
     }
 
+    fn defer(&mut self, decision: &DecisionRecord) {
+        if self.config.kind() == Kind::Ollama {
+            return;
+        }
+        let mut details = json!({
+            "call": "results",
+            "kind": "deferred",
+            "experiment": decision.experiment,
+            "variant": decision.variant,
+            "decision": decision.decision.as_str(),
+            "message": "the run was cancelled before the report was sent; it was queued for the next run",
+        });
+        match self.queue.push(decision) {
+            Ok(dropped) => merge(
+                &mut details,
+                json!({"queued": true, "dropped_now": dropped}),
+            ),
+            Err(message) => merge(
+                &mut details,
+                json!({"queued": false, "queue_error": message}),
+            ),
+        }
+        self.log(&decision.run_id, Outcome::Skipped, details);
+    }
+
     async fn advise(&mut self, request: &AdviceRequest<'_>) -> Advice {
         let deadline = self.budget(request.run_id).deadline;
         let call = match self.config.kind() {

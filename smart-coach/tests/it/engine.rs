@@ -25,11 +25,23 @@ pub(crate) async fn run_once<C: Coach, O: Observer>(
     observer: &mut O,
     run_id: &str,
 ) -> RunReport {
+    run_with(world, judge, coach, observer, run_id, CancelToken::new()).await
+}
+
+/// One run of the one-variant test experiment, cancelled by `cancel`.
+async fn run_with<C: Coach, O: Observer>(
+    world: &Rc<World>,
+    judge: &mut ScriptedJudge,
+    coach: &mut C,
+    observer: &mut O,
+    run_id: &str,
+    cancel: CancelToken,
+) -> RunReport {
     let exp = experiment(judge.max_cycles);
     let config = RunConfig {
         run_id: run_id.to_owned(),
         seed: 7,
-        cancel: CancelToken::new(),
+        cancel,
     };
     let clock = RealClock::new();
     let ports = Ports {
@@ -259,4 +271,51 @@ async fn the_judges_own_keep_is_reported_as_keep() {
         "a keep was sent for advice"
     );
     assert_eq!(received[0].body["decision"]["decision"], "keep");
+}
+
+/// A cancelled run does not wait for the coach: its decisions are queued at once and sent with
+/// the next run.
+#[tokio::test]
+async fn a_cancelled_run_queues_its_reports_for_the_next_run() {
+    let server = CoachServer::start(Reply::Json(json!({}))).await;
+    let state = TempDir::new().unwrap();
+    let mut coach = coach(&server.url(), "", state.path());
+    let world = World::new();
+    let mut judge = ScriptedJudge::new(1, 2, 6);
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let report = run_with(
+        &world,
+        &mut judge,
+        &mut coach,
+        &mut NoObserver,
+        "run-c",
+        cancel,
+    )
+    .await;
+    assert_eq!(report.decisions[0].decision, DecisionKind::Aborted);
+    assert!(
+        server.received().is_empty(),
+        "a cancelled run waited for the coach"
+    );
+    let lines = crate::support::coach_lines(state.path());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].details["kind"], "deferred");
+    let world = World::new();
+    let mut judge = ScriptedJudge::new(1, 2, 6);
+    run_once(&world, &mut judge, &mut coach, &mut NoObserver, "run-next").await;
+    let sent: Vec<(String, bool)> = server
+        .received()
+        .iter()
+        .map(|r| {
+            (
+                r.body["decision"]["run_id"].as_str().unwrap().to_owned(),
+                r.body["queued"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [("run-next".to_owned(), false), ("run-c".to_owned(), true)]
+    );
 }

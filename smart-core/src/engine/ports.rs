@@ -177,6 +177,10 @@ pub trait Coach {
     /// Reports a final decision (delivery failures are the coach's to queue and log).
     async fn report(&mut self, decision: &DecisionRecord);
 
+    /// Keeps a final decision to report later, at once and without network (the run was
+    /// cancelled before it could be reported); by default it is dropped.
+    fn defer(&mut self, _decision: &DecisionRecord) {}
+
     /// Advises on an inconclusive variant. Any failure or time-out should answer `revert`.
     async fn advise(&mut self, request: &AdviceRequest<'_>) -> Advice;
 }

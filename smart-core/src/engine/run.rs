@@ -926,13 +926,20 @@ where
         for decision in &report.decisions {
             self.ctx.emit(EventKind::Decided(decision));
         }
-        if !self.ctx.cancel.is_cancelled() {
-            for decision in &report.decisions {
-                let delivery = self.ctx.ticking(self.coach.report(decision));
-                if let Either::Right(()) = race(delivery, self.ctx.cancel.cancelled()).await {
-                    break;
-                }
+        let mut unreported = report.decisions.as_slice();
+        while let Some((decision, rest)) = unreported.split_first() {
+            if self.ctx.cancel.is_cancelled() {
+                break;
             }
+            let delivery = self.ctx.ticking(self.coach.report(decision));
+            if let Either::Right(()) = race(delivery, self.ctx.cancel.cancelled()).await {
+                break;
+            }
+            unreported = rest;
+        }
+        // Cancelled: the coach keeps what was not reported for later, without waiting.
+        for decision in unreported {
+            self.coach.defer(decision);
         }
         self.set_phase(Phase::Finished, None, None);
         self.ctx.emit(EventKind::RunFinished(&report));
