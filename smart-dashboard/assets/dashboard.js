@@ -33,6 +33,7 @@
   function duration(secs) {
     const s = Math.max(0, Math.round(secs));
     const pad = (n) => String(n).padStart(2, '0');
+    if (s >= 2 * 86400) return Math.floor(s / 86400) + ' days';
     if (s < 60) return s + ' s';
     if (s < 3600) return Math.floor(s / 60) + ' min ' + pad(s % 60) + ' s';
     return Math.floor(s / 3600) + ' h ' + pad(Math.floor((s % 3600) / 60)) + ' min';

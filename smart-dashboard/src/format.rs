@@ -73,10 +73,12 @@ pub(crate) fn count(n: u64) -> String {
     out
 }
 
-/// A duration in seconds, `45 s`, `4 min 12 s`, `1 h 05 min`.
+/// A duration in seconds, `45 s`, `4 min 12 s`, `1 h 05 min`, `3 days`.
 pub(crate) fn duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
-    if s < 60 {
+    if s >= 2 * 86_400 {
+        format!("{} days", s / 86_400)
+    } else if s < 60 {
         format!("{s} s")
     } else if s < 3600 {
         format!("{} min {:02} s", s / 60, s % 60)
@@ -216,6 +218,8 @@ mod tests {
         assert_eq!(duration(45.4), "45 s");
         assert_eq!(duration(252.0), "4 min 12 s");
         assert_eq!(duration(3900.0), "1 h 05 min");
+        assert_eq!(duration(47.0 * 3600.0), "47 h 00 min");
+        assert_eq!(duration(3.5 * 86_400.0), "3 days");
         assert_eq!(tick(2.5), "2.5");
         assert_eq!(tick(10.0), "10");
         assert_eq!(tick(0.001), "0.001");
