@@ -2,5 +2,6 @@
 
 mod apply_cmds;
 mod cli;
+mod dashboard;
 mod deploy;
 mod probe;
