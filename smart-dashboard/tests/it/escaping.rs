@@ -39,6 +39,8 @@ fn hostile_text_is_text_everywhere() {
     status
         .decisions
         .push((format!("var-{HOSTILE}"), DecisionKind::Keep));
+    // A status naming a run id no engine would make lands in attributes (data-run-id, href).
+    status.run_id = format!("run-{HOSTILE}");
     fixtures::write_status(state.path(), &status);
     render(state.path(), out.path());
 
@@ -86,7 +88,9 @@ fn hostile_text_is_text_everywhere() {
             "a chart lacks the escaped variant name"
         );
     }
-    // Inside attributes: the page title and every attribute value stay closed.
+    // Inside attributes: escaped, and every attribute value stays closed.
+    assert!(index.contains(&format!("data-run-id=\"run-{ESCAPED}\"")));
+    assert!(index.contains(&format!("href=\"runs/run-{ESCAPED}.html\"")));
     assert!(page.contains(&format!("<title>exp-{ESCAPED}")));
     for html in [&index, &page] {
         for tag in html.split('<').skip(1) {
