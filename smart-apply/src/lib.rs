@@ -84,6 +84,7 @@ use std::sync::Arc;
 
 use smart_core::audit::{AuditLog, Entry};
 use smart_core::experiment::Params;
+use smart_core::logs::LogRotation;
 
 pub use command::DEFAULT_PATH;
 pub use error::{Error, ErrorKind, Step};
@@ -128,15 +129,18 @@ pub struct Config {
     pub path: String,
     /// Told about every journal record.
     pub observer: Option<Arc<dyn Observer>>,
+    /// When the audit log rotates and how many old files it keeps (`[logs]` in `smart.toml`).
+    pub audit_rotation: LogRotation,
 }
 
 impl Config {
-    /// Defaults for `state_dir`: [`DEFAULT_PATH`], no observer.
+    /// Defaults for `state_dir`: [`DEFAULT_PATH`], no observer, the default [`LogRotation`].
     pub fn new(state_dir: &Path) -> Config {
         Config {
             state_dir: state_dir.to_owned(),
             path: DEFAULT_PATH.to_owned(),
             observer: None,
+            audit_rotation: LogRotation::default(),
         }
     }
 }
@@ -147,6 +151,7 @@ impl std::fmt::Debug for Config {
             .field("state_dir", &self.state_dir)
             .field("path", &self.path)
             .field("observer", &self.observer.is_some())
+            .field("audit_rotation", &self.audit_rotation)
             .finish()
     }
 }
@@ -164,7 +169,7 @@ impl Applier {
     /// An applier for `config.state_dir`.
     pub fn new(config: Config) -> Applier {
         Applier {
-            audit: AuditLog::new(&config.state_dir),
+            audit: AuditLog::with_rotation(&config.state_dir, config.audit_rotation),
             http: http::client(),
             config,
         }
@@ -195,5 +200,35 @@ impl Applier {
         self.audit.append(entry).map_err(|e| {
             Error::new(ErrorKind::State, Step::Audit, "cannot write the audit log").with_source(e)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use smart_core::audit::{Action, Outcome};
+
+    use super::*;
+
+    #[test]
+    fn the_audit_log_rotates_as_the_config_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path());
+        config.audit_rotation = LogRotation::new(1024, 2);
+        let applier = Applier::new(config);
+        for n in 0..40 {
+            let entry = Entry {
+                time: SystemTime::now(),
+                run_id: "r1".to_owned(),
+                action: Action::Apply,
+                outcome: Outcome::Ok,
+                details: serde_json::json!({ "n": n }),
+            };
+            applier.audit_log().append(&entry).unwrap();
+        }
+        let summary = smart_core::audit::verify(dir.path()).unwrap();
+        // Two rotated files kept, plus the live one.
+        assert_eq!(summary.files.len(), 3, "{:?}", summary.files);
     }
 }

@@ -36,7 +36,9 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
 pub(crate) fn open(global: &Global) -> Result<(Applier, RunLock), CliError> {
     let config = global.agent_config()?;
     let lock = RunLock::acquire(config.state_dir()).map_err(apply_error)?;
-    Ok((Applier::new(Config::new(config.state_dir())), lock))
+    let mut applier_config = Config::new(config.state_dir());
+    applier_config.audit_rotation = config.logs();
+    Ok((Applier::new(applier_config), lock))
 }
 
 /// A small runtime for one applier call (commands and HTTP checks are async).
