@@ -91,8 +91,9 @@
     } else {
       set('conn', '');
     }
+    const blockMoved = box.dataset.block !== undefined && String(s.block ?? '') !== box.dataset.block;
     const changed = s.run_id !== renderedRun || (s.decisions || []).length !== renderedDecisions ||
-      s.state !== renderedState;
+      s.state !== renderedState || blockMoved;
     const notice = document.getElementById('live-new');
     if (notice) {
       notice.hidden = !changed;

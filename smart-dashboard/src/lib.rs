@@ -231,7 +231,10 @@ impl Dashboard {
         let samples =
             records::load_samples(&self.state_dir, run_id).map_err(DashboardError::records)?;
         let audit = state.audit.get(run_id).map(Vec::as_slice).unwrap_or(&[]);
-        self.fill("run", &view::run_page(run, audit, &samples, generated))
+        self.fill(
+            "run",
+            &view::run_page(state, run, audit, &samples, generated),
+        )
     }
 
     fn fill(&self, name: &'static str, view: &impl Serialize) -> Result<String, DashboardError> {

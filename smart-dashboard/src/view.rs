@@ -72,6 +72,9 @@ pub(crate) struct LiveView {
     pub(crate) variant_so_far: String,
     pub(crate) decisions: String,
     pub(crate) decision_count: usize,
+    /// On a run's page: the block as of the render, so the page offers a reload when blocks
+    /// finish (the index only does when a run starts or decides).
+    pub(crate) rendered_block: Option<String>,
     pub(crate) end: String,
     pub(crate) updated: String,
 }
@@ -102,6 +105,8 @@ pub(crate) struct DecisionRow {
 pub(crate) struct RunView {
     pub(crate) head: Head,
     pub(crate) root: &'static str,
+    /// The live box, on the page of the run under way.
+    pub(crate) live: Option<LiveView>,
     pub(crate) id: String,
     pub(crate) experiment: String,
     pub(crate) description: String,
@@ -347,6 +352,7 @@ fn live(state: &State, root: &str) -> LiveView {
                 .join(", ")
         },
         decision_count: status.decisions.len(),
+        rendered_block: None,
         end: status
             .end
             .map(|e| e.as_str().replace('_', " "))
@@ -546,6 +552,7 @@ fn style_of(run: &Run, arm_name: &str, arm: Arm) -> usize {
 
 /// A run page's view; `samples` are the run's latency samples block by block.
 pub(crate) fn run_page(
+    state: &State,
     run: &Run,
     audit: &[Line],
     samples: &[BlockSamples],
@@ -663,14 +670,25 @@ pub(crate) fn run_page(
         })
         .collect();
     let (description, params, settings, definition_json) = definition(run);
+    let under_way = state
+        .status
+        .as_ref()
+        .is_some_and(|(s, _)| s.state == RunState::Running && s.run_id == plan.run_id);
+    let live = under_way.then(|| {
+        let mut view = live(state, root);
+        let block = state.status.as_ref().and_then(|(s, _)| s.block);
+        view.rendered_block = Some(block.map(|b| b.to_string()).unwrap_or_default());
+        view
+    });
     RunView {
         head: Head {
             title: format!("{} · run {}", plan.experiment, plan.run_id),
             root,
             generated: generated.to_owned(),
-            script: false,
+            script: live.is_some(),
         },
         root,
+        live,
         id: plan.run_id.clone(),
         experiment: plan.experiment.clone(),
         description,

@@ -188,12 +188,13 @@ fn chromium(chromium: &Path, url: &str, extra: &[&str]) -> (String, String) {
     (out.join().unwrap(), err.join().unwrap())
 }
 
-/// The console errors and CSP violations in Chromium's log.
+/// Console messages and CSP violations in Chromium's log. Chromium logs every console message
+/// as `INFO:CONSOLE` whatever its level, and the dashboard's script logs nothing, so any console
+/// line is a problem (an error, an uncaught exception, a failed load).
 fn problems(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|l| {
-            (l.contains("CONSOLE")
-                && (l.contains(":ERROR:") || l.contains("Uncaught") || l.contains("error")))
+            l.contains(":CONSOLE")
                 || l.contains("Content Security Policy")
                 || l.contains("Refused to")
         })
@@ -268,6 +269,32 @@ fn chromium_shows_live_status_and_charts_under_a_strict_csp() {
     assert!(
         problems(&log).is_empty(),
         "console errors or CSP violations on a run page:\n{}",
+        problems(&log).join("\n")
+    );
+
+    // The page of the run under way has the live box too, and offers a reload once a block
+    // finished since its render.
+    let (dom, log) = chromium(
+        &browser,
+        &site.url(&format!("runs/{}.html", specs[2].id())),
+        &["--dump-dom"],
+    );
+    let p50 = dom
+        .split("data-field=\"p50\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next());
+    assert_eq!(
+        p50,
+        Some("9.88 ms"),
+        "the run page's live box did not update"
+    );
+    assert!(
+        dom.contains("<p class=\"notice\" id=\"live-new\">"),
+        "no reload offered after a new block:\n{dom}"
+    );
+    assert!(
+        problems(&log).is_empty(),
+        "console errors or CSP violations on the running run's page:\n{}",
         problems(&log).join("\n")
     );
 
