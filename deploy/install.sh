@@ -269,6 +269,8 @@ install_all() {
     say "warning: polkitd is not installed (apt-get install polkitd): without it the agent cannot run nginx -t, reload nginx or set sysctls"
   fi
   systemctl_enable smart-agent.timer smart-recover.service
+  # A first dashboard, so the site shows something before the first round.
+  host runuser -u smart -- "$BIN" --config "$ETC/smart.toml" dashboard
   host nginx -t -q
   host systemctl reload-or-restart nginx.service
   host systemctl start smart-agent.timer

@@ -472,11 +472,29 @@ fn the_dashboard_site_serves_with_security_headers_basic_auth_and_tls() {
         .arg(live.join("privkey.pem"))
         .arg("-out")
         .arg(live.join("fullchain.pem")));
-    fs::write(
-        root.path().join("var/www/smart/index.html"),
-        "dashboard here",
-    )
-    .unwrap();
+    // The real dashboard, as the agent renders it (empty state: no runs yet).
+    let toml = root.path().join("etc/smart/smart.toml");
+    let config = fs::read_to_string(&toml)
+        .unwrap()
+        .replace("\"/var/", &format!("\"{r}/var/"))
+        .replace("\"/etc/", &format!("\"{r}/etc/"));
+    fs::write(&toml, config).unwrap();
+    ok(Command::new(BIN)
+        .arg("--config")
+        .arg(&toml)
+        .arg("dashboard"));
+    let index = fs::read_to_string(root.path().join("var/www/smart/index.html")).unwrap();
+    // Nothing the site's CSP would block: no inline scripts or styles.
+    assert!(
+        !index.contains("<style") && !index.contains(" style="),
+        "{index}"
+    );
+    for script in index.split("<script").skip(1) {
+        let tag = script.split('>').next().unwrap();
+        assert!(tag.contains("src="), "inline script: {index}");
+    }
+    let marker = "dashboard.css";
+    assert!(index.contains(marker), "{index}");
     // An experiment's file, as the agent would render it into smart.d.
     fs::write(
         root.path().join("etc/nginx/smart.d/file-cache.conf"),
@@ -517,7 +535,7 @@ fn the_dashboard_site_serves_with_security_headers_basic_auth_and_tls() {
     ]
     .join("\n");
     fs::write(nginx.site_conf_path(), site).unwrap();
-    let response = reload_until(&nginx, |r| r.contains("dashboard here"));
+    let response = reload_until(&nginx, |r| r.contains(marker));
     // Loopback gets in without a password (smart's own probes).
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     for header in [
@@ -539,12 +557,12 @@ fn the_dashboard_site_serves_with_security_headers_basic_auth_and_tls() {
     let auth = root.path().join("etc/smart/nginx-auth.conf");
     let body = fs::read_to_string(&auth).unwrap();
     fs::write(&auth, body.replace("allow 127.0.0.1;", "")).unwrap();
-    let denied = reload_until(&nginx, |r| !r.contains("dashboard here"));
+    let denied = reload_until(&nginx, |r| !r.contains(marker));
     assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
     assert!(denied.contains("Content-Security-Policy"), "{denied}");
     // base64("admin:s3cret")
     let allowed = get(nginx.port(), "203.0.113.7", Some("YWRtaW46czNjcmV0"));
-    assert!(allowed.contains("dashboard here"), "{allowed}");
+    assert!(allowed.contains(marker), "{allowed}");
     let wrong = get(nginx.port(), "203.0.113.7", Some("YWRtaW46d3Jvbmc="));
     assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
 }
