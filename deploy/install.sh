@@ -311,9 +311,10 @@ EOF
 }
 
 uninstall_all() {
-  host systemctl disable --now smart-agent.timer smart-recover.service
+  # Tolerant: a half-installed or already removed system has nothing to stop.
+  host systemctl disable --now smart-agent.timer smart-recover.service || true
   # Stopping a run makes smart put the original config back before it exits.
-  host systemctl stop smart-agent.service
+  host systemctl stop smart-agent.service || true
   if [ -n "$root" ] && command -v systemctl >/dev/null 2>&1 && [ -e "$root/etc/systemd/system/smart-agent.timer" ]; then
     systemctl --root="$root" --quiet disable smart-agent.timer smart-recover.service
   fi
