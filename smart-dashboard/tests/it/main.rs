@@ -3,6 +3,7 @@
 //! Chromium loading the pages under the deploy site's strict Content-Security-Policy.
 
 mod browser;
+mod engine;
 mod escaping;
 mod fixtures;
 mod live;
