@@ -64,6 +64,9 @@ fi
 if [ -z "$root" ] && [ "$(id -u)" -ne 0 ]; then
   die "run as root (or stage with --root DIR)"
 fi
+if [ -n "$tls_domain" ] && [ -z "$root" ] && [ ! -e "/etc/letsencrypt/live/$tls_domain/fullchain.pem" ]; then
+  die "--tls-domain $tls_domain: no certificate yet; run: certbot certonly --webroot -w /var/www/letsencrypt -d $tls_domain (see docs/deployment.md)"
+fi
 
 UNITS=(smart-agent.service smart-agent.timer smart-recover.service smart-nginx-test.service smart-somaxconn@.service)
 BIN=/usr/local/bin/smart
