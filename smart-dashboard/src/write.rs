@@ -4,15 +4,24 @@
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::DashboardError;
 
-/// Replaces `path` with `bytes` through `.<name>.tmp` and a rename.
+/// Tells apart the temp files of one process's renders.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Replaces `path` with `bytes` through `.<name>.<pid>.<n>.tmp` and a rename: two renders at
+/// once (`smart dashboard` while a run renders) never write into each other's temp file.
 pub(crate) fn atomic(path: &Path, bytes: &[u8]) -> Result<(), DashboardError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut name = std::ffi::OsString::from(".");
     name.push(path.file_name().unwrap_or_default());
-    name.push(".tmp");
+    name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     let tmp = dir.join(name);
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;

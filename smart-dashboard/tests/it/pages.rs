@@ -207,3 +207,27 @@ fn writing_into_a_writer_gives_the_same_page() {
         .unwrap_err();
     assert!(err.to_string().contains("no-such-run"), "{err}");
 }
+
+#[test]
+fn renders_at_the_same_time_do_not_trip_over_each_other() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    fixtures::standard(state.path());
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..5 {
+                    render(state.path(), out.path());
+                }
+            });
+        }
+    });
+    let index = fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(index.trim_end().ends_with("</html>"));
+    for dir in [out.path().to_owned(), out.path().join("runs")] {
+        for entry in fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(!name.ends_with(".tmp"), "{name} left behind");
+        }
+    }
+}
