@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 use smart_core::audit::{Action, AuditLog, Entry, Outcome, format_utc};
-use smart_core::engine::{Advice, AdviceAction, AdviceRequest, Coach};
+use smart_core::engine::{Advice, AdviceAction, AdviceRequest, Coach, NoCoach};
 use smart_core::records::DecisionRecord;
 use tokio::time::Instant;
 
@@ -414,6 +414,48 @@ impl Coach for RemoteCoach {
                     advice
                 }
             }
+        }
+    }
+}
+
+/// The coach a config asks for, or none: one type for the engine's `Ports::coach` either way.
+#[derive(Debug)]
+pub struct MaybeCoach(Option<RemoteCoach>);
+
+impl From<Option<RemoteCoach>> for MaybeCoach {
+    fn from(coach: Option<RemoteCoach>) -> MaybeCoach {
+        MaybeCoach(coach)
+    }
+}
+
+impl MaybeCoach {
+    /// The coach, if one is configured.
+    pub fn get(&self) -> Option<&RemoteCoach> {
+        self.0.as_ref()
+    }
+}
+
+impl Coach for MaybeCoach {
+    fn advises(&self) -> bool {
+        self.0.as_ref().is_some_and(Coach::advises)
+    }
+
+    async fn report(&mut self, decision: &DecisionRecord) {
+        if let Some(coach) = &mut self.0 {
+            coach.report(decision).await;
+        }
+    }
+
+    fn defer(&mut self, decision: &DecisionRecord) {
+        if let Some(coach) = &mut self.0 {
+            coach.defer(decision);
+        }
+    }
+
+    async fn advise(&mut self, request: &AdviceRequest<'_>) -> Advice {
+        match &mut self.0 {
+            Some(coach) => coach.advise(request).await,
+            None => NoCoach.advise(request).await,
         }
     }
 }

@@ -19,10 +19,14 @@
 //! ```no_run
 //! # async fn demo(config: &smart_core::AgentConfig) -> Result<(), smart_coach::CoachError> {
 //! let env = |name: &str| std::env::var(name).ok();
-//! match smart_coach::from_config(config, config.state_dir(), &env)? {
-//!     Some(coach) => { /* pass `&mut coach` as the engine's `Ports::coach` */ }
-//!     None => { /* no [coach]: use smart_core::engine::NoCoach */ }
-//! }
+//! // No [coach] table: a coach that reports nowhere and never advises (like `NoCoach`).
+//! let mut coach = smart_coach::MaybeCoach::from(smart_coach::from_config(
+//!     config,
+//!     config.state_dir(),
+//!     &env,
+//! )?);
+//! // Pass `&mut coach` as the engine's `Ports::coach`.
+//! # let _ = &mut coach;
 //! # Ok(()) }
 //! ```
 
@@ -38,7 +42,7 @@ use std::path::Path;
 use smart_core::AgentConfig;
 
 pub use call::{FailureKind, MAX_ANSWER_BYTES};
-pub use coach::RemoteCoach;
+pub use coach::{MaybeCoach, RemoteCoach};
 pub use config::{CoachConfig, CoachError, Kind, Mode};
 
 /// The agent's version, sent with every message.

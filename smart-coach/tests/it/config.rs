@@ -73,3 +73,41 @@ fn token_file_mistakes_name_the_fix() {
     assert!(err.contains("cannot have"), "{err}");
     assert!(!err.contains(TOKEN), "{err}");
 }
+
+#[tokio::test]
+async fn maybe_coach_without_a_coach_reports_nowhere_and_reverts() {
+    use smart_core::engine::{AdviceAction, AdviceRequest, Coach};
+    let dir = tempfile::tempdir().unwrap();
+    let mut none = smart_coach::MaybeCoach::from(load(dir.path(), "").unwrap());
+    assert!(none.get().is_none());
+    assert!(!none.advises());
+    none.report(&crate::support::decision("r1", "v")).await;
+    none.defer(&crate::support::decision("r1", "v"));
+    let j = crate::support::judgement();
+    let advice = none
+        .advise(&AdviceRequest {
+            run_id: "r1",
+            experiment: "e",
+            variant: "v",
+            judgement: &j,
+            max_cycles: 6,
+        })
+        .await;
+    assert_eq!(advice.action, AdviceAction::Revert);
+    assert!(
+        !dir.path().join("state").exists(),
+        "a missing coach wrote state"
+    );
+    let token = dir.path().join("t");
+    std::fs::write(&token, TOKEN).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let some = smart_coach::MaybeCoach::from(
+        load(
+            dir.path(),
+            "[coach]\nurl = \"https://c.example.com\"\ntoken_file = \"t\"\nmode = \"advise\"\n",
+        )
+        .unwrap(),
+    );
+    assert!(some.advises());
+    assert_eq!(some.get().unwrap().config().timeout().as_secs(), 10);
+}
