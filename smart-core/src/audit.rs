@@ -1104,6 +1104,50 @@ mod tests {
         }
     }
 
+    /// Set in the child processes of the test below: `STATE_DIR WRITER`.
+    const CHILD_ENV: &str = "SMART_AUDIT_ROTATION_CHILD";
+
+    #[test]
+    fn writer_processes_across_many_rotations_lose_and_duplicate_nothing() {
+        let name =
+            "audit::tests::writer_processes_across_many_rotations_lose_and_duplicate_nothing";
+        if let Ok(child) = std::env::var(CHILD_ENV) {
+            // This process is one of the writers the parent started.
+            let (dir, writer) = child.split_once(' ').unwrap();
+            let log = rotating(Path::new(dir), 2048, 1000);
+            for n in 0..100 {
+                let mut e = entry(n);
+                e.details = serde_json::json!({"writer": writer.parse::<u64>().unwrap(), "n": n});
+                log.append(&e).unwrap();
+            }
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<std::process::Child> = (0..4)
+            .map(|writer| {
+                std::process::Command::new(&exe)
+                    .args([name, "--exact", "--test-threads=1"])
+                    .env(CHILD_ENV, format!("{} {writer}", dir.path().display()))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success());
+        }
+        let summary = verify(dir.path()).unwrap();
+        assert_eq!(summary.lines, 400);
+        assert!(summary.files.len() > 10, "{} files", summary.files.len());
+        let mut seen = std::collections::HashSet::new();
+        for (_, line) in all_lines(dir.path()) {
+            let key = (line.details["writer"].as_u64(), line.details["n"].as_u64());
+            assert!(seen.insert(key), "{key:?} twice");
+        }
+        assert_eq!(seen.len(), 400);
+    }
+
     #[test]
     fn dropping_the_oldest_files_is_logged_and_the_chain_still_verifies() {
         let dir = tempfile::tempdir().unwrap();
