@@ -127,11 +127,22 @@ impl Dashboard {
     }
 
     /// Renders what changes during run `run_id`: its page, the index, `status.json` and the
-    /// assets; other run pages are left as they are. This is what [`LiveDashboard`] calls after
+    /// assets, plus the page of any other run that has none yet (so every link of the index
+    /// works); other run pages are left as they are. This is what [`LiveDashboard`] calls after
     /// each block and decision.
     pub fn render_run(&self, run_id: &str, now: SystemTime) -> Result<Rendered, DashboardError> {
         let state = load::state(&self.state_dir)?;
-        self.render_state(&state, &[run_id.to_owned()], now)
+        let runs_dir = self.out_dir.join(RUN_PAGES_DIR);
+        let mut ids = vec![run_id.to_owned()];
+        ids.extend(
+            state
+                .runs
+                .iter()
+                .map(|r| r.id())
+                .filter(|id| *id != run_id && !runs_dir.join(format!("{id}.html")).is_file())
+                .map(str::to_owned),
+        );
+        self.render_state(&state, &ids, now)
     }
 
     /// Copies the state dir's `status.json` into the dashboard dir (atomically), if there is

@@ -231,3 +231,29 @@ fn renders_at_the_same_time_do_not_trip_over_each_other() {
         }
     }
 }
+
+#[test]
+fn a_live_render_also_writes_the_pages_that_are_missing() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let specs = fixtures::standard(state.path());
+    let dashboard = smart_dashboard::Dashboard::new(state.path(), out.path());
+    let rendered = dashboard
+        .render_run(&specs[2].id(), crate::render_time())
+        .unwrap();
+    assert_eq!(
+        rendered.run_pages, 3,
+        "the running run's page and the two missing ones"
+    );
+    let page =
+        |spec: &fixtures::RunSpec| out.path().join("runs").join(format!("{}.html", spec.id()));
+    fs::write(page(&specs[0]), "kept as it is").unwrap();
+    let rendered = dashboard
+        .render_run(&specs[2].id(), crate::render_time())
+        .unwrap();
+    assert_eq!(rendered.run_pages, 1, "only the running run's page");
+    assert_eq!(
+        fs::read_to_string(page(&specs[0])).unwrap(),
+        "kept as it is"
+    );
+}
