@@ -15,10 +15,14 @@ mod agent_config;
 mod audit;
 mod dashboard;
 mod error;
+mod history;
 mod init;
 mod probe;
 mod recover;
 mod revert;
+mod run;
+mod show;
+mod status;
 mod validate;
 
 use std::io::Write;
@@ -58,6 +62,10 @@ enum Command {
     Recover(recover::Args),
     Audit(audit::Args),
     Dashboard(dashboard::Args),
+    Run(run::Args),
+    Status(status::Args),
+    History(history::Args),
+    Show(show::Args),
 }
 
 /// Runs one subcommand.
@@ -70,6 +78,10 @@ fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
         Command::Recover(args) => recover::run(args, global),
         Command::Audit(args) => audit::run(args, global),
         Command::Dashboard(args) => dashboard::run(args, global),
+        Command::Run(args) => run::run(args, global),
+        Command::Status(args) => status::run(args, global),
+        Command::History(args) => history::run(args, global),
+        Command::Show(args) => show::run(args, global),
     }
 }
 

@@ -5,3 +5,4 @@ mod cli;
 mod dashboard;
 mod deploy;
 mod probe;
+mod run;

@@ -1,0 +1,57 @@
+//! `smart history`: every decision of every run, oldest first.
+
+use std::process::ExitCode;
+
+use smart_core::records;
+
+use crate::Global;
+use crate::error::CliError;
+use crate::run::summary;
+
+/// Show every decision with its numbers, oldest first
+///
+/// One line per variant decision: when it became final, the experiment, the variant, the
+/// decision (keep, revert, inconclusive, aborted, kept-by-coach), the p50 change with its bounds,
+/// the error-rate change, the first reason and the run. `--json` prints an array with one object
+/// per decision: a stable contract, documented in docs/engine.md, with the JSON Schema
+/// docs/history.schema.json.
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::error::EXIT_CODES_HELP)]
+pub(crate) struct Args {
+    /// Only this experiment's decisions
+    experiment: Option<String>,
+    /// Print the decisions as a JSON array
+    #[arg(long)]
+    json: bool,
+}
+
+/// Prints the history.
+pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
+    let config = global.agent_config()?;
+    let mut decisions = records::history(config.state_dir()).map_err(CliError::runtime)?;
+    if let Some(name) = &args.experiment {
+        decisions.retain(|d| &d.experiment == name);
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&decisions)
+            .map_err(|e| CliError::runtime(format!("cannot print the history: {e}")))?;
+        println!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if decisions.is_empty() {
+        println!(
+            "no decisions yet (state dir {})",
+            config.state_dir().display()
+        );
+    }
+    for d in &decisions {
+        println!(
+            "{} {} {} (run {})",
+            d.finished,
+            d.experiment,
+            summary(d),
+            d.run_id
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,360 @@
+//! `smart run`: runs experiments through the engine, one after another under the run lock, with
+//! the real probe, judge and applier, and records every run under the state dir.
+
+mod clock;
+mod progress;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use smart_apply::{Applier, Config, EngineApplier, RunLock};
+use smart_coach::MaybeCoach;
+use smart_core::engine::{self, CancelToken, LiveConfig, Ports, RunConfig, RunEnd};
+use smart_core::records::{self, DecisionKind, Records};
+use smart_core::schedule::Human;
+use smart_core::validate::{experiment_files, validate_paths};
+use smart_core::{AgentConfig, Experiment};
+use smart_dashboard::{Dashboard, LiveDashboard};
+use smart_decide::EngineJudge;
+use smart_probe::EngineProbe;
+
+use crate::Global;
+use crate::error::CliError;
+use crate::revert::{apply_error, describe};
+
+use self::clock::TokioClock;
+use self::progress::Show;
+pub(crate) use self::progress::summary;
+
+/// How often the queue looks for new or changed experiments when it keeps running.
+const RESCAN: Duration = Duration::from_secs(60);
+
+/// Run experiments: measure each variant against the baseline, keep only proven wins
+///
+/// Without names, runs every experiment in the config's experiments_dir that has no decision for
+/// its current definition (an edited file runs again; an aborted run is retried), one after
+/// another, then keeps watching the directory until SIGINT/SIGTERM; `--once` stops after the
+/// queue (for a systemd timer). With names, runs those experiments once, decided or not. Any
+/// interrupted earlier run is recovered first. SIGINT or SIGTERM stops probing, restores the
+/// original config, records the run and exits 3 (0 when no run was under way). Records go under
+/// the state dir (see `smart
+/// history`, `smart show`); progress goes to stderr, one line per decision to stdout.
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::error::EXIT_CODES_HELP)]
+pub(crate) struct Args {
+    /// Experiments to run, by name [default: every experiment without a decision]
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+    /// Run the queue once, then exit (for a systemd timer)
+    #[arg(long)]
+    once: bool,
+    /// Validate and show the plan and its estimated duration; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// The seed of the ABBA design [default: a fresh one per run]; recorded with the run
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+/// Runs the queue (or the named experiments) and prints one line per decision.
+pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
+    let config = global.agent_config()?;
+    if args.dry_run {
+        return dry_run(args, &config);
+    }
+    // Bad input is reported before anything is touched (no lock, no recovery).
+    let mut pending = queue(args, &config)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let mut coach = MaybeCoach::from(
+        smart_coach::from_config(&config, config.state_dir(), &env).map_err(CliError::bad_input)?,
+    );
+    let state_dir = config.state_dir();
+    let lock = RunLock::acquire(state_dir).map_err(apply_error)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))?;
+    let cancel = CancelToken::new();
+    let on_signal = cancel.clone();
+    runtime.spawn(async move {
+        wait_for_signal().await;
+        on_signal.cancel();
+    });
+    let recovered = runtime
+        .block_on(Applier::new(Config::new(state_dir)).recover(&lock))
+        .map_err(apply_error)?;
+    for outcome in &recovered {
+        println!("recovered {}", describe(outcome));
+    }
+    let mut failed = false;
+    loop {
+        for experiment in &pending {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let ctx = RunContext {
+                args,
+                config: &config,
+                lock: &lock,
+                runtime: &runtime,
+                cancel: &cancel,
+            };
+            failed |= !run_one(&ctx, &mut coach, experiment)?;
+        }
+        if args.once || !args.names.is_empty() || cancel.is_cancelled() {
+            break;
+        }
+        runtime.block_on(async {
+            tokio::select! {
+                () = tokio::time::sleep(RESCAN) => {}
+                () = cancel.cancelled() => {}
+            }
+        });
+        if cancel.is_cancelled() {
+            break;
+        }
+        pending = queue(args, &config)?;
+    }
+    // A signal while waiting for work is a clean stop; one that cut a run short made it fail.
+    if failed {
+        Ok(ExitCode::from(crate::error::EXIT_RUNTIME))
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let sigterm = async {
+        match &mut term {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = sigterm => {}
+    }
+}
+
+/// The experiments to run now: the named ones, or every valid one without a decision for its
+/// current definition. Any invalid file is bad input: nothing runs until it is fixed.
+fn queue(args: &Args, config: &AgentConfig) -> Result<Vec<Experiment>, CliError> {
+    let dir = config.experiments_dir();
+    let files = experiment_files(dir).map_err(|e| {
+        CliError::bad_input(format!(
+            "cannot list the experiments dir {}: {e}; create it or set experiments_dir in smart.toml",
+            dir.display()
+        ))
+    })?;
+    let report = validate_paths(&files, config.defaults());
+    if !report.invalid.is_empty() {
+        let mut err = std::io::stderr().lock();
+        for invalid in &report.invalid {
+            let _ = writeln!(err, "{invalid}");
+        }
+        return Err(CliError::bad_input(format!(
+            "{} experiment file{} in {} ha{} problems; fix them (see `smart validate`) before running",
+            report.invalid.len(),
+            if report.invalid.len() == 1 { "" } else { "s" },
+            dir.display(),
+            if report.invalid.len() == 1 { "s" } else { "ve" },
+        )));
+    }
+    if !args.names.is_empty() {
+        let mut named = Vec::new();
+        for name in &args.names {
+            match report.experiments.iter().find(|e| e.name() == name) {
+                Some(experiment) => named.push(experiment.clone()),
+                None => {
+                    let known: Vec<&str> = report.experiments.iter().map(|e| e.name()).collect();
+                    return Err(CliError::bad_input(format!(
+                        "no experiment named `{name}` in {}; known: {}",
+                        dir.display(),
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    )));
+                }
+            }
+        }
+        return Ok(named);
+    }
+    let history = records::history(config.state_dir()).map_err(CliError::runtime)?;
+    Ok(report
+        .experiments
+        .into_iter()
+        .filter(|e| decided_in(&history, e).is_none())
+        .collect())
+}
+
+/// The run that decided `experiment`'s current definition, if one did (an aborted run did not).
+fn decided_in<'h>(
+    history: &'h [records::DecisionRecord],
+    experiment: &Experiment,
+) -> Option<&'h str> {
+    history
+        .iter()
+        .rev()
+        .find(|d| {
+            d.experiment == experiment.name()
+                && d.definition_hash == experiment.definition_hash()
+                && d.decision != DecisionKind::Aborted
+        })
+        .map(|d| d.run_id.as_str())
+}
+
+/// Shows what would run, in which order and for how long; touches nothing.
+fn dry_run(args: &Args, config: &AgentConfig) -> Result<ExitCode, CliError> {
+    let queue = queue(args, config)?;
+    if queue.is_empty() {
+        println!(
+            "nothing to run: every experiment in {} has a decision for its current definition",
+            config.experiments_dir().display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut total = 0.0;
+    for experiment in &queue {
+        let d = experiment.durations();
+        total += d.expected_s;
+        let names: Vec<&str> = experiment
+            .variants()
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        println!(
+            "{}: would run {} variant{} ({}) in {} cycles of 4 × {} s blocks: expected {}, at most {} (time box {})",
+            experiment.name(),
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", "),
+            if experiment.schedule().interleave {
+                "ABBA"
+            } else {
+                "baseline-then-variant"
+            },
+            experiment.schedule().block_s,
+            Human(d.expected_s),
+            Human(d.worst_case_s),
+            Human(experiment.schedule().max_duration_s),
+        );
+    }
+    println!("in all: expected {} (nothing was changed)", Human(total));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What every run of one `smart run` shares.
+struct RunContext<'a> {
+    args: &'a Args,
+    config: &'a AgentConfig,
+    lock: &'a RunLock,
+    runtime: &'a tokio::runtime::Runtime,
+    cancel: &'a CancelToken,
+}
+
+/// Runs one experiment; `Ok(false)` when its run did not complete (the records say why).
+fn run_one(
+    ctx: &RunContext<'_>,
+    coach: &mut MaybeCoach,
+    experiment: &Experiment,
+) -> Result<bool, CliError> {
+    let RunContext {
+        args,
+        config,
+        lock,
+        runtime,
+        cancel,
+    } = *ctx;
+    let seed = args.seed.unwrap_or_else(engine::fresh_seed);
+    let run_id = records::new_run_id(experiment.name(), SystemTime::now(), seed);
+    let state_dir = config.state_dir();
+    let mut judge = EngineJudge::new(experiment).map_err(|e| {
+        CliError::bad_input(format!(
+            "{}: the judge refuses its settings: {e}",
+            experiment.name()
+        ))
+    })?;
+    // The probe's client needs the runtime's context.
+    let mut probe = {
+        let _context = runtime.enter();
+        EngineProbe::new(experiment).map_err(|e| {
+            CliError::bad_input(format!(
+                "{}: cannot set up the probe: {e}",
+                experiment.name()
+            ))
+        })?
+    };
+    let mut applier = EngineApplier::new(
+        Applier::new(Config::new(state_dir)),
+        lock,
+        experiment,
+        &run_id,
+    );
+    let clock = TokioClock::new();
+    // The records first, so the dashboard renders what was just written.
+    let records = Records::with_rotation(state_dir, config.logs());
+    let dashboard = LiveDashboard::new(Dashboard::new(state_dir, config.dashboard_dir()));
+    let mut observer = ((records, dashboard), Show::new(experiment.name()));
+    let run_config = RunConfig {
+        run_id: run_id.clone(),
+        seed,
+        cancel: cancel.clone(),
+    };
+    let ports = Ports {
+        probe: &mut probe,
+        applier: &mut applier,
+        judge: &mut judge,
+        clock: &clock,
+        coach,
+        observer: &mut observer,
+    };
+    let result = runtime.block_on(engine::run(experiment, &run_config, ports));
+    if let Some(e) = observer.0.1.take_error() {
+        eprintln!(
+            "smart: {}: the dashboard in {} could not be written: {e}",
+            experiment.name(),
+            config.dashboard_dir().display()
+        );
+    }
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            for d in &e.report().decisions {
+                println!("{} {}", experiment.name(), summary(d));
+            }
+            return Err(CliError::runtime(e));
+        }
+    };
+    for d in &report.decisions {
+        println!("{} {}", experiment.name(), summary(d));
+    }
+    let live = match &report.live {
+        LiveConfig::Variant(name) => format!("{name} is live"),
+        LiveConfig::Original => "the original config is live".to_owned(),
+        LiveConfig::Unknown => "the live config is unknown".to_owned(),
+    };
+    match report.end {
+        RunEnd::Completed => {
+            println!("{}: run {run_id} completed; {live}", experiment.name());
+            Ok(true)
+        }
+        end => {
+            println!(
+                "{}: run {run_id} ended early ({}): {}; {live}",
+                experiment.name(),
+                end.as_str(),
+                report.end_reason.as_deref().unwrap_or("")
+            );
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! `smart run` end to end: the real binary drives the real probe, judge and applier against the
+//! demo target (a real HTTP service on loopback, reloaded by SIGHUP to this test process), with
+//! experiments that know the answer: a cache that really cuts work is kept, a gzip level that
+//! really costs CPU is reverted byte for byte, a config the service refuses is reverted before
+//! any probe, and SIGINT restores the original within seconds.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use smart_core::records::{self, DecisionKind};
+use smart_demo_target::DemoTarget;
+
+const FOUND: &str = "cache = false\ncompression_level = 0\nnoop = \"a\"\n";
+
+/// A demo target serving `FOUND` from a temp dir, with a `smart.toml` beside it.
+struct Site {
+    dir: tempfile::TempDir,
+    runtime: tokio::runtime::Runtime,
+    target: Option<DemoTarget>,
+}
+
+impl Site {
+    fn start() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("demo.toml"), FOUND).unwrap();
+        fs::create_dir(dir.path().join("experiments")).unwrap();
+        fs::write(
+            dir.path().join("smart.toml"),
+            "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
+        )
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let target = runtime.block_on(async {
+            let target = DemoTarget::start(
+                &dir.path().join("demo.toml"),
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+            target.reload_on_sighup().unwrap();
+            target
+        });
+        Site {
+            dir,
+            runtime,
+            target: Some(target),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.target.as_ref().unwrap().addr())
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes an experiment whose file template is `template` and whose variants are `variants`.
+    fn experiment(
+        &self,
+        name: &str,
+        template: &str,
+        variants: serde_json::Value,
+        target: serde_json::Value,
+    ) {
+        let mut target_json = json!({"urls": [self.url()], "rate_per_s": 50});
+        for (k, v) in target.as_object().unwrap() {
+            target_json[k] = v.clone();
+        }
+        let experiment = json!({
+            "name": name,
+            "target": target_json,
+            "apply": {
+                "files": [{"path": self.path("demo.toml"), "template": template}],
+                "reload": ["kill", "-HUP", std::process::id().to_string()],
+                "health": {"url": format!("{}healthz", self.url()), "timeout_s": 5},
+                "live_check": {"url": self.url(), "header": "X-Demo-Compression-Level",
+                               "equals": "{{ level }}"}
+            },
+            "variants": variants,
+            "schedule": {"cooldown_s": 0.3, "block_s": 1, "max_cycles": 4, "soak_s": 1,
+                         "max_duration_s": 120}
+        });
+        fs::write(
+            self.path("experiments").join(format!("{name}.json")),
+            serde_json::to_string_pretty(&experiment).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn smart(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_smart"));
+        command
+            .current_dir(self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.smart(args).output().unwrap()
+    }
+
+    fn decisions(&self) -> Vec<(String, DecisionKind)> {
+        records::history(&self.path("state"))
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.variant, d.decision))
+            .collect()
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if let Some(target) = self.target.take() {
+            self.runtime.block_on(target.shutdown());
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The template of a gzip-level experiment (the cache on, so compression dominates).
+const LEVEL: &str = "cache = true\ncompression_level = {{ level }}\nnoop = \"a\"\n";
+
+#[test]
+fn a_real_win_is_kept_and_stays_live() {
+    let site = Site::start();
+    // Turning the cache on really cuts the work per request.
+    site.experiment(
+        "cache",
+        "cache = {{ cache }}\ncompression_level = {{ level }}\nnoop = \"a\"\n",
+        json!([{"name": "cache-on", "params": {"cache": "true", "level": 1}}]),
+        json!({}),
+    );
+    let out = site.run(&["run", "--once"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("cache-on: keep"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        site.decisions(),
+        [("cache-on".to_owned(), DecisionKind::Keep)]
+    );
+    assert_eq!(
+        fs::read_to_string(site.path("demo.toml")).unwrap(),
+        "cache = true\ncompression_level = 1\nnoop = \"a\"\n"
+    );
+    assert!(site.target.as_ref().unwrap().config().cache);
+    // The queue has nothing left for this definition.
+    let again = site.run(&["run", "--once"]);
+    assert!(again.status.success());
+    assert!(site.decisions().len() == 1, "{:?}", site.decisions());
+    // The dashboard was kept current beside the records.
+    assert!(site.path("dashboard/index.html").is_file());
+    let audit = site.run(&["audit", "verify"]);
+    assert!(audit.status.success(), "{}", text(&audit.stderr));
+
+    // What the readers show of it.
+    let history = site.run(&["history", "--json"]);
+    let decisions: Vec<records::DecisionRecord> = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(decisions.len(), 1);
+    assert!(
+        decisions[0].p50_change_pct.unwrap() < -10.0,
+        "{decisions:?}"
+    );
+    let show = text(&site.run(&["show", "last"]).stdout);
+    assert!(show.contains(&decisions[0].run_id), "{show}");
+    assert!(show.contains("soak"), "{show}");
+    assert!(show.contains("cache-on: keep"), "{show}");
+    let status = site.run(&["status", "--json"]);
+    let status: records::Status = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status.state, records::RunState::Finished);
+    let plain = text(&site.run(&["status"]).stdout);
+    assert!(plain.contains("last run: cache"), "{plain}");
+    let unknown = site.run(&["show", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("there is no run `nope`"));
+}
+
+#[test]
+fn a_real_loss_is_reverted_byte_for_byte() {
+    let site = Site::start();
+    fs::write(
+        site.path("demo.toml"),
+        "cache = true\ncompression_level = 0\nnoop = \"a\"\n",
+    )
+    .unwrap();
+    site.runtime
+        .block_on(async { site.target.as_ref().unwrap().reload().unwrap() });
+    let before = fs::read(site.path("demo.toml")).unwrap();
+    // Compressing every response at level 9 really costs CPU.
+    site.experiment(
+        "gzip",
+        LEVEL,
+        json!([{"name": "level-9", "params": {"level": 9}}]),
+        json!({"headers": {"Accept-Encoding": "gzip"}}),
+    );
+    let out = site.run(&["run", "gzip"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        site.decisions(),
+        [("level-9".to_owned(), DecisionKind::Revert)]
+    );
+    assert_eq!(fs::read(site.path("demo.toml")).unwrap(), before);
+    assert_eq!(site.target.as_ref().unwrap().config().compression_level, 0);
+}
+
+#[test]
+fn a_config_the_service_refuses_is_reverted_before_any_probe() {
+    let site = Site::start();
+    // Level 12 does not parse: the reload keeps the old config, and the live check sees it.
+    site.experiment(
+        "broken",
+        LEVEL,
+        json!([{"name": "level-12", "params": {"level": 12}}]),
+        json!({}),
+    );
+    let out = site.run(&["run", "broken"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let history = records::history(&site.path("state")).unwrap();
+    assert_eq!(history[0].decision, DecisionKind::Revert);
+    assert!(
+        history[0].reasons[0].contains("switching to level-12 failed"),
+        "{:?}",
+        history[0].reasons
+    );
+    let run = records::load_run(&site.path("state"), &history[0].run_id).unwrap();
+    assert!(
+        run.blocks.iter().all(|b| b.block.arm_name != "level-12"),
+        "a block measured the broken variant"
+    );
+    assert_eq!(fs::read_to_string(site.path("demo.toml")).unwrap(), FOUND);
+}
+
+#[test]
+fn sigint_and_sigterm_restore_the_original_within_seconds() {
+    for signal in ["-INT", "-TERM"] {
+        interrupt_a_run(signal);
+    }
+}
+
+fn interrupt_a_run(signal: &str) {
+    let site = Site::start();
+    site.experiment(
+        "long",
+        "cache = false\ncompression_level = {{ level }}\nnoop = \"a\"\n",
+        json!([{"name": "level-1", "params": {"level": 1}}]),
+        json!({}),
+    );
+    // Long blocks: a run that would take minutes.
+    let file = site.path("experiments").join("long.json");
+    let mut value: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+    value["schedule"]["block_s"] = json!(60);
+    value["schedule"]["max_duration_s"] = json!(3600);
+    fs::write(&file, value.to_string()).unwrap();
+    let child = site.smart(&["run", "long"]).spawn().unwrap();
+    let pid = child.id().to_string();
+    // Wait until a block runs, then interrupt.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while records::read_status(&site.path("state"))
+        .ok()
+        .flatten()
+        .and_then(|s| s.block)
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "no block started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A second run meanwhile is refused with exit 4, naming the holder.
+    let second = site.run(&["run", "--once"]);
+    assert_eq!(second.status.code(), Some(4), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains(&pid),
+        "{}",
+        text(&second.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(
+        site.decisions(),
+        [("level-1".to_owned(), DecisionKind::Aborted)]
+    );
+    assert_eq!(fs::read_to_string(site.path("demo.toml")).unwrap(), FOUND);
+    let status = records::read_status(&site.path("state")).unwrap().unwrap();
+    assert_eq!(status.end, Some(smart_core::engine::RunEnd::Cancelled));
+    // The run is recorded (its block in flight was dropped, not recorded).
+    let runs = records::list_runs(&site.path("state")).unwrap();
+    let report = runs[0].report.as_ref().unwrap();
+    assert_eq!(report.end, smart_core::engine::RunEnd::Cancelled);
+    assert_eq!(report.live, smart_core::engine::LiveConfig::Original);
+}
+
+#[test]
+fn a_dry_run_shows_the_plan_and_changes_nothing() {
+    let site = Site::start();
+    site.experiment(
+        "gzip",
+        LEVEL,
+        json!([{"name": "level-1", "params": {"level": 1}}, {"name": "level-9", "params": {"level": 9}}]),
+        json!({}),
+    );
+    let out = site.run(&["run", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("gzip: would run 2 variants (level-1, level-9)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected"), "{stdout}");
+    assert!(
+        !site.path("state").exists(),
+        "a dry run created the state dir"
+    );
+    assert_eq!(fs::read_to_string(site.path("demo.toml")).unwrap(), FOUND);
+}
+
+#[test]
+fn bad_input_exits_2_before_anything_changes() {
+    let site = Site::start();
+    site.experiment(
+        "ok",
+        LEVEL,
+        json!([{"name": "v", "params": {"level": 1}}]),
+        json!({}),
+    );
+    let unknown = site.run(&["run", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        text(&unknown.stderr).contains("no experiment named `nope`")
+            && text(&unknown.stderr).contains("known: ok"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    fs::write(site.path("experiments/broken.json"), "{\"name\": 5}").unwrap();
+    let broken = site.run(&["run", "--once"]);
+    assert_eq!(broken.status.code(), Some(2));
+    assert!(
+        text(&broken.stderr).contains("broken.json"),
+        "{}",
+        text(&broken.stderr)
+    );
+    assert!(
+        !site.path("state").exists(),
+        "bad input touched the state dir"
+    );
+    assert_eq!(fs::read_to_string(site.path("demo.toml")).unwrap(), FOUND);
+}
+
+#[test]
+fn watching_for_experiments_stops_cleanly_on_sigterm() {
+    let site = Site::start();
+    // No experiment: the queue is empty, so `smart run` waits for one to appear.
+    let mut child = site.smart(&["run"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "smart run did not keep watching"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let sent = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(sent.elapsed() < Duration::from_secs(5));
+}
