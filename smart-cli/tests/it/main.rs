@@ -2,6 +2,7 @@
 
 mod apply_cmds;
 mod cli;
+mod coach;
 mod dashboard;
 mod deploy;
 mod probe;
