@@ -115,6 +115,13 @@ async fn every_failure_kind_is_logged_once_and_the_run_goes_on() {
     let cases: Vec<(&str, Option<Reply>, &str, Report)> = vec![
         ("refused", None, "refused", Report::Queued),
         ("dns", None, "dns", Report::Queued),
+        // https:// to a server that speaks plain HTTP: the TLS handshake fails.
+        (
+            "tls",
+            Some(Reply::Json(json!({}))),
+            "connect",
+            Report::Queued,
+        ),
         (
             "401",
             Some(Reply::Status(401)),
@@ -178,6 +185,10 @@ async fn every_failure_kind_is_logged_once_and_the_run_goes_on() {
         let (url, server) = match (name, reply) {
             ("refused", _) => (refused.clone(), None),
             ("dns", _) => ("https://coach.invalid".to_owned(), None),
+            ("tls", Some(reply)) => {
+                let server = CoachServer::start(reply).await;
+                (server.url().replace("http://", "https://"), None)
+            }
             (_, Some(reply)) => {
                 let server = CoachServer::start(reply).await;
                 (server.url(), Some(server))
