@@ -6,7 +6,7 @@ use smart_core::Experiment;
 use smart_core::engine::{self, Bounds, Conclusion, CycleBlock, JudgeStep, Judgement, PortError};
 use smart_core::experiment::Metric;
 
-use crate::{Arm, BlockSample, DecideError, Judge, Step, VariantReport, Verdict};
+use crate::{Arm, BlockSample, DecideError, Judge, Step, VariantReport};
 
 /// A [`Judge`] for one experiment, as the engine's judge port.
 ///
@@ -60,7 +60,7 @@ impl engine::Judge for EngineJudge {
         let samples: Vec<BlockSample> = blocks.iter().map(sample).collect();
         match self.judge.record_cycle(variant, &samples) {
             Ok(Step::Continue) => Ok(JudgeStep::Continue),
-            Ok(Step::Stop(verdict)) => Ok(JudgeStep::Stop(engine_verdict(verdict))),
+            Ok(Step::Stop(verdict)) => Ok(JudgeStep::Stop(verdict)),
             Err(e) => Err(PortError::new(e)),
         }
     }
@@ -102,14 +102,6 @@ fn sample(block: &CycleBlock<'_>) -> BlockSample {
     }
 }
 
-fn engine_verdict(verdict: Verdict) -> engine::Verdict {
-    match verdict {
-        Verdict::Keep => engine::Verdict::Keep,
-        Verdict::Revert => engine::Verdict::Revert,
-        Verdict::Inconclusive => engine::Verdict::Inconclusive,
-    }
-}
-
 /// The engine's view of a report: the figures it records, and the whole report as JSON.
 fn judgement(report: &VariantReport) -> Judgement {
     let bounds = |i: &crate::Interval| Bounds {
@@ -117,7 +109,7 @@ fn judgement(report: &VariantReport) -> Judgement {
         upper: i.upper,
     };
     Judgement {
-        verdict: engine_verdict(report.verdict),
+        verdict: report.verdict,
         cycles: report.cycles,
         metric_change_pct: report.metric_change_pct.map(|i| i.estimate),
         p50_change_pct: report.p50_change_pct,

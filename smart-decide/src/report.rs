@@ -8,29 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_core::experiment::Metric;
 
-/// The answer for one variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Confidently better by at least `min_improvement_pct`, errors within bounds, no guardrail
-    /// fired, and (with several variants) the best of those that passed.
-    Keep,
-    /// Significantly worse, a guardrail fired, or another variant was better.
-    Revert,
-    /// Not enough evidence either way; the engine reverts (fail-safe).
-    Inconclusive,
-}
-
-impl Verdict {
-    /// The lowercase name, as serialized.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Keep => "keep",
-            Verdict::Revert => "revert",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-}
+/// The answer for one variant: the engine's own verdict type, so a judge's answer needs no
+/// translation on its way into the run records.
+pub use smart_core::engine::Verdict;
 
 /// The judge's answer after a cycle: go on measuring, or stop with a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
