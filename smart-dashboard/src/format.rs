@@ -158,17 +158,21 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// A Unix time as `MM-DD HH:MM` (UTC), for chart ticks.
-pub(crate) fn short_time(unix: f64) -> String {
+/// A Unix time for a chart tick, as precise as a span of `span_s` seconds needs (UTC):
+/// `HH:MM:SS` within an hour, `MM-DD HH:MM` within a week, `YYYY-MM-DD` beyond.
+pub(crate) fn tick_time(unix: f64, span_s: f64) -> String {
     let secs = unix.floor() as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (_, month, day) = civil_from_days(days);
-    format!(
-        "{month:02}-{day:02} {:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
+    let (year, month, day) = civil_from_days(days);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    if span_s <= 3600.0 {
+        format!("{h:02}:{m:02}:{s:02}")
+    } else if span_s <= 7.0 * 86_400.0 {
+        format!("{month:02}-{day:02} {h:02}:{m:02}")
+    } else {
+        format!("{year}-{month:02}-{day:02}")
+    }
 }
 
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -245,6 +249,9 @@ mod tests {
             "2026-11-26 19:30:05 UTC"
         );
         assert_eq!(clock("2026-11-26T19:30:05.123Z"), "19:30:05");
-        assert_eq!(short_time(1_767_225_600.0 + 3661.0), "01-01 01:01");
+        let t = 1_767_225_600.0 + 3661.0;
+        assert_eq!(tick_time(t, 600.0), "01:01:01");
+        assert_eq!(tick_time(t, 86_400.0), "01-01 01:01");
+        assert_eq!(tick_time(t, 30.0 * 86_400.0), "2026-01-01");
     }
 }

@@ -615,7 +615,7 @@ pub(crate) fn trend(id: &str, points: &[TrendPoint]) -> Option<String> {
     let ticks = (0..5)
         .map(|i| {
             let t = lo + (hi - lo) * (0.05 + 0.225 * i as f64);
-            (t, format::short_time(t))
+            (t, format::tick_time(t, hi - lo))
         })
         .collect();
     let max = points.iter().map(|p| p.p50_us).fold(0.0, f64::max);
@@ -626,7 +626,7 @@ pub(crate) fn trend(id: &str, points: &[TrendPoint]) -> Option<String> {
             max: hi,
             log: false,
             ticks,
-            title: "run start (UTC, MM-DD HH:MM)",
+            title: "time (UTC)",
         },
         y: Axis::linear(max, 1000.0, "p50 latency (ms)"),
     };

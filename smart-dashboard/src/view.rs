@@ -52,6 +52,7 @@ pub(crate) struct RunLink {
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct LiveView {
     pub(crate) has_status: bool,
+    pub(crate) running: bool,
     pub(crate) url: String,
     pub(crate) state: String,
     pub(crate) state_label: String,
@@ -295,6 +296,7 @@ fn live(state: &State, root: &str) -> LiveView {
     let dash = || "–".to_owned();
     LiveView {
         has_status: true,
+        running,
         url: format!("{root}status.json"),
         state: if running { "running" } else { "finished" }.to_owned(),
         state_label: if running { "Running" } else { "Finished" }.to_owned(),
