@@ -25,8 +25,10 @@ pub(crate) fn client() -> reqwest::Client {
 pub(crate) enum Expect {
     /// The header must equal this value (a rendered arm).
     Equals(String),
-    /// The header must be absent or equal none of these values (the configuration as found,
-    /// after leaving variants that sent them).
+    /// The header must say exactly what it said on the configuration as found (`None`: absent).
+    Found(Option<String>),
+    /// The header must be absent or equal none of these values: the configuration as found, for
+    /// runs recorded before smart observed its header.
     NotAny(Vec<String>),
 }
 
@@ -35,6 +37,8 @@ impl Expect {
     pub(crate) fn describe(&self) -> String {
         match self {
             Expect::Equals(v) => format!("equals `{v}`"),
+            Expect::Found(Some(v)) => format!("equals `{v}`, as on the configuration as found"),
+            Expect::Found(None) => "absent, as on the configuration as found".to_owned(),
             Expect::NotAny(vs) => format!("absent or none of {vs:?}"),
         }
     }
@@ -77,6 +81,7 @@ pub(crate) async fn live_check(
         let ok = match (expect, &value) {
             (Expect::Equals(want), Some(got)) => got == want,
             (Expect::Equals(_), None) => false,
+            (Expect::Found(want), got) => want == got,
             (Expect::NotAny(old), Some(got)) => !old.contains(got),
             (Expect::NotAny(_), None) => true,
         };
@@ -86,6 +91,11 @@ pub(crate) async fn live_check(
             let got = value.map_or_else(|| "no such header".to_owned(), |v| format!("`{v}`"));
             Err(match expect {
                 Expect::Equals(want) => format!("{header} is {got}, expected `{want}`"),
+                Expect::Found(want) => format!(
+                    "{header} is {got}, but the configuration as found sent {}: the original is not serving",
+                    want.as_ref()
+                        .map_or_else(|| "no such header".to_owned(), |v| format!("`{v}`"))
+                ),
                 Expect::NotAny(_) => {
                     format!("{header} is {got}: a variant still serves")
                 }
@@ -93,6 +103,19 @@ pub(crate) async fn live_check(
         }
     })
     .await
+}
+
+/// Reads `header` from one answer of `url` (`None`: the answer did not carry it).
+pub(crate) async fn header_value(
+    client: &reqwest::Client,
+    url: &str,
+    header: &str,
+) -> Result<Option<String>, String> {
+    let response = get(client, url).await?;
+    Ok(response
+        .headers()
+        .get(header)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()))
 }
 
 /// Whether anything answers HTTP at `url` (any status): used by recovery to tell whether the

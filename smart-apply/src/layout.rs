@@ -63,6 +63,17 @@ impl FileBackup {
 pub(crate) struct Manifest {
     pub(crate) files: Vec<FileBackup>,
     pub(crate) command_original: Option<String>,
+    /// What the live-check header said on the configuration as found, observed before the first
+    /// change; absent in manifests written before smart recorded it (and without a live check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) found_live: Option<FoundLive>,
+}
+
+/// The live-check header as the configuration as found sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FoundLive {
+    /// The header's value; `None` when the found configuration did not send it.
+    pub(crate) value: Option<String>,
 }
 
 /// The paths of one run's state.

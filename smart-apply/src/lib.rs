@@ -39,11 +39,15 @@
 //! - **Sound baseline.** [`Applier::begin`] runs `validate` and polls `health` on the
 //!   configuration as found and refuses ([`ErrorKind::UnsoundBaseline`]) if either fails.
 //! - **Live check on the configuration as found.** The found config need not send the
-//!   live-check header. After switching to (or restoring) it, the check passes when the header is
-//!   absent or differs from every value a variant of this run sent: what matters is that no
-//!   variant still serves. (If the found config happens to send a variant's exact value, the check
-//!   cannot tell them apart and fails: give the variants distinct values.) The live check and
-//!   health are polled until `health.timeout_s`, or 10 s when there is no `health`.
+//!   live-check header. [`Applier::begin`] reads the header once from the found config (it is
+//!   recorded in the run's manifest and the audit log); after switching to (or restoring) it, the
+//!   check passes when the header says exactly that again (absent, if it was absent). A found
+//!   config that sends the same value as a variant (trying `auto` where `auto` already runs) is
+//!   therefore restored without a false alarm; the live check simply cannot tell those two apart,
+//!   so checksums, the reload's exit and health confirm that switch. Runs recorded before smart
+//!   observed the header fall back to "absent or none of the values this run's variants sent".
+//!   The live check and health are polled until `health.timeout_s`, or 10 s when there is no
+//!   `health`.
 //! - **Revert** restores files from the backups, reverts the command (its `revert` argv with
 //!   `{{ original }}`, or `set` with its one param replaced by the captured value), verifies
 //!   every checksum (and re-reads the command's value) against the backup, then reloads, runs the

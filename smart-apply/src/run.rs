@@ -312,7 +312,7 @@ impl RunState {
             }
             self.record(applier, Record::Done { id })?;
         }
-        let expect = Expect::NotAny(self.live_values.clone());
+        let expect = self.found_expect();
         self.check_live(applier, &expect)
             .await
             .map_err(|e| revert_failed(e.step(), e.message().to_owned()))?;
@@ -397,6 +397,16 @@ impl RunState {
                     self.dir.dir.join("backup").display()
                 ),
             ))
+        }
+    }
+
+    /// What the live check expects once the configuration as found serves again: exactly what it
+    /// sent before the first change, or (for runs recorded before smart observed that) none of
+    /// the values this run's variants sent.
+    pub(crate) fn found_expect(&self) -> Expect {
+        match &self.manifest.found_live {
+            Some(found) => Expect::Found(found.value.clone()),
+            None => Expect::NotAny(self.live_values.clone()),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Step};
 use crate::fsio::{self, Ownership};
 use crate::http::{self, Expect};
 use crate::journal::{self, CloseReason, Journal, Op, Record};
-use crate::layout::{self, FileBackup, Manifest, RunDir, RunMeta};
+use crate::layout::{self, FileBackup, FoundLive, Manifest, RunDir, RunMeta};
 use crate::lock::RunLock;
 use crate::render;
 use crate::run::{self, Edits, RunState};
@@ -98,6 +98,7 @@ impl Applier {
             manifest: Manifest {
                 files: Vec::new(),
                 command_original: None,
+                found_live: None,
             },
             originals: Vec::new(),
             // Opened once the run dir exists; the baseline check journals nothing.
@@ -106,7 +107,7 @@ impl Applier {
             command_set: false,
             live_values: Vec::new(),
         };
-        self.sound_baseline(&run).await?;
+        run.manifest.found_live = self.sound_baseline(&run).await?;
         self.create_run(&mut run)?;
         match self.back_up(&mut run, found).await {
             Ok(()) => {}
@@ -213,7 +214,10 @@ impl Applier {
     }
 
     /// Validates and health-checks the configuration as found.
-    async fn sound_baseline(&self, run: &RunState) -> Result<(), Error> {
+    ///
+    /// Also reads the live-check header of the configuration as found, so that a later restore
+    /// is confirmed by exactly what the original sent (a variant may send the same value).
+    async fn sound_baseline(&self, run: &RunState) -> Result<Option<FoundLive>, Error> {
         if let Some(argv) = &run.apply.validate {
             let out = run
                 .run_audited(self, Step::Baseline, Action::Baseline, argv)
@@ -259,7 +263,31 @@ impl Applier {
                 ));
             }
         }
-        Ok(())
+        let Some(live) = &run.apply.live_check else {
+            return Ok(None);
+        };
+        let result = http::header_value(&self.http, &live.url, &live.header).await;
+        let (outcome, detail) = match &result {
+            Ok(value) => (Outcome::Ok, json!({"header_value": value})),
+            Err(e) => (Outcome::Failed, json!({"error": e})),
+        };
+        run.audit(
+            self,
+            Action::Baseline,
+            outcome,
+            json!({"url": http::redact(&live.url), "header": live.header, "result": detail}),
+        )?;
+        match result {
+            Ok(value) => Ok(Some(FoundLive { value })),
+            Err(e) => Err(Error::new(
+                ErrorKind::UnsoundBaseline,
+                Step::Baseline,
+                format!(
+                    "the live-check URL does not answer on the configuration as found ({}: {e}); fix it first, smart never experiments on a broken server; nothing was changed",
+                    http::redact(&live.url)
+                ),
+            )),
+        }
     }
 
     /// Creates the run dir with `run.json` and the journal's `begin` record.
@@ -698,7 +726,7 @@ impl Session {
         }
         let expect = match live_value {
             Some(v) => Expect::Equals(v),
-            None => Expect::NotAny(self.run.live_values.clone()),
+            None => self.run.found_expect(),
         };
         self.run.check_live(applier, &expect).await?;
         self.run.check_health(applier).await?;

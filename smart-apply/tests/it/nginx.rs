@@ -90,6 +90,55 @@ async fn a_valid_variant_is_served_after_reload_and_reverted_byte_for_byte() {
 }
 
 #[tokio::test]
+async fn a_found_config_that_sends_a_variants_live_value_is_restored_and_confirmed() {
+    // Trying `worker_processes auto` on a server that already runs `auto` is common: the found
+    // config then answers the live check just as that variant does. Restoring it must still pass.
+    let test = "nginx::a_found_config_that_sends_a_variants_live_value";
+    if !require_tool("nginx", test) {
+        return;
+    }
+    let nginx = Nginx::start("    location / { add_header X-Smart-Variant same; }").unwrap();
+    fs::write(nginx.html_dir().join("index.html"), "hello").unwrap();
+    let original = fs::read_to_string(nginx.site_conf_path()).unwrap();
+    let spec = apply(json!({
+        "files": [{"path": nginx.site_conf_path(), "template": nginx.site_conf(
+            "    location / { add_header X-Smart-Variant {{ variant }}; }"
+        )}],
+        "validate": nginx.validate_argv(),
+        "reload": nginx.reload_argv(),
+        "health": {"url": nginx.url("/index.html"), "timeout_s": 5},
+        "live_check": {"url": nginx.url("/index.html"), "header": "X-Smart-Variant", "equals": "{{ variant }}"},
+    }));
+    let env = Env::new();
+    let (applier, lock) = env.applier();
+    let mut session = applier.begin(&lock, "nginx", "r1", &spec).await.unwrap();
+    for name in ["same", "other"] {
+        session
+            .switch_to(Arm::Variant {
+                name,
+                params: &params(&[]),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            get(&nginx.url("/index.html")).await,
+            (200, Some(name.to_owned()))
+        );
+        session.switch_to(Arm::Found).await.unwrap();
+        assert_eq!(
+            get(&nginx.url("/index.html")).await,
+            (200, Some("same".to_owned()))
+        );
+    }
+    session.revert().await.unwrap();
+    assert_eq!(
+        fs::read_to_string(nginx.site_conf_path()).unwrap(),
+        original
+    );
+    smart_core::audit::verify(&env.state()).unwrap();
+}
+
+#[tokio::test]
 async fn a_variant_failing_nginx_t_is_restored_and_nginx_keeps_serving() {
     let Some((nginx, spec, original)) =
         setup("nginx::a_variant_failing_nginx_t", "    {{ directive }};\n")
