@@ -107,6 +107,12 @@ pub enum Action {
     /// its `file` name, `first_seq`, `last_seq`, `lines` and `last_hash`, which vouch for the
     /// chain's new start.
     AuditDrop,
+    /// A measurement block finished; `details` has its arm, block index, requests, errors and
+    /// p50 (and the guardrail's reason when one stopped it: outcome `failed`).
+    Block,
+    /// A variant's final decision; `details` has the variant, the decision, the p50 change and
+    /// the reasons.
+    Decision,
 }
 
 /// Whether an action succeeded.
@@ -1236,5 +1242,70 @@ mod tests {
             }
         });
         assert_eq!(verify(dir.path()).unwrap().lines, 100);
+    }
+
+    /// Every action with its name in the log.
+    const ACTIONS: &[(Action, &str)] = &[
+        (Action::Baseline, "baseline"),
+        (Action::Backup, "backup"),
+        (Action::Apply, "apply"),
+        (Action::Command, "command"),
+        (Action::Validate, "validate"),
+        (Action::Reload, "reload"),
+        (Action::LiveCheck, "live_check"),
+        (Action::Health, "health"),
+        (Action::Revert, "revert"),
+        (Action::Verify, "verify"),
+        (Action::Recover, "recover"),
+        (Action::Keep, "keep"),
+        (Action::Conflict, "conflict"),
+        (Action::AuditRepair, "audit_repair"),
+        (Action::Coach, "coach"),
+        (Action::AuditDrop, "audit_drop"),
+        (Action::Block, "block"),
+        (Action::Decision, "decision"),
+    ];
+
+    #[test]
+    fn every_action_is_logged_by_name_and_verifies() {
+        // No wildcard: a new action does not compile here until ACTIONS lists it.
+        for (action, _) in ACTIONS {
+            match action {
+                Action::Baseline
+                | Action::Backup
+                | Action::Apply
+                | Action::Command
+                | Action::Validate
+                | Action::Reload
+                | Action::LiveCheck
+                | Action::Health
+                | Action::Revert
+                | Action::Verify
+                | Action::Recover
+                | Action::Keep
+                | Action::Conflict
+                | Action::AuditRepair
+                | Action::Coach
+                | Action::AuditDrop
+                | Action::Block
+                | Action::Decision => {}
+            }
+        }
+        let (dir, log) = log_with(0);
+        for (n, (action, _)) in ACTIONS.iter().enumerate() {
+            log.append(&Entry {
+                action: *action,
+                ..entry(n as u64)
+            })
+            .unwrap();
+        }
+        assert_eq!(verify(dir.path()).unwrap().lines, ACTIONS.len() as u64);
+        let text = fs::read_to_string(log.path()).unwrap();
+        for (raw, (action, name)) in text.lines().zip(ACTIONS) {
+            let value: serde_json::Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(value["action"], *name, "{raw}");
+            let line: Line = serde_json::from_str(raw).unwrap();
+            assert_eq!(line.action, *action);
+        }
     }
 }

@@ -1,9 +1,10 @@
-//! [`Records`]: the engine observer that writes a run's records, `metrics.csv` and `status.json`.
+//! [`Records`]: the engine observer that writes a run's records, `metrics.csv` and `status.json`,
+//! and the engine's own lines of the audit log (one per finished block, one per decision).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::read::{BlockFigures, BlockRecord, BlockSamples, RunFile};
 use super::status::{RunState, Status};
@@ -11,8 +12,10 @@ use super::{
     BLOCKS_FILE, DECISIONS_FILE, EXPERIMENT_FILE, METRICS_FILE, RUN_FILE, RUNS_DIR, RecordsError,
     SAMPLES_FILE, STATUS_FILE, metrics,
 };
-use crate::audit::format_utc;
-use crate::engine::{Event, EventKind, Observer, ObserverError, Phase, RunPlan};
+use crate::audit::{Action, AuditLog, Entry, Outcome, format_utc};
+use crate::engine::{
+    BlockInfo, BlockMeasurement, Event, EventKind, Observer, ObserverError, Phase, RunPlan,
+};
 use crate::logs::LogRotation;
 
 /// How often live progress is written to `status.json` at most (other events write at once).
@@ -32,6 +35,7 @@ pub struct Records {
     status: Option<Status>,
     last_status: Option<Duration>,
     rotation: LogRotation,
+    audit: AuditLog,
 }
 
 #[derive(Debug)]
@@ -43,13 +47,14 @@ struct OpenRun {
 }
 
 impl Records {
-    /// Records under `state_dir` (created when the first run starts); `metrics.csv` rotates by
-    /// the default [`LogRotation`].
+    /// Records under `state_dir` (created when the first run starts); `metrics.csv` and the
+    /// audit log rotate by the default [`LogRotation`].
     pub fn new(state_dir: &Path) -> Records {
         Records::with_rotation(state_dir, LogRotation::default())
     }
 
-    /// Records under `state_dir`, with `metrics.csv` rotated as `rotation` says (`[logs]`).
+    /// Records under `state_dir`, with `metrics.csv` and the audit log rotated as `rotation` says
+    /// (`[logs]`).
     pub fn with_rotation(state_dir: &Path, rotation: LogRotation) -> Records {
         Records {
             state_dir: state_dir.to_owned(),
@@ -57,6 +62,7 @@ impl Records {
             status: None,
             last_status: None,
             rotation,
+            audit: AuditLog::with_rotation(state_dir, rotation),
         }
     }
 
@@ -135,9 +141,22 @@ impl Records {
                     &self.rotation,
                 )
                 .map_err(|e| RecordsError::new("appending to", path, e))?;
+                let run_id = run.plan.run_id.clone();
+                self.log(
+                    event.at,
+                    run_id,
+                    Action::Block,
+                    block_details(block, measurement),
+                )?;
                 true
             }
             EventKind::Decided(decision) => {
+                self.log(
+                    event.at,
+                    decision.run_id.clone(),
+                    Action::Decision,
+                    decision_details(decision),
+                )?;
                 if let Some(status) = &mut self.status {
                     status
                         .decisions
@@ -180,6 +199,26 @@ impl Records {
             self.last_status = Some(event.elapsed);
         }
         Ok(())
+    }
+
+    /// Appends one of the engine's own lines to the audit log.
+    fn log(
+        &self,
+        time: SystemTime,
+        run_id: String,
+        action: Action,
+        (outcome, details): (Outcome, serde_json::Value),
+    ) -> Result<(), RecordsError> {
+        let entry = Entry {
+            time,
+            run_id,
+            action,
+            outcome,
+            details,
+        };
+        self.audit
+            .append(&entry)
+            .map_err(|e| RecordsError::new("appending to", self.audit.path(), e))
     }
 
     fn start(
@@ -244,6 +283,45 @@ impl Observer for Records {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         self.handle(event).map_err(ObserverError::new)
     }
+}
+
+/// A finished block's audit line: `failed` when a guardrail stopped it, with the reason.
+fn block_details(
+    block: &BlockInfo,
+    measurement: &BlockMeasurement,
+) -> (Outcome, serde_json::Value) {
+    let mut details = serde_json::json!({
+        "variant": block.variant,
+        "arm": block.arm_name,
+        "kind": block.kind,
+        "block": block.index,
+        "cycle": block.cycle,
+        "position": block.position,
+        "requests": measurement.requests,
+        "errors": measurement.errors,
+        "p50_us": measurement.p50_us,
+    });
+    match &measurement.aborted {
+        Some(reason) => {
+            details["aborted"] = reason.as_str().into();
+            (Outcome::Failed, details)
+        }
+        None => (Outcome::Ok, details),
+    }
+}
+
+/// A decision's audit line.
+fn decision_details(decision: &super::DecisionRecord) -> (Outcome, serde_json::Value) {
+    let details = serde_json::json!({
+        "experiment": decision.experiment,
+        "variant": decision.variant,
+        "decision": decision.decision,
+        "cycles": decision.cycles,
+        "p50_change_pct": decision.p50_change_pct,
+        "error_rate_change_pp": decision.error_rate_change_pp,
+        "reasons": decision.reasons,
+    });
+    (Outcome::Ok, details)
 }
 
 fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {

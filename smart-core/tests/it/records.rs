@@ -6,13 +6,14 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::json;
+use smart_core::audit::{Action, Line, Outcome};
 use smart_core::engine::{Event, EventKind, Observer, ObserverError, Phase, RunEnd};
 use smart_core::records::{
     self, DecisionKind, METRICS_HEADER, Records, RunState, history_schema, status_schema,
 };
 
 use crate::engine::Harness;
-use crate::fakes::{FAST, SLOW};
+use crate::fakes::{BROKEN, FAST, SLOW};
 use crate::support::repo_root;
 
 /// Runs the `fast` win (seed `seed`) with its records under `state_dir`.
@@ -92,6 +93,63 @@ fn records_are_written_and_read_back() {
     assert_eq!(history.len(), 4);
     assert_eq!(history[0].run_id, runs[0].plan.run_id);
     assert_eq!(history[3].run_id, runs[1].plan.run_id);
+}
+
+#[test]
+fn every_block_and_decision_is_an_audit_line_in_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(&[("fast", FAST), ("broken", BROKEN)], json!({}));
+    h.run_observed(&mut Records::new(dir.path())).unwrap();
+    let text = fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<Line> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = smart_core::audit::verify(dir.path()).unwrap();
+    assert_eq!(summary.lines as usize, lines.len());
+    let runs = records::list_runs(dir.path()).unwrap();
+    let run = records::load_run(dir.path(), &runs[0].plan.run_id).unwrap();
+    assert!(lines.iter().all(|l| l.run_id == run.run.plan.run_id));
+
+    // One line per block, in order, with the block's figures; a guardrail stop is `failed`.
+    let blocks: Vec<&Line> = lines.iter().filter(|l| l.action == Action::Block).collect();
+    assert_eq!(blocks.len(), run.blocks.len());
+    for (line, b) in blocks.iter().zip(&run.blocks) {
+        let d = &line.details;
+        assert_eq!(d["block"], b.block.index, "{d}");
+        assert_eq!(d["arm"], b.block.arm_name.as_str(), "{d}");
+        assert_eq!(d["variant"], b.block.variant.as_str(), "{d}");
+        assert_eq!(d["requests"], b.figures.requests, "{d}");
+        assert_eq!(d["errors"], b.figures.errors, "{d}");
+        assert_eq!(d["p50_us"], json!(b.figures.p50_us), "{d}");
+        let (outcome, aborted) = match &b.figures.aborted {
+            Some(reason) => (Outcome::Failed, json!(reason)),
+            None => (Outcome::Ok, serde_json::Value::Null),
+        };
+        assert_eq!((line.outcome, &d["aborted"]), (outcome, &aborted), "{d}");
+    }
+    assert!(
+        blocks
+            .iter()
+            .any(|l| l.outcome == Outcome::Failed && l.details["arm"] == "broken"),
+        "the broken variant's guardrail stop is not logged"
+    );
+
+    // One line per decision, after the variant's blocks, with its numbers.
+    let decisions: Vec<&Line> = lines
+        .iter()
+        .filter(|l| l.action == Action::Decision)
+        .collect();
+    assert_eq!(decisions.len(), run.decisions.len());
+    for (line, d) in decisions.iter().zip(&run.decisions) {
+        assert_eq!(line.outcome, Outcome::Ok);
+        assert_eq!(line.details["variant"], d.variant.as_str());
+        assert_eq!(line.details["decision"], json!(d.decision));
+        assert_eq!(line.details["p50_change_pct"], json!(d.p50_change_pct));
+        assert_eq!(line.details["reasons"], json!(d.reasons));
+    }
+    let kinds: Vec<&serde_json::Value> = decisions.iter().map(|l| &l.details["decision"]).collect();
+    assert_eq!(kinds, [&json!("keep"), &json!("revert")]);
 }
 
 #[test]
