@@ -1,152 +1,357 @@
-//! What `smart run` shows while it works: plain log lines on stderr (a phase, each block's
-//! figures, each decision), and on a terminal a live status line for the running block.
+//! What `smart run` shows while it works. On a terminal: a live progress display (indicatif)
+//! with the experiment, variant k of n, the phase, the block with a bar, live p50 and errors and
+//! the time left, and the log lines (blocks, decisions, problems) printed above it. Off a
+//! terminal: the same log lines through tracing, one per phase change, block and decision (never
+//! per progress tick), so journald and log files get readable lines without escape codes.
 
-use std::io::{IsTerminal, Write};
+mod text;
 
-use smart_core::engine::{BlockKind, Event, EventKind, Observer, ObserverError, Phase};
-use smart_core::records::DecisionRecord;
-use smart_core::schedule::Human;
+use std::io::IsTerminal;
+use std::time::Duration;
 
-/// An engine observer that writes progress to stderr.
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use smart_core::engine::{
+    BlockInfo, BlockKind, Event, EventKind, LiveProgress, Observer, ObserverError,
+};
+
+pub(crate) use self::text::summary;
+use self::text::{Level, Line};
+
+/// Bar positions per block, so the bar also moves within a block.
+const STEPS_PER_BLOCK: u64 = 1000;
+
+/// An engine observer that shows the run's progress on stderr.
 #[derive(Debug)]
 pub(crate) struct Show {
     experiment: String,
-    terminal: bool,
-    /// A live status line is on screen and must be cleared before the next log line.
-    live_line: bool,
+    /// The run's variants, in order (from its plan).
+    variants: Vec<String>,
+    output: Output,
+}
+
+#[derive(Debug)]
+enum Output {
+    /// A live display on a terminal.
+    Bar(Box<Bar>),
+    /// Plain log lines through tracing.
+    Log,
 }
 
 impl Show {
+    /// A live display when stderr is a terminal, log lines otherwise.
     pub(crate) fn new(experiment: &str) -> Show {
+        let output = if std::io::stderr().is_terminal() {
+            Output::Bar(Box::new(Bar::new(ProgressDrawTarget::stderr())))
+        } else {
+            init_logs();
+            Output::Log
+        };
         Show {
             experiment: experiment.to_owned(),
-            terminal: std::io::stderr().is_terminal(),
-            live_line: false,
+            variants: Vec::new(),
+            output,
         }
-    }
-
-    fn line(&mut self, text: &str) {
-        let mut err = std::io::stderr().lock();
-        if self.live_line {
-            let _ = write!(err, "\r\x1b[K");
-            self.live_line = false;
-        }
-        let _ = writeln!(err, "smart: {}: {text}", self.experiment);
     }
 }
 
 impl Observer for Show {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
-        match event.kind {
-            EventKind::RunStarted { plan, .. } => self.line(&format!(
-                "run {} started: {} variant{}, seed {}, up to {} (time box {})",
-                plan.run_id,
-                plan.variants.len(),
-                if plan.variants.len() == 1 { "" } else { "s" },
-                plan.seed,
-                Human(plan.expected_s),
-                Human(plan.max_duration_s),
-            )),
-            EventKind::Phase(info) => {
-                let text = match (info.phase, &info.variant, &info.arm) {
-                    (Phase::CheckingBaseline, ..) => {
-                        Some("checking the configuration as found".to_owned())
-                    }
-                    (Phase::Switching, _, Some(arm)) => Some(format!("switching to {arm}")),
-                    (Phase::Advising, Some(v), _) => Some(format!("{v}: asking the coach")),
-                    (Phase::Soaking, Some(v), _) => {
-                        Some(format!("{v}: soaking under the guardrails"))
-                    }
-                    (Phase::Restoring, ..) => {
-                        Some("restoring the original configuration".to_owned())
-                    }
-                    (Phase::Keeping, Some(v), _) => Some(format!("{v}: keeping it")),
-                    _ => None,
-                };
-                if let Some(text) = text {
-                    self.line(&text);
+        if let EventKind::RunStarted { plan, .. } = event.kind {
+            self.variants.clone_from(&plan.variants);
+        }
+        let line = text::line(&event.kind, &self.variants, event.left);
+        match &mut self.output {
+            Output::Bar(bar) => {
+                if let Some(line) = line {
+                    bar.bar
+                        .println(format!("{}: {}", self.experiment, line.text));
+                }
+                bar.update(&self.experiment, &self.variants, event);
+            }
+            Output::Log => {
+                if let Some(line) = line {
+                    log(&self.experiment, &line);
                 }
             }
-            EventKind::Progress { block, live } if self.terminal => {
-                let mut err = std::io::stderr().lock();
-                let p50 = live
-                    .p50_us
-                    .map_or_else(|| "-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1e3));
-                let _ = write!(
-                    err,
-                    "\r\x1b[K  {}: block {}/{} ({}){}: {:.0} s, p50 {p50}, {} errors, {:.0} req/s, {} left",
-                    block.variant,
-                    block.block_in_variant,
-                    block.blocks_in_variant,
-                    block.arm_name,
-                    if live.warming_up {
-                        ", cooling down"
-                    } else {
-                        ""
-                    },
-                    live.elapsed_s,
-                    live.errors,
-                    live.rate_per_s,
-                    Human(event.left.as_secs_f64()),
-                );
-                let _ = err.flush();
-                self.live_line = true;
-            }
-            EventKind::BlockFinished { block, measurement } => {
-                let kind = match block.kind {
-                    BlockKind::Test => "block",
-                    BlockKind::Soak => "soak block",
-                };
-                let p50 = measurement
-                    .p50_us
-                    .map_or_else(|| "-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1e3));
-                let stopped = measurement
-                    .aborted
-                    .as_ref()
-                    .map_or_else(String::new, |why| format!("; stopped: {why}"));
-                self.line(&format!(
-                    "{}: {kind} {}/{} ({}): {} requests, {} errors, p50 {p50}{stopped}",
-                    block.variant,
-                    block.block_in_variant,
-                    block.blocks_in_variant,
-                    block.arm_name,
-                    measurement.requests,
-                    measurement.errors,
-                ));
-            }
-            EventKind::Advised {
-                variant,
-                advice,
-                followed,
-            } => self.line(&format!(
-                "{variant}: the coach advised {:?}{}: {}",
-                advice.action,
-                if followed { "" } else { " (not followed)" },
-                advice.reason
-            )),
-            EventKind::Problem(text) => self.line(text),
-            EventKind::Decided(decision) => self.line(&summary(decision)),
-            _ => {}
         }
         Ok(())
     }
 }
 
-/// One line for a decision: the verdict, the change with its bounds, the error change, and the
-/// first reason.
-pub(crate) fn summary(d: &DecisionRecord) -> String {
-    let p50 = match (d.p50_change_pct, d.p50_change_bounds_pct) {
-        (Some(x), Some(b)) => format!("p50 {x:+.1} % [{:+.1}, {:+.1}]", b.lower, b.upper),
-        (Some(x), None) => format!("p50 {x:+.1} %"),
-        (None, _) => "p50 -".to_owned(),
+/// Sends one line to the tracing subscriber.
+fn log(experiment: &str, line: &Line) {
+    match line.level {
+        Level::Info => tracing::info!("{experiment}: {}", line.text),
+        Level::Warn => tracing::warn!("{experiment}: {}", line.text),
+    }
+}
+
+/// Installs the process's log subscriber once: compact lines on stderr, without the target and
+/// without escape codes; without timestamps under systemd (`JOURNAL_STREAM` is set), where
+/// journald stamps each line itself.
+pub(crate) fn init_logs() {
+    let builder = tracing_subscriber::fmt()
+        .compact()
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    // A second call (a second run in one process) finds the subscriber in place: nothing to do.
+    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
     };
-    let errors = d
-        .error_rate_change_pp
-        .map_or_else(|| "errors -".to_owned(), |e| format!("errors {e:+.2} pp"));
-    let reason = d.reasons.first().map_or("", String::as_str);
-    format!(
-        "{}: {}: {p50}, {errors}: {reason}",
-        d.variant,
-        d.decision.as_str()
-    )
+}
+
+/// The live display: a spinner and headline (experiment, variant k of n, phase), then a bar over
+/// the variant's blocks with the block, live figures and time left.
+#[derive(Debug)]
+struct Bar {
+    bar: ProgressBar,
+    /// The variant being tested (or soaked), if any.
+    variant: Option<String>,
+    /// The phase, in words.
+    phase: String,
+    /// The running (or last) block.
+    block: Option<BlockInfo>,
+    /// The running block's live figures, once the probe reported.
+    live: Option<LiveProgress>,
+}
+
+impl Bar {
+    fn new(target: ProgressDrawTarget) -> Bar {
+        let bar = ProgressBar::with_draw_target(Some(STEPS_PER_BLOCK), target);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner:.green} {prefix}\n  [{bar:20.cyan/blue}] {wide_msg}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Bar {
+            bar,
+            variant: None,
+            phase: "starting".to_owned(),
+            block: None,
+            live: None,
+        }
+    }
+
+    /// Follows an event: the phase, the block and its figures, the time left.
+    fn update(&mut self, experiment: &str, variants: &[String], event: &Event<'_>) {
+        match &event.kind {
+            EventKind::Phase(info) => {
+                if info.variant.is_some() {
+                    self.variant.clone_from(&info.variant);
+                }
+                self.phase = text::phase_label(info);
+            }
+            EventKind::BlockStarted(block) => {
+                self.variant = Some(block.variant.clone());
+                self.block = Some((*block).clone());
+                self.live = None;
+                self.phase = if block.warmup_s > 0.0 {
+                    text::cooling_label(block)
+                } else {
+                    measuring(block)
+                };
+                self.bar
+                    .set_length(u64::from(block.blocks_in_variant.max(1)) * STEPS_PER_BLOCK);
+                self.bar.set_position(
+                    u64::from(block.block_in_variant.saturating_sub(1)) * STEPS_PER_BLOCK,
+                );
+            }
+            EventKind::Progress { block, live } => {
+                self.phase = if live.warming_up {
+                    text::cooling_label(block)
+                } else {
+                    measuring(block)
+                };
+                let total = block.warmup_s + block.duration_s;
+                let done = if total > 0.0 {
+                    (live.elapsed_s / total).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let start = u64::from(block.block_in_variant.saturating_sub(1)) * STEPS_PER_BLOCK;
+                self.bar
+                    .set_position(start + (done * STEPS_PER_BLOCK as f64) as u64);
+                self.live = Some((*live).clone());
+            }
+            EventKind::BlockFinished { block, .. } => {
+                self.bar
+                    .set_position(u64::from(block.block_in_variant) * STEPS_PER_BLOCK);
+            }
+            EventKind::Step { step, .. } => self.phase = text::deciding_label(*step),
+            EventKind::RunFinished(_) => {
+                self.bar.finish_and_clear();
+                return;
+            }
+            _ => {}
+        }
+        self.bar.set_prefix(text::headline(
+            experiment,
+            self.variant.as_deref(),
+            variants,
+            &self.phase,
+        ));
+        self.bar.set_message(text::figures(
+            self.block.as_ref(),
+            self.live.as_ref(),
+            event.left,
+        ));
+    }
+}
+
+impl Drop for Bar {
+    /// A run that ended without its last event (an error) leaves no half-drawn bar.
+    fn drop(&mut self) {
+        if !self.bar.is_finished() {
+            self.bar.finish_and_clear();
+        }
+    }
+}
+
+/// `measuring baseline`, or `soaking gzip-6` for a soak block.
+fn measuring(block: &BlockInfo) -> String {
+    match block.kind {
+        BlockKind::Test => format!("measuring {}", block.arm_name),
+        BlockKind::Soak => format!("soaking {}", block.arm_name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use smart_core::engine::{Arm, BlockMeasurement, JudgeStep, Phase, PhaseInfo, Verdict};
+
+    use super::*;
+
+    fn event(kind: EventKind<'_>) -> Event<'_> {
+        Event {
+            at: SystemTime::UNIX_EPOCH,
+            elapsed: Duration::from_secs(10),
+            left: Duration::from_secs(95),
+            kind,
+        }
+    }
+
+    #[test]
+    fn the_bar_follows_phases_blocks_and_live_figures() {
+        let mut bar = Bar::new(ProgressDrawTarget::hidden());
+        let variants = vec!["gzip-1".to_owned(), "gzip-6".to_owned()];
+        let check =
+            |bar: &mut Bar, kind: EventKind<'_>, prefix: &str, message: &str, position: u64| {
+                bar.update("gzip", &variants, &event(kind));
+                assert_eq!(
+                    (
+                        bar.bar.prefix().as_str(),
+                        bar.bar.message().as_str(),
+                        bar.bar.position()
+                    ),
+                    (prefix, message, position)
+                );
+            };
+        let checking = PhaseInfo {
+            phase: Phase::CheckingBaseline,
+            variant: None,
+            arm: None,
+        };
+        check(
+            &mut bar,
+            EventKind::Phase(&checking),
+            "gzip · checking the baseline",
+            "1m 35s left",
+            0,
+        );
+        let switching = PhaseInfo {
+            phase: Phase::Switching,
+            variant: Some("gzip-6".to_owned()),
+            arm: Some("gzip-6".to_owned()),
+        };
+        check(
+            &mut bar,
+            EventKind::Phase(&switching),
+            "gzip · gzip-6 (variant 2/2) · switching to gzip-6",
+            "1m 35s left",
+            0,
+        );
+        let block = BlockInfo {
+            index: 5,
+            kind: BlockKind::Test,
+            variant: "gzip-6".to_owned(),
+            variant_index: 2,
+            arm: Arm::Variant,
+            arm_name: "gzip-6".to_owned(),
+            cycle: 0,
+            position: 1,
+            block_in_variant: 2,
+            blocks_in_variant: 4,
+            warmup_s: 2.0,
+            duration_s: 8.0,
+            started: "2026-11-26T21:00:00Z".to_owned(),
+        };
+        check(
+            &mut bar,
+            EventKind::BlockStarted(&block),
+            "gzip · gzip-6 (variant 2/2) · cooling down (gzip-6)",
+            "block 2/4 · 1m 35s left",
+            STEPS_PER_BLOCK,
+        );
+        let mut live = LiveProgress {
+            warming_up: true,
+            elapsed_s: 1.0,
+            requests: 0,
+            errors: 0,
+            rate_per_s: 50.0,
+            p50_us: None,
+        };
+        check(
+            &mut bar,
+            EventKind::Progress {
+                block: &block,
+                live: &live,
+            },
+            "gzip · gzip-6 (variant 2/2) · cooling down (gzip-6)",
+            "block 2/4 · p50 - · 0 errors · 1m 35s left",
+            STEPS_PER_BLOCK + STEPS_PER_BLOCK / 10,
+        );
+        live.warming_up = false;
+        live.elapsed_s = 5.0;
+        live.requests = 150;
+        live.errors = 3;
+        live.p50_us = Some(2100);
+        check(
+            &mut bar,
+            EventKind::Progress {
+                block: &block,
+                live: &live,
+            },
+            "gzip · gzip-6 (variant 2/2) · measuring gzip-6",
+            "block 2/4 · p50 2.1 ms · 3 errors · 1m 35s left",
+            STEPS_PER_BLOCK + STEPS_PER_BLOCK / 2,
+        );
+        let measurement = BlockMeasurement::default();
+        check(
+            &mut bar,
+            EventKind::BlockFinished {
+                block: &block,
+                measurement: &measurement,
+            },
+            "gzip · gzip-6 (variant 2/2) · measuring gzip-6",
+            "block 2/4 · p50 2.1 ms · 3 errors · 1m 35s left",
+            2 * STEPS_PER_BLOCK,
+        );
+        check(
+            &mut bar,
+            EventKind::Step {
+                variant: "gzip-6",
+                cycle: 0,
+                step: JudgeStep::Stop(Verdict::Revert),
+            },
+            "gzip · gzip-6 (variant 2/2) · deciding: revert",
+            "block 2/4 · p50 2.1 ms · 3 errors · 1m 35s left",
+            2 * STEPS_PER_BLOCK,
+        );
+        assert_eq!(bar.bar.length(), Some(4 * STEPS_PER_BLOCK));
+    }
 }

@@ -410,3 +410,70 @@ fn watching_for_experiments_stops_cleanly_on_sigterm() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(sent.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn off_a_terminal_progress_is_plain_log_lines() {
+    let site = Site::start();
+    site.experiment(
+        "logs",
+        LEVEL,
+        json!([{"name": "level-9", "params": {"level": 9}}]),
+        json!({"headers": {"Accept-Encoding": "gzip", "Authorization": "Bearer s3cret-token"}}),
+    );
+    // The test's pipe is not a terminal: no bar, only log lines.
+    let out = site.run(&["run", "logs"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", text(&out.stdout));
+    assert!(
+        !stderr.contains('\x1b'),
+        "escape codes in the logs:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret"),
+        "a secret in the logs:\n{stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    // Each line: a timestamp, the level, the experiment and what happened.
+    for line in &lines {
+        let (time, rest) = line.split_once(' ').unwrap();
+        assert!(
+            time.starts_with("20") && time.ends_with('Z'),
+            "no timestamp: {line}"
+        );
+        let rest = rest.trim_start();
+        assert!(
+            rest.starts_with("INFO logs: ") || rest.starts_with("WARN logs: "),
+            "not a log line: {line}"
+        );
+    }
+    let history = records::history(&site.path("state")).unwrap();
+    let run_id = &history[0].run_id;
+    let run = records::load_run(&site.path("state"), run_id).unwrap();
+    for expected in [
+        format!("run {run_id} started: 1 variant, seed "),
+        "checking the configuration as found".to_owned(),
+        "level-9: switching to level-9".to_owned(),
+        "level-9: block 1/16 (".to_owned(),
+        "level-9: the judge stops after ".to_owned(),
+        "restoring the original configuration".to_owned(),
+        "level-9: revert: p50 +".to_owned(),
+        format!("run {run_id} completed; the original config is live"),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(&expected)),
+            "no line with `{expected}`:\n{stderr}"
+        );
+    }
+    // One line per block (none per progress tick), and a cool-down after each switch.
+    let block_lines: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains(": block ") && l.contains(" requests, "))
+        .collect();
+    assert_eq!(block_lines.len(), run.blocks.len(), "{stderr}");
+    assert!(
+        block_lines
+            .iter()
+            .any(|l| l.contains("after a 0.3 s cool-down")),
+        "{stderr}"
+    );
+}
