@@ -4,6 +4,8 @@ mod apply_cmds;
 mod cli;
 mod coach;
 mod dashboard;
+mod demo;
 mod deploy;
+mod e2e_nginx;
 mod probe;
 mod run;
