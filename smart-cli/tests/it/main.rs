@@ -4,7 +4,6 @@ mod apply_cmds;
 mod cli;
 mod coach;
 mod dashboard;
-mod demo;
 mod deploy;
 mod e2e_nginx;
 mod probe;
