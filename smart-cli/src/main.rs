@@ -14,6 +14,7 @@
 mod agent_config;
 mod audit;
 mod dashboard;
+mod demo;
 mod error;
 mod history;
 mod init;
@@ -66,6 +67,7 @@ enum Command {
     Status(status::Args),
     History(history::Args),
     Show(show::Args),
+    Demo(demo::Args),
 }
 
 /// Runs one subcommand.
@@ -82,6 +84,7 @@ fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
         Command::Status(args) => status::run(args, global),
         Command::History(args) => history::run(args, global),
         Command::Show(args) => show::run(args, global),
+        Command::Demo(args) => demo::run(args, global),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use smart_apply::{Applier, Config, EngineApplier, RunLock};
 use smart_coach::MaybeCoach;
-use smart_core::engine::{self, CancelToken, LiveConfig, Ports, RunConfig, RunEnd};
+use smart_core::engine::{self, CancelToken, LiveConfig, Ports, RunConfig, RunEnd, RunReport};
 use smart_core::records::{self, DecisionKind, Records};
 use smart_core::schedule::Human;
 use smart_core::validate::{experiment_files, validate_paths};
@@ -71,23 +71,9 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     );
     let state_dir = config.state_dir();
     let lock = RunLock::acquire(state_dir).map_err(apply_error)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))?;
-    let cancel = CancelToken::new();
-    let on_signal = cancel.clone();
-    runtime.spawn(async move {
-        wait_for_signal().await;
-        on_signal.cancel();
-    });
-    let recovered = runtime
-        .block_on(Applier::new(Config::new(state_dir)).recover(&lock))
-        .map_err(apply_error)?;
-    for outcome in &recovered {
-        println!("recovered {}", describe(outcome));
-    }
+    let runtime = runtime()?;
+    let cancel = cancel_on_signal(&runtime);
+    recover(&runtime, state_dir, &lock)?;
     let mut failed = false;
     loop {
         for experiment in &pending {
@@ -95,7 +81,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
                 break;
             }
             let ctx = RunContext {
-                args,
+                seed: args.seed,
                 config: &config,
                 lock: &lock,
                 runtime: &runtime,
@@ -123,6 +109,41 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     } else {
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The async runtime every run of one command shares: two workers, as on a 2-core server.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// A cancel token that SIGINT or SIGTERM trips, for the engine to stop probing and restore.
+pub(crate) fn cancel_on_signal(runtime: &tokio::runtime::Runtime) -> CancelToken {
+    let cancel = CancelToken::new();
+    let on_signal = cancel.clone();
+    runtime.spawn(async move {
+        wait_for_signal().await;
+        on_signal.cancel();
+    });
+    cancel
+}
+
+/// Recovers any interrupted earlier run under `state_dir` and says what it put back.
+pub(crate) fn recover(
+    runtime: &tokio::runtime::Runtime,
+    state_dir: &std::path::Path,
+    lock: &RunLock,
+) -> Result<(), CliError> {
+    let recovered = runtime
+        .block_on(Applier::new(Config::new(state_dir)).recover(lock))
+        .map_err(apply_error)?;
+    for outcome in &recovered {
+        println!("recovered {}", describe(outcome));
+    }
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -252,13 +273,14 @@ fn dry_run(args: &Args, config: &AgentConfig) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What every run of one `smart run` shares.
-struct RunContext<'a> {
-    args: &'a Args,
-    config: &'a AgentConfig,
-    lock: &'a RunLock,
-    runtime: &'a tokio::runtime::Runtime,
-    cancel: &'a CancelToken,
+/// What every run of one `smart run` (or `smart demo`) shares.
+pub(crate) struct RunContext<'a> {
+    /// The seed of every run's ABBA design; `None` draws a fresh one per run.
+    pub(crate) seed: Option<u64>,
+    pub(crate) config: &'a AgentConfig,
+    pub(crate) lock: &'a RunLock,
+    pub(crate) runtime: &'a tokio::runtime::Runtime,
+    pub(crate) cancel: &'a CancelToken,
 }
 
 /// Runs one experiment; `Ok(false)` when its run did not complete (the records say why).
@@ -267,14 +289,49 @@ fn run_one(
     coach: &mut MaybeCoach,
     experiment: &Experiment,
 ) -> Result<bool, CliError> {
+    let report = execute(ctx, coach, experiment)?;
+    let run_id = &report.run_id;
+    for d in &report.decisions {
+        println!("{} {}", experiment.name(), summary(d));
+    }
+    let live = match &report.live {
+        LiveConfig::Variant(name) => format!("{name} is live"),
+        LiveConfig::Original => "the original config is live".to_owned(),
+        LiveConfig::Unknown => "the live config is unknown".to_owned(),
+    };
+    match report.end {
+        RunEnd::Completed => {
+            println!("{}: run {run_id} completed; {live}", experiment.name());
+            Ok(true)
+        }
+        end => {
+            println!(
+                "{}: run {run_id} ended early ({}): {}; {live}",
+                experiment.name(),
+                end.as_str(),
+                report.end_reason.as_deref().unwrap_or("")
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Runs one experiment through the engine with the real probe, judge and applier, the records,
+/// the live dashboard and the progress printer as observers; returns the engine's report. When
+/// the original could not be restored, prints the decisions and fails (exit 3).
+pub(crate) fn execute(
+    ctx: &RunContext<'_>,
+    coach: &mut MaybeCoach,
+    experiment: &Experiment,
+) -> Result<RunReport, CliError> {
     let RunContext {
-        args,
+        seed,
         config,
         lock,
         runtime,
         cancel,
     } = *ctx;
-    let seed = args.seed.unwrap_or_else(engine::fresh_seed);
+    let seed = seed.unwrap_or_else(engine::fresh_seed);
     let run_id = records::new_run_id(experiment.name(), SystemTime::now(), seed);
     let state_dir = config.state_dir();
     let mut judge = EngineJudge::new(experiment).map_err(|e| {
@@ -325,36 +382,10 @@ fn run_one(
             config.dashboard_dir().display()
         );
     }
-    let report = match result {
-        Ok(report) => report,
-        Err(e) => {
-            for d in &e.report().decisions {
-                println!("{} {}", experiment.name(), summary(d));
-            }
-            return Err(CliError::runtime(e));
+    result.map_err(|e| {
+        for d in &e.report().decisions {
+            println!("{} {}", experiment.name(), summary(d));
         }
-    };
-    for d in &report.decisions {
-        println!("{} {}", experiment.name(), summary(d));
-    }
-    let live = match &report.live {
-        LiveConfig::Variant(name) => format!("{name} is live"),
-        LiveConfig::Original => "the original config is live".to_owned(),
-        LiveConfig::Unknown => "the live config is unknown".to_owned(),
-    };
-    match report.end {
-        RunEnd::Completed => {
-            println!("{}: run {run_id} completed; {live}", experiment.name());
-            Ok(true)
-        }
-        end => {
-            println!(
-                "{}: run {run_id} ended early ({}): {}; {live}",
-                experiment.name(),
-                end.as_str(),
-                report.end_reason.as_deref().unwrap_or("")
-            );
-            Ok(false)
-        }
-    }
+        CliError::runtime(e)
+    })
 }

@@ -4,6 +4,7 @@ mod apply_cmds;
 mod cli;
 mod coach;
 mod dashboard;
+mod demo;
 mod deploy;
 mod e2e_nginx;
 mod probe;
