@@ -95,7 +95,12 @@ fn revert_restores_a_kept_run_and_unknown_experiments_are_bad_input() {
     let dir = setup();
     apply_v1(dir.path(), true);
     let recover = smart(dir.path(), &["recover"]);
-    assert!(recover.status.success());
+    assert!(
+        recover.status.success(),
+        "{}\n{}",
+        text(&recover.stdout),
+        text(&recover.stderr)
+    );
     assert_eq!(
         fs::read_to_string(dir.path().join("site.conf")).unwrap(),
         "worker_processes 4;\n",
