@@ -119,7 +119,7 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
     let lock = RunLock::acquire(config.state_dir()).map_err(apply_error)?;
     let runtime = run::runtime()?;
     let cancel = run::cancel_on_signal(&runtime);
-    run::recover(&runtime, config.state_dir(), &lock)?;
+    run::recover(&runtime, &config, &lock)?;
 
     // The target runs on its own runtime, as a server would in its own process, so the probe's
     // workers and the target's do not wait on each other.

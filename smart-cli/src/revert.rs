@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use smart_apply::{Applier, Config, ErrorKind, RunAction, RunLock, RunOutcome};
+use smart_core::AgentConfig;
 
 use crate::Global;
 use crate::error::CliError;
@@ -36,9 +37,15 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
 pub(crate) fn open(global: &Global) -> Result<(Applier, RunLock), CliError> {
     let config = global.agent_config()?;
     let lock = RunLock::acquire(config.state_dir()).map_err(apply_error)?;
+    Ok((applier(&config), lock))
+}
+
+/// The applier for this agent: its state dir, and the audit log rotated by `[logs]` (the same
+/// settings the run records use, so both writers of the chain rotate alike).
+pub(crate) fn applier(config: &AgentConfig) -> Applier {
     let mut applier_config = Config::new(config.state_dir());
     applier_config.audit_rotation = config.logs();
-    Ok((Applier::new(applier_config), lock))
+    Applier::new(applier_config)
 }
 
 /// A small runtime for one applier call (commands and HTTP checks are async).

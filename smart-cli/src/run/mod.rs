@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use smart_apply::{Applier, Config, EngineApplier, RunLock};
+use smart_apply::{EngineApplier, RunLock};
 use smart_coach::MaybeCoach;
 use smart_core::engine::{self, CancelToken, LiveConfig, Ports, RunConfig, RunEnd, RunReport};
 use smart_core::records::{self, DecisionKind, Records};
@@ -21,7 +21,7 @@ use smart_probe::EngineProbe;
 
 use crate::Global;
 use crate::error::CliError;
-use crate::revert::{apply_error, describe};
+use crate::revert::{applier, apply_error, describe};
 
 use self::clock::TokioClock;
 use self::progress::Show;
@@ -73,7 +73,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let lock = RunLock::acquire(state_dir).map_err(apply_error)?;
     let runtime = runtime()?;
     let cancel = cancel_on_signal(&runtime);
-    recover(&runtime, state_dir, &lock)?;
+    recover(&runtime, &config, &lock)?;
     let mut failed = false;
     loop {
         for experiment in &pending {
@@ -134,11 +134,11 @@ pub(crate) fn cancel_on_signal(runtime: &tokio::runtime::Runtime) -> CancelToken
 /// Recovers any interrupted earlier run under `state_dir` and says what it put back.
 pub(crate) fn recover(
     runtime: &tokio::runtime::Runtime,
-    state_dir: &std::path::Path,
+    config: &AgentConfig,
     lock: &RunLock,
 ) -> Result<(), CliError> {
     let recovered = runtime
-        .block_on(Applier::new(Config::new(state_dir)).recover(lock))
+        .block_on(applier(config).recover(lock))
         .map_err(apply_error)?;
     for outcome in &recovered {
         println!("recovered {}", describe(outcome));
@@ -350,12 +350,7 @@ pub(crate) fn execute(
             ))
         })?
     };
-    let mut applier = EngineApplier::new(
-        Applier::new(Config::new(state_dir)),
-        lock,
-        experiment,
-        &run_id,
-    );
+    let mut applier = EngineApplier::new(applier(config), lock, experiment, &run_id);
     let clock = TokioClock::new();
     // The records first, so the dashboard renders what was just written.
     let records = Records::with_rotation(state_dir, config.logs());
