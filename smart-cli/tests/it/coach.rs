@@ -134,21 +134,7 @@ impl Site {
             ),
         )
         .unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let target = runtime.block_on(async {
-            let target = DemoTarget::start(
-                &dir.path().join("demo.toml"),
-                "127.0.0.1:0".parse().unwrap(),
-            )
-            .await
-            .unwrap();
-            target.reload_on_sighup().unwrap();
-            target
-        });
+        let (runtime, target) = crate::support::demo_target(&dir.path().join("demo.toml"));
         let url = format!("http://{}/", target.addr());
         let experiment = json!({
             "name": "level",

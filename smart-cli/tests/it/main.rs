@@ -9,3 +9,4 @@ mod deploy;
 mod e2e_nginx;
 mod probe;
 mod run;
+mod support;

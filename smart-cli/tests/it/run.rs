@@ -32,21 +32,7 @@ impl Site {
             "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
         )
         .unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let target = runtime.block_on(async {
-            let target = DemoTarget::start(
-                &dir.path().join("demo.toml"),
-                "127.0.0.1:0".parse().unwrap(),
-            )
-            .await
-            .unwrap();
-            target.reload_on_sighup().unwrap();
-            target
-        });
+        let (runtime, target) = crate::support::demo_target(&dir.path().join("demo.toml"));
         Site {
             dir,
             runtime,

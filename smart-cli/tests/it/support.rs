@@ -1,0 +1,24 @@
+//! Set-up shared by the tests that run `smart` against the demo target.
+
+use std::path::Path;
+
+use smart_demo_target::DemoTarget;
+
+/// Starts the demo target on a free loopback port with `config`, reloading on SIGHUP (the
+/// experiments' reload argv is `kill -HUP <this test process>`), on a runtime of its own so the
+/// target keeps serving while the test blocks on the `smart` child process.
+pub(crate) fn demo_target(config: &Path) -> (tokio::runtime::Runtime, DemoTarget) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = runtime.block_on(async {
+        let target = DemoTarget::start(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        target.reload_on_sighup().unwrap();
+        target
+    });
+    (runtime, target)
+}
