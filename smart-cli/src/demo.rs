@@ -186,7 +186,7 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
     target_runtime.block_on(target.shutdown());
     drop(lock);
 
-    print!("\n{}", table(&outcomes));
+    print!("\n{}", table(&outcomes, cancel.is_cancelled()));
     println!(
         "smart demo: took {:.0} s; records in {}, dashboard {}{}",
         started.elapsed().as_secs_f64(),
@@ -316,8 +316,8 @@ fn unexpected(outcomes: &[Outcome]) -> Vec<String> {
     wrong
 }
 
-/// The summary table: one row per variant decision.
-fn table(outcomes: &[Outcome]) -> String {
+/// The summary table: one row per variant decision; `interrupted` when the user stopped the demo.
+fn table(outcomes: &[Outcome], interrupted: bool) -> String {
     let mut rows = vec![[
         "experiment".to_owned(),
         "variant".to_owned(),
@@ -329,7 +329,7 @@ fn table(outcomes: &[Outcome]) -> String {
     ]];
     for o in outcomes {
         for d in &o.report.decisions {
-            rows.push(row(o, d));
+            rows.push(row(o, d, interrupted));
         }
     }
     let widths: Vec<usize> = (0..rows[0].len())
@@ -347,7 +347,7 @@ fn table(outcomes: &[Outcome]) -> String {
     out
 }
 
-fn row(o: &Outcome, d: &DecisionRecord) -> [String; 7] {
+fn row(o: &Outcome, d: &DecisionRecord, interrupted: bool) -> [String; 7] {
     let p50 = match (d.p50_change_pct, d.p50_change_bounds_pct) {
         (Some(x), Some(b)) => format!("{x:+.1} % [{:+.1}, {:+.1}]", b.lower, b.upper),
         (Some(x), None) => format!("{x:+.1} %"),
@@ -356,20 +356,27 @@ fn row(o: &Outcome, d: &DecisionRecord) -> [String; 7] {
     let errors = d
         .error_rate_change_pp
         .map_or_else(|| "-".to_owned(), |e| format!("{e:+.2} pp"));
-    let decision = if o.expect.met_by(d.decision) {
-        d.decision.as_str().to_owned()
-    } else {
-        format!("{} (UNEXPECTED)", d.decision.as_str())
-    };
     [
         o.report.experiment.clone(),
         d.variant.clone(),
         o.expect.as_str().to_owned(),
-        decision,
+        decision_cell(o.expect, d.decision, interrupted),
         p50,
         errors,
         format!("{:.0} s", o.took.as_secs_f64()),
     ]
+}
+
+/// A decision as the table shows it: marked when it is not the expected one, unless the user's
+/// interrupt is why the run was aborted.
+fn decision_cell(expect: Expect, decision: DecisionKind, interrupted: bool) -> String {
+    if expect.met_by(decision) {
+        decision.as_str().to_owned()
+    } else if interrupted && decision == DecisionKind::Aborted {
+        format!("{} (interrupted)", decision.as_str())
+    } else {
+        format!("{} (UNEXPECTED)", decision.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -400,6 +407,28 @@ mod tests {
                 .count();
             assert_eq!(lines, 1, "{pattern}");
         }
+    }
+
+    #[test]
+    fn an_interrupted_run_is_not_called_unexpected() {
+        use DecisionKind::{Aborted, Keep, Revert};
+        assert_eq!(decision_cell(Expect::Keep, Keep, false), "keep");
+        assert_eq!(
+            decision_cell(Expect::Keep, Revert, false),
+            "revert (UNEXPECTED)"
+        );
+        assert_eq!(
+            decision_cell(Expect::Keep, Aborted, false),
+            "aborted (UNEXPECTED)"
+        );
+        assert_eq!(
+            decision_cell(Expect::Keep, Aborted, true),
+            "aborted (interrupted)"
+        );
+        assert_eq!(
+            decision_cell(Expect::Keep, Revert, true),
+            "revert (UNEXPECTED)"
+        );
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
         out.push(g.clone());
     }
     let Some(m) = f.metric_change else {
+        if f.guardrail.is_some() {
+            // The guardrail is the reason; a shortage of data it caused says nothing more.
+            out.push(when(f));
+            return out;
+        }
         out.push(format!(
             "too little data: {} usable block pairs of {} planned, at least 4 are needed (a block \
              counts when it ran to its end with at least 30 answered requests)",

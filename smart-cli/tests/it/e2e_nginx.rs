@@ -386,6 +386,17 @@ fn a_variant_answering_503_is_reverted_by_the_guardrail_within_seconds() {
         "{:?}",
         decision.reasons
     );
+    // Said once, and not followed by the shortage of data it caused.
+    let guardrail = decision.reasons.iter().filter(|r| r.contains("error rate"));
+    assert_eq!(guardrail.count(), 1, "{:?}", decision.reasons);
+    assert!(
+        !decision
+            .reasons
+            .iter()
+            .any(|r| r.contains("too little data")),
+        "{:?}",
+        decision.reasons
+    );
     // The variant's one block was cut short by the guardrail, and no baseline block ran.
     let [block] = &run.blocks[..] else {
         panic!("blocks: {:?}", run.blocks);

@@ -1016,7 +1016,19 @@ where
             }
         };
         if state.started.is_some() {
-            reasons.extend(judgement.reasons.iter().cloned());
+            // A guardrail the engine reported to the judge comes back as "guardrail: {why}";
+            // the engine's own line above already says it.
+            let said = |r: &String| {
+                let why = r.strip_prefix("guardrail: ").unwrap_or(r);
+                reasons.iter().any(|have| have.contains(why))
+            };
+            let from_judge: Vec<String> = judgement
+                .reasons
+                .iter()
+                .filter(|r| !said(r))
+                .cloned()
+                .collect();
+            reasons.extend(from_judge);
             reasons.extend(state.notes.iter().cloned());
         }
         DecisionRecord {

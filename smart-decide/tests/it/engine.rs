@@ -23,6 +23,8 @@ struct Server {
     reloads: Cell<u32>,
     /// The variant's median latency relative to the baseline's.
     variant_factor: f64,
+    /// The variant's blocks are stopped by the probe's error guardrail.
+    variant_aborts: bool,
 }
 
 struct SimProbe {
@@ -54,6 +56,12 @@ impl Probe for SimProbe {
         let server = Rc::clone(&self.server);
         server.clock.sleep(request.warmup + request.duration).await;
         progress(&LiveProgress::default());
+        if server.variant_aborts && server.variant_live.get() {
+            return Ok(BlockMeasurement {
+                aborted: Some(GUARDRAIL.to_owned()),
+                ..BlockMeasurement::default()
+            });
+        }
         // Requests of the warm-up are discarded: reload errors count only without one.
         let mut errors = 0;
         if server.reloads.get() != self.seen_reloads {
@@ -129,9 +137,25 @@ fn experiment() -> Experiment {
     validate::validate_text(json, "sim.json".as_ref(), &Defaults::default()).unwrap()
 }
 
+/// What the simulated probe says when it stops a variant's block.
+const GUARDRAIL: &str = "error rate 80.0 % over the last 1 s passed the abort threshold of 20 %";
+
 /// Runs the experiment once with `seed`; the decision, the reloads made, the reasons, and the
 /// errors the judge counted in the baseline and the variant.
 fn run(variant_factor: f64, seed: u64) -> (DecisionKind, u32, Vec<String>, [u64; 2]) {
+    let (decision, reloads, reasons, report) = run_server(variant_factor, false, seed);
+    let errors =
+        ["baseline", "candidate"].map(|arm| report[arm]["errors"].as_u64().expect("error counts"));
+    (decision, reloads, reasons, errors)
+}
+
+/// Runs the experiment once with `seed`; the decision, the reloads made, the reasons and the
+/// judge's report.
+fn run_server(
+    variant_factor: f64,
+    variant_aborts: bool,
+    seed: u64,
+) -> (DecisionKind, u32, Vec<String>, serde_json::Value) {
     let experiment = experiment();
     let clock = SimClock::new();
     let server = Rc::new(Server {
@@ -139,6 +163,7 @@ fn run(variant_factor: f64, seed: u64) -> (DecisionKind, u32, Vec<String>, [u64;
         variant_live: Cell::new(false),
         reloads: Cell::new(0),
         variant_factor,
+        variant_aborts,
     });
     let mut probe = SimProbe {
         server: Rc::clone(&server),
@@ -162,16 +187,11 @@ fn run(variant_factor: f64, seed: u64) -> (DecisionKind, u32, Vec<String>, [u64;
     };
     let report = block_on(&clock, smart_core::engine::run(&experiment, &config, ports)).unwrap();
     let decision = report.decisions.into_iter().next().unwrap();
-    let errors = ["baseline", "candidate"].map(|arm| {
-        decision.report[arm]["errors"]
-            .as_u64()
-            .expect("error counts")
-    });
     (
         decision.decision,
         server.reloads.get(),
         decision.reasons,
-        errors,
+        decision.report,
     )
 }
 
@@ -204,5 +224,21 @@ fn a_true_win_is_kept() {
     for seed in 1..=5 {
         let (decision, _, reasons, _) = run(0.7, seed);
         assert_eq!(decision, DecisionKind::Keep, "seed {seed}: {reasons:?}");
+    }
+}
+
+#[test]
+fn a_guardrail_is_the_reason_given_once() {
+    for seed in 1..=4 {
+        let (decision, _, reasons, _) = run_server(1.0, true, seed);
+        assert_eq!(decision, DecisionKind::Revert, "seed {seed}: {reasons:?}");
+        assert!(reasons[0].contains(GUARDRAIL), "seed {seed}: {reasons:?}");
+        // Neither repeated by the judge nor followed by the shortage of data it caused.
+        let told = reasons.iter().filter(|r| r.contains(GUARDRAIL)).count();
+        assert_eq!(told, 1, "seed {seed}: {reasons:?}");
+        assert!(
+            !reasons.iter().any(|r| r.contains("too little data")),
+            "seed {seed}: {reasons:?}"
+        );
     }
 }
