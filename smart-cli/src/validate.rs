@@ -17,7 +17,8 @@ use crate::error::CliError;
 /// with its variants and its worst-case and expected duration, followed by what its schedule can
 /// decide (the smallest win it can detect, or a warning when it can never keep a variant). Directories are searched for
 /// `*.json` files (not recursively). With no FILE|DIR, the config's `experiments_dir` is checked.
-/// The config file (see --config) is checked too, and its `[defaults]` apply to every file.
+/// The config file (see --config) is checked too, and its `[defaults]` apply to every file; its
+/// `[coach]` is checked as `smart run` checks it, in this shell's environment (for `token_env`).
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -91,15 +92,31 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     for invalid in &report.invalid {
         let _ = writeln!(err, "{invalid}");
     }
-    if report.invalid.is_empty() {
+    let env = |name: &str| std::env::var(name).ok();
+    let coach = smart_coach::CoachConfig::from_agent_config(&config, &env).err();
+    if let Some(coach) = &coach {
+        let _ = writeln!(err, "{coach}");
+    }
+    if report.invalid.is_empty() && coach.is_none() {
         return Ok(ExitCode::SUCCESS);
     }
-    let problems: usize = report.invalid.iter().map(|i| i.problems().len()).sum();
-    let files = report.invalid.len() + report.experiments.len();
+    let mut problems: usize = report.invalid.iter().map(|i| i.problems().len()).sum();
+    let mut where_ = Vec::new();
+    if !report.invalid.is_empty() {
+        let files = report.invalid.len() + report.experiments.len();
+        where_.push(format!(
+            "{} of {files} file{}",
+            report.invalid.len(),
+            if files == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(coach) = &coach {
+        problems += coach.problems().count();
+        where_.push(format!("[coach] of {}", coach.file().display()));
+    }
     Err(CliError::bad_input(format!(
-        "{problems} problem{} in {} of {files} file{}; nothing was changed",
+        "{problems} problem{} in {}; nothing was changed",
         if problems == 1 { "" } else { "s" },
-        report.invalid.len(),
-        if files == 1 { "" } else { "s" },
+        where_.join(" and "),
     )))
 }

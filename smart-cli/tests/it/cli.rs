@@ -217,6 +217,49 @@ fn a_bad_config_is_reported_with_file_and_key() {
 }
 
 #[test]
+fn validate_checks_the_coach_as_run_would() {
+    let dir = with_examples();
+    let config = dir.path().join("smart.toml");
+    std::fs::write(
+        &config,
+        "experiments_dir = \"experiments\"\n[coach]\nurl = \"ftp://coach\"\nmode = \"advice\"\n\
+         token_env = \"SMART_TEST_UNSET_TOKEN\"\n",
+    )
+    .unwrap();
+    let before = snapshot(dir.path());
+    let out = smart(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    for want in [
+        "smart.toml: coach.url: ",
+        "smart.toml: coach.mode: ",
+        "smart.toml: coach.token_env: the environment variable SMART_TEST_UNSET_TOKEN is not set",
+        "smart: error: 3 problems in [coach] of ",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // The experiments themselves were still checked and found valid.
+    assert!(stdout(&out).contains(": ok: "), "{}", stdout(&out));
+    assert_eq!(snapshot(dir.path()), before, "validate must write nothing");
+
+    // A valid [coach] passes.
+    std::fs::write(
+        &config,
+        "experiments_dir = \"experiments\"\n[coach]\nurl = \"http://127.0.0.1:9/\"\n\
+         token_env = \"SMART_TEST_TOKEN\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_smart"))
+        .arg("validate")
+        .current_dir(dir.path())
+        .env("SMART_TEST_TOKEN", "t0ken-for-the-test-only-0123456789")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("t0ken"), "the token was printed");
+}
+
+#[test]
 fn validate_without_paths_or_config_says_what_to_give() {
     let dir = tempfile::tempdir().unwrap();
     if Path::new("/etc/smart/smart.toml").exists() {
