@@ -412,23 +412,15 @@ mod tests {
     #[test]
     fn an_interrupted_run_is_not_called_unexpected() {
         use DecisionKind::{Aborted, Keep, Revert};
-        assert_eq!(decision_cell(Expect::Keep, Keep, false), "keep");
-        assert_eq!(
-            decision_cell(Expect::Keep, Revert, false),
-            "revert (UNEXPECTED)"
-        );
-        assert_eq!(
-            decision_cell(Expect::Keep, Aborted, false),
-            "aborted (UNEXPECTED)"
-        );
-        assert_eq!(
-            decision_cell(Expect::Keep, Aborted, true),
-            "aborted (interrupted)"
-        );
-        assert_eq!(
-            decision_cell(Expect::Keep, Revert, true),
-            "revert (UNEXPECTED)"
-        );
+        for (decision, interrupted, shown) in [
+            (Keep, false, "keep"),
+            (Revert, false, "revert (UNEXPECTED)"),
+            (Aborted, false, "aborted (UNEXPECTED)"),
+            (Aborted, true, "aborted (interrupted)"),
+            (Revert, true, "revert (UNEXPECTED)"),
+        ] {
+            assert_eq!(decision_cell(Expect::Keep, decision, interrupted), shown);
+        }
     }
 
     #[test]
