@@ -1,6 +1,7 @@
 //! Integration tests of smart-dashboard: pages rendered from fixed run records (snapshots),
 //! escaping of user text everywhere, page weight, the live observer, and a real headless
-//! Chromium loading the pages under the deploy site's strict Content-Security-Policy.
+//! Chromium loading the pages under the deploy site's strict Content-Security-Policy, and the live
+//! script's pause while the tab is hidden (under node).
 
 mod browser;
 mod engine;
@@ -8,6 +9,7 @@ mod escaping;
 mod fixtures;
 mod live;
 mod pages;
+mod visibility;
 
 use std::path::Path;
 use std::time::SystemTime;
