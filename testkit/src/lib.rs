@@ -24,9 +24,22 @@ pub fn require_tool(tool: &str, test: &str) -> bool {
     );
     #[expect(clippy::print_stderr, reason = "the one-line skip notice is the point")]
     {
-        eprintln!("skipped {test}: `{tool}` is not installed (apt-get install {tool})");
+        eprintln!(
+            "skipped {test}: `{tool}` is not installed (apt-get install {})",
+            debian_package(tool)
+        );
     }
     false
+}
+
+/// The Debian package that installs `tool`, for the skip notice.
+fn debian_package(tool: &str) -> &str {
+    match tool {
+        "node" => "nodejs",
+        "systemd-analyze" => "systemd",
+        "sysctl" => "procps",
+        other => other,
+    }
 }
 
 /// The full path of `tool` on `PATH`, if there is one.
