@@ -2,25 +2,37 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use smart_apply::{Arm, ErrorKind, RunAction, Step};
+use smart_core::experiment::Apply;
 
-use crate::support::{Env, Service, apply, audit_actions, params, read};
+use crate::support::{Env, Service, apply, assert_failed, audit_actions, read, switch};
 
 const SITE: &str = "# site\nstatus=200\nworkers 1;\n";
 
-/// A service whose config is `etc/site.conf`, with a health check on it.
-fn service(env: &Env) -> Service {
-    fs::write(env.etc("site.conf"), SITE).unwrap();
-    Service::start(&env.etc("site.conf"))
+/// An `apply` section that renders `site` as `v=<variant>`, with the other `apply` fields
+/// given in `more` (an object: a reload command, a health check, ...).
+fn variant_spec(site: &Path, more: serde_json::Value) -> Apply {
+    let serde_json::Value::Object(more) = more else {
+        panic!("`more` is a JSON object, not {more}");
+    };
+    let mut spec = json!({"files": [{"path": site, "template": "v={{ variant }}\n"}]});
+    spec.as_object_mut().unwrap().extend(more);
+    apply(spec)
+}
+
+/// A service whose config is `etc/site.conf` (written as [`SITE`]), and that file's path.
+fn service(env: &Env) -> (Service, PathBuf) {
+    let site = env.file("site.conf", SITE);
+    (Service::start(&site), site)
 }
 
 #[tokio::test]
 async fn variants_and_the_found_config_round_trip_files_owner_mode_and_command() {
     let env = Env::new();
-    let svc = service(&env);
-    let site = env.etc("site.conf");
+    let (svc, site) = service(&env);
     fs::set_permissions(&site, fs::Permissions::from_mode(0o640)).unwrap();
     // As root (CI), give the file another owner to see it kept; otherwise keep our own.
     let owner = if fs::metadata(&site).unwrap().uid() == 0 {
@@ -42,14 +54,8 @@ async fn variants_and_the_found_config_round_trip_files_owner_mode_and_command()
         "reload": ["true"],
         "health": {"url": svc.url(), "timeout_s": 5}
     }));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    let v1 = params(&[("workers", "4"), ("backlog", "4096")]);
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &v1,
-        })
+    let (applier, lock, mut session) = env.begin("exp", &spec).await;
+    switch(&mut session, "v1", &[("workers", "4"), ("backlog", "4096")])
         .await
         .unwrap();
     assert_eq!(
@@ -69,12 +75,7 @@ async fn variants_and_the_found_config_round_trip_files_owner_mode_and_command()
     assert_eq!(read(&new_file), None);
     assert_eq!(env.sysctl_value(), "128");
 
-    let v2 = params(&[("workers", "8"), ("backlog", "512")]);
-    session
-        .switch_to(Arm::Variant {
-            name: "v2",
-            params: &v2,
-        })
+    switch(&mut session, "v2", &[("workers", "8"), ("backlog", "512")])
         .await
         .unwrap();
     assert_eq!(session.arm(), "v2");
@@ -111,14 +112,8 @@ async fn command_applier_with_an_explicit_revert_round_trips() {
     let spec = apply(json!({
         "command": {"read": [sysctl], "set": [sysctl, "{{ algo }}"], "revert": [sysctl, "{{ original }}"]},
     }));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "cc", "r1", &spec).await.unwrap();
-    let p = params(&[("algo", "bbr")]);
-    session
-        .switch_to(Arm::Variant {
-            name: "bbr",
-            params: &p,
-        })
+    let (_, _lock, mut session) = env.begin("cc", &spec).await;
+    switch(&mut session, "bbr", &[("algo", "bbr")])
         .await
         .unwrap();
     assert_eq!(env.sysctl_value(), "bbr");
@@ -129,8 +124,7 @@ async fn command_applier_with_an_explicit_revert_round_trips() {
 #[tokio::test]
 async fn a_validate_failure_restores_the_original_and_reports_stderr() {
     let env = Env::new();
-    let svc = service(&env);
-    let site = env.etc("site.conf");
+    let (svc, site) = service(&env);
     let check = env.script(
         "check",
         &format!("if grep -q broken '{}'; then echo 'line 3: unknown directive \"broken\"' >&2; exit 1; fi", site.display()),
@@ -139,33 +133,18 @@ async fn a_validate_failure_restores_the_original_and_reports_stderr() {
         "files": [{"path": site, "template": "status=200\n{{ directive }};\n"}],
         "validate": [check], "reload": ["true"], "health": {"url": svc.url(), "timeout_s": 5}
     }));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    let bad = params(&[("directive", "broken")]);
-    let err = session
-        .switch_to(Arm::Variant {
-            name: "bad",
-            params: &bad,
-        })
+    let (_, _lock, mut session) = env.begin("exp", &spec).await;
+    let err = switch(&mut session, "bad", &[("directive", "broken")])
         .await
         .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.step()),
-        (&ErrorKind::Reverted, Step::Validate),
-        "{err}"
-    );
+    assert_failed(&err, ErrorKind::Reverted, Step::Validate);
     assert!(
         err.to_string().contains("unknown directive \"broken\""),
         "{err}"
     );
     assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
     // The session goes on: a good variant still applies after the failed one.
-    let good = params(&[("directive", "fine")]);
-    session
-        .switch_to(Arm::Variant {
-            name: "good",
-            params: &good,
-        })
+    switch(&mut session, "good", &[("directive", "fine")])
         .await
         .unwrap();
     session.revert().await.unwrap();
@@ -175,27 +154,16 @@ async fn a_validate_failure_restores_the_original_and_reports_stderr() {
 #[tokio::test]
 async fn a_health_failure_restores_and_the_service_is_healthy_again() {
     let env = Env::new();
-    let svc = service(&env);
-    let site = env.etc("site.conf");
+    let (svc, site) = service(&env);
     let spec = apply(json!({
         "files": [{"path": site, "template": "status={{ status }}\n"}],
         "reload": ["true"], "health": {"url": svc.url(), "timeout_s": 1}
     }));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    let p = params(&[("status", "503")]);
-    let err = session
-        .switch_to(Arm::Variant {
-            name: "v",
-            params: &p,
-        })
+    let (_, _lock, mut session) = env.begin("exp", &spec).await;
+    let err = switch(&mut session, "v", &[("status", "503")])
         .await
         .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.step()),
-        (&ErrorKind::Reverted, Step::Health),
-        "{err}"
-    );
+    assert_failed(&err, ErrorKind::Reverted, Step::Health);
     assert!(err.to_string().contains("status 503"), "{err}");
     assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
     let actions = audit_actions(&env.state());
@@ -211,11 +179,9 @@ async fn a_health_failure_restores_and_the_service_is_healthy_again() {
 #[tokio::test]
 async fn a_failed_live_check_restores_the_original() {
     let env = Env::new();
-    let svc = service(&env);
-    let site = env.etc("site.conf");
+    let (svc, site) = service(&env);
     // The "reload" never makes the new config live: the service keeps reading an old copy.
-    let live = env.etc("live.conf");
-    fs::write(&live, SITE).unwrap();
+    let live = env.file("live.conf", SITE);
     let svc_live = Service::start(&live);
     drop(svc);
     let spec = apply(json!({
@@ -224,21 +190,9 @@ async fn a_failed_live_check_restores_the_original() {
         "live_check": {"url": svc_live.url(), "header": "X-Smart-Variant", "equals": "{{ variant }}"},
         "health": {"url": svc_live.url(), "timeout_s": 1}
     }));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    let p = params(&[]);
-    let err = session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &p,
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.step()),
-        (&ErrorKind::Reverted, Step::LiveCheck),
-        "{err}"
-    );
+    let (_, _lock, mut session) = env.begin("exp", &spec).await;
+    let err = switch(&mut session, "v1", &[]).await.unwrap_err();
+    assert_failed(&err, ErrorKind::Reverted, Step::LiveCheck);
     assert!(err.to_string().contains("expected `v1`"), "{err}");
     assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
     session.revert().await.unwrap();
@@ -247,29 +201,12 @@ async fn a_failed_live_check_restores_the_original() {
 #[tokio::test]
 async fn a_hand_edit_between_two_switches_stops_smart_without_overwriting() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    fs::write(&site, SITE).unwrap();
-    let spec = apply(
-        json!({"files": [{"path": site, "template": "v={{ variant }}\n"}], "reload": ["true"]}),
-    );
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    let p = params(&[]);
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &p,
-        })
-        .await
-        .unwrap();
+    let site = env.file("site.conf", SITE);
+    let spec = variant_spec(&site, json!({"reload": ["true"]}));
+    let (applier, lock, mut session) = env.begin("exp", &spec).await;
+    switch(&mut session, "v1", &[]).await.unwrap();
     fs::write(&site, "edited by a human\n").unwrap();
-    let err = session
-        .switch_to(Arm::Variant {
-            name: "v2",
-            params: &p,
-        })
-        .await
-        .unwrap_err();
+    let err = switch(&mut session, "v2", &[]).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Conflict, "{err}");
     assert!(err.to_string().contains("changed by someone else"), "{err}");
     assert_eq!(fs::read_to_string(&site).unwrap(), "edited by a human\n");
@@ -291,13 +228,33 @@ fn actions_include(env: &Env, action: &str, outcome: &str) -> bool {
         .any(|(a, o)| a == action && o == outcome)
 }
 
+/// Begins a run `r<i>` on each case's `apply` section and asserts that each is refused with
+/// `kind` at `step`, saying the case's text.
+async fn assert_each_refused(
+    env: &Env,
+    cases: impl IntoIterator<Item = (serde_json::Value, &str)>,
+    kind: ErrorKind,
+    step: Step,
+) {
+    let (applier, lock) = env.applier();
+    for (i, (spec, needle)) in cases.into_iter().enumerate() {
+        let err = applier
+            .begin(&lock, "exp", &format!("r{i}"), &apply(spec))
+            .await
+            .expect_err("the run must be refused");
+        assert_failed(&err, kind.clone(), step);
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should contain {needle}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_before_anything_changes() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    fs::write(&site, SITE).unwrap();
-    let ro = env.etc("ro.conf");
-    fs::write(&ro, "x\n").unwrap();
+    let site = env.file("site.conf", SITE);
+    let ro = env.file("ro.conf", "x\n");
     fs::set_permissions(&ro, fs::Permissions::from_mode(0o444)).unwrap();
     let missing_dir = env.path("nope/site.conf");
     let cases = [
@@ -330,22 +287,7 @@ async fn bad_input_is_refused_before_anything_changes() {
             "give exactly one of `template` and `edit`",
         ),
     ];
-    let (applier, lock) = env.applier();
-    for (i, (spec, needle)) in cases.into_iter().enumerate() {
-        let err = applier
-            .begin(&lock, "exp", &format!("r{i}"), &apply(spec))
-            .await
-            .expect_err("bad input must be refused");
-        assert_eq!(
-            (err.kind(), err.step()),
-            (&ErrorKind::BadInput, Step::Preflight),
-            "{err}"
-        );
-        assert!(
-            err.to_string().contains(needle),
-            "{err} should contain {needle}"
-        );
-    }
+    assert_each_refused(&env, cases, ErrorKind::BadInput, Step::Preflight).await;
     assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
     assert_eq!(fs::read_to_string(&ro).unwrap(), "x\n");
     assert!(!missing_dir.parent().unwrap().exists());
@@ -355,23 +297,11 @@ async fn bad_input_is_refused_before_anything_changes() {
 #[tokio::test]
 async fn a_render_error_changes_nothing() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    fs::write(&site, SITE).unwrap();
+    let site = env.file("site.conf", SITE);
     let spec = apply(json!({"files": [{"path": site, "template": "x {{ missing }}"}]}));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    let err = session
-        .switch_to(Arm::Variant {
-            name: "v",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.step()),
-        (&ErrorKind::BadInput, Step::Render),
-        "{err}"
-    );
+    let (_, _lock, mut session) = env.begin("exp", &spec).await;
+    let err = switch(&mut session, "v", &[]).await.unwrap_err();
+    assert_failed(&err, ErrorKind::BadInput, Step::Render);
     assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
     session.revert().await.unwrap();
 }
@@ -379,8 +309,7 @@ async fn a_render_error_changes_nothing() {
 #[tokio::test]
 async fn an_unsound_baseline_is_refused_and_nothing_changes() {
     let env = Env::new();
-    let svc = service(&env);
-    let site = env.etc("site.conf");
+    let (svc, site) = service(&env);
     let cases = [
         (
             json!({"files": [{"path": site, "template": "x"}], "validate": ["false"]}),
@@ -391,19 +320,7 @@ async fn an_unsound_baseline_is_refused_and_nothing_changes() {
             "not healthy",
         ),
     ];
-    let (applier, lock) = env.applier();
-    for (i, (spec, needle)) in cases.into_iter().enumerate() {
-        let err = applier
-            .begin(&lock, "exp", &format!("r{i}"), &apply(spec))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            (err.kind(), err.step()),
-            (&ErrorKind::UnsoundBaseline, Step::Baseline),
-            "{err}"
-        );
-        assert!(err.to_string().contains(needle), "{err}");
-    }
+    assert_each_refused(&env, cases, ErrorKind::UnsoundBaseline, Step::Baseline).await;
     assert_eq!(fs::read_to_string(&site).unwrap(), SITE);
     assert!(actions_include(&env, "baseline", "failed"));
 }
@@ -411,20 +328,10 @@ async fn an_unsound_baseline_is_refused_and_nothing_changes() {
 #[tokio::test]
 async fn a_kept_variant_survives_recovery_and_revert_restores_it_on_demand() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    fs::write(&site, SITE).unwrap();
-    let spec = apply(
-        json!({"files": [{"path": site, "template": "v={{ variant }}\n"}], "reload": ["true"]}),
-    );
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap();
+    let site = env.file("site.conf", SITE);
+    let spec = variant_spec(&site, json!({"reload": ["true"]}));
+    let (applier, lock, mut session) = env.begin("exp", &spec).await;
+    switch(&mut session, "v1", &[]).await.unwrap();
     session.keep().unwrap();
     assert!(applier.recover(&lock).await.unwrap().is_empty());
     assert_eq!(fs::read_to_string(&site).unwrap(), "v=v1\n");
@@ -440,18 +347,10 @@ async fn a_kept_variant_survives_recovery_and_revert_restores_it_on_demand() {
 #[tokio::test]
 async fn a_damaged_backup_fails_loudly_and_touches_nothing() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    fs::write(&site, SITE).unwrap();
-    let spec = apply(json!({"files": [{"path": site, "template": "v={{ variant }}\n"}]}));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap();
+    let site = env.file("site.conf", SITE);
+    let spec = variant_spec(&site, json!({}));
+    let (applier, lock, mut session) = env.begin("exp", &spec).await;
+    switch(&mut session, "v1", &[]).await.unwrap();
     session.keep().unwrap();
     fs::write(
         env.state().join("apply/exp/r1/backup/0"),
@@ -467,18 +366,10 @@ async fn a_damaged_backup_fails_loudly_and_touches_nothing() {
 #[tokio::test]
 async fn a_new_run_waits_for_recovery_of_an_interrupted_one() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    fs::write(&site, SITE).unwrap();
-    let spec = apply(json!({"files": [{"path": site, "template": "v={{ variant }}\n"}]}));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap();
+    let site = env.file("site.conf", SITE);
+    let spec = variant_spec(&site, json!({}));
+    let (applier, lock, mut session) = env.begin("exp", &spec).await;
+    switch(&mut session, "v1", &[]).await.unwrap();
     drop(session); // as if the process died
     let err = applier.begin(&lock, "exp", "r2", &spec).await.unwrap_err();
     assert!(err.to_string().contains("smart recover"), "{err}");
@@ -501,23 +392,15 @@ async fn a_new_run_waits_for_recovery_of_an_interrupted_one() {
 #[tokio::test]
 async fn recovery_skips_reload_when_the_service_is_not_running() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    fs::write(&site, SITE).unwrap();
-    let svc = Service::start(&site);
+    let (svc, site) = service(&env);
     let marker = env.path("reloaded");
     let reload = env.script("reload", &format!("touch '{}'", marker.display()));
-    let spec = apply(
-        json!({"files": [{"path": site, "template": "v={{ variant }}\n"}], "reload": [reload], "health": {"url": svc.url(), "timeout_s": 2}}),
+    let spec = variant_spec(
+        &site,
+        json!({"reload": [reload], "health": {"url": svc.url(), "timeout_s": 2}}),
     );
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap();
+    let (applier, lock, mut session) = env.begin("exp", &spec).await;
+    switch(&mut session, "v1", &[]).await.unwrap();
     drop(session);
     drop(svc); // the machine rebooted: the service is not up yet
     fs::remove_file(&marker).unwrap();
@@ -548,22 +431,12 @@ async fn a_revert_that_does_not_restore_fails_loudly_saying_what_is_there() {
     let spec = apply(json!({
         "command": {"read": [sysctl], "set": [sysctl, "{{ backlog }}"], "revert": ["true", "{{ original }}"]},
     }));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    let p = params(&[("backlog", "4096")]);
-    session
-        .switch_to(Arm::Variant {
-            name: "v",
-            params: &p,
-        })
+    let (_, _lock, mut session) = env.begin("exp", &spec).await;
+    switch(&mut session, "v", &[("backlog", "4096")])
         .await
         .unwrap();
     let err = session.revert().await.unwrap_err();
-    assert_eq!(
-        (err.kind(), err.step()),
-        (&ErrorKind::RevertFailed, Step::Verify),
-        "{err}"
-    );
+    assert_failed(&err, ErrorKind::RevertFailed, Step::Verify);
     assert!(
         err.to_string()
             .contains("reads `4096` but the original was `128`"),
@@ -576,20 +449,12 @@ async fn a_revert_that_does_not_restore_fails_loudly_saying_what_is_there() {
 #[tokio::test]
 async fn revert_undoes_kept_runs_newest_first() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    fs::write(&site, SITE).unwrap();
-    let spec = apply(json!({"files": [{"path": site, "template": "v={{ variant }}\n"}]}));
+    let site = env.file("site.conf", SITE);
+    let spec = variant_spec(&site, json!({}));
     let (applier, lock) = env.applier();
     for (run, arm) in [("r1", "v1"), ("r2", "v2")] {
         let mut session = applier.begin(&lock, "exp", run, &spec).await.unwrap();
-        let p = params(&[]);
-        session
-            .switch_to(Arm::Variant {
-                name: arm,
-                params: &p,
-            })
-            .await
-            .unwrap();
+        switch(&mut session, arm, &[]).await.unwrap();
         session.keep().unwrap();
     }
     // A later run that changed nothing does not hide the kept ones.
@@ -621,22 +486,17 @@ async fn revert_undoes_kept_runs_newest_first() {
 #[tokio::test]
 async fn restore_keeps_the_run_open_and_close_verifies_before_closing() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    fs::write(&site, SITE).unwrap();
+    let site = env.file("site.conf", SITE);
     let sysctl = env.fake_sysctl("128");
-    let spec = apply(json!({
-        "files": [{"path": site, "template": "v={{ variant }}\n"}],
-        "command": {"read": [sysctl], "set": [sysctl, "{{ backlog }}"]},
-        "reload": ["true"],
-    }));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    let p = params(&[("backlog", "4096")]);
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &p,
-        })
+    let spec = variant_spec(
+        &site,
+        json!({
+            "command": {"read": [sysctl], "set": [sysctl, "{{ backlog }}"]},
+            "reload": ["true"],
+        }),
+    );
+    let (applier, lock, mut session) = env.begin("exp", &spec).await;
+    switch(&mut session, "v1", &[("backlog", "4096")])
         .await
         .unwrap();
     session.restore().await.unwrap();
@@ -644,11 +504,7 @@ async fn restore_keeps_the_run_open_and_close_verifies_before_closing() {
         (fs::read_to_string(&site).unwrap(), env.sysctl_value()),
         (SITE.to_owned(), "128".to_owned())
     );
-    session
-        .switch_to(Arm::Variant {
-            name: "v2",
-            params: &p,
-        })
+    switch(&mut session, "v2", &[("backlog", "4096")])
         .await
         .unwrap();
     assert_eq!(fs::read_to_string(&site).unwrap(), "v=v2\n");
@@ -658,19 +514,11 @@ async fn restore_keeps_the_run_open_and_close_verifies_before_closing() {
 
     // Closing while a variant is live is refused and leaves the run to recovery.
     let mut session = applier.begin(&lock, "exp", "r2", &spec).await.unwrap();
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &p,
-        })
+    switch(&mut session, "v1", &[("backlog", "4096")])
         .await
         .unwrap();
     let err = session.close().await.unwrap_err();
-    assert_eq!(
-        (err.kind(), err.step()),
-        (&ErrorKind::RevertFailed, Step::Verify),
-        "{err}"
-    );
+    assert_failed(&err, ErrorKind::RevertFailed, Step::Verify);
     assert_eq!(applier.recover(&lock).await.unwrap().len(), 1);
     assert_eq!(
         (fs::read_to_string(&site).unwrap(), env.sysctl_value()),
@@ -681,32 +529,13 @@ async fn restore_keeps_the_run_open_and_close_verifies_before_closing() {
 #[tokio::test]
 async fn a_render_error_while_a_variant_is_live_puts_the_original_back() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    fs::write(&site, SITE).unwrap();
+    let site = env.file("site.conf", SITE);
     let spec =
         apply(json!({"files": [{"path": site, "template": "n={{ n }}\n"}], "reload": ["true"]}));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    let good = params(&[("n", "1")]);
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &good,
-        })
-        .await
-        .unwrap();
-    let err = session
-        .switch_to(Arm::Variant {
-            name: "v2",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.step()),
-        (&ErrorKind::Reverted, Step::Render),
-        "{err}"
-    );
+    let (_, _lock, mut session) = env.begin("exp", &spec).await;
+    switch(&mut session, "v1", &[("n", "1")]).await.unwrap();
+    let err = switch(&mut session, "v2", &[]).await.unwrap_err();
+    assert_failed(&err, ErrorKind::Reverted, Step::Render);
     assert!(err.original_in_place());
     assert!(
         err.to_string().contains("switching from `v1` to `v2`"),
@@ -720,23 +549,14 @@ async fn a_render_error_while_a_variant_is_live_puts_the_original_back() {
 #[tokio::test]
 async fn recovery_can_keep_a_human_edit_and_restore_the_rest() {
     let env = Env::new();
-    let site = env.etc("site.conf");
-    let other = env.etc("other.conf");
-    fs::write(&site, SITE).unwrap();
-    fs::write(&other, "other\n").unwrap();
+    let site = env.file("site.conf", SITE);
+    let other = env.file("other.conf", "other\n");
     let spec = apply(json!({"files": [
         {"path": site, "template": "v={{ variant }}\n"},
         {"path": other, "template": "o={{ variant }}\n"}
     ]}));
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "exp", "r1", &spec).await.unwrap();
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap();
+    let (applier, lock, mut session) = env.begin("exp", &spec).await;
+    switch(&mut session, "v1", &[]).await.unwrap();
     drop(session);
     fs::write(&site, "fixed by hand\n").unwrap();
     assert_eq!(

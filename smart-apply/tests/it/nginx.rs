@@ -4,19 +4,33 @@ use std::fs;
 use std::net::TcpListener;
 
 use serde_json::json;
-use smart_apply::{Arm, ErrorKind, Step};
+use smart_apply::{Arm, ErrorKind, RunLock, Session, Step};
 use smart_testkit::{Nginx, require_tool};
 
-use crate::support::{Env, apply, params};
+use crate::support::{Env, apply, assert_failed, switch};
 
 const ORIGINAL_BODY: &str = "    location / { }";
 
-/// A running nginx with an index page, and an experiment that owns its site file.
-fn setup(test: &str, extra_body: &str) -> Option<(Nginx, smart_core::experiment::Apply, String)> {
+/// A real nginx serving an index page, and run `r1` of experiment `nginx` begun on it.
+/// Fields drop in order: the session, the lock, the state dir, then nginx.
+struct Running {
+    session: Session,
+    _lock: RunLock,
+    env: Env,
+    nginx: Nginx,
+    /// The site file as nginx started with it.
+    original: String,
+}
+
+/// Starts nginx with `found_body` in its server block and begins a session on an experiment
+/// that owns its site file: the variant's template puts `extra_body` before a location that
+/// sends `X-Smart-Variant: <variant>`, and the live check looks for that header. `None`
+/// where nginx is not installed and `CI` is not set (see [`require_tool`]).
+async fn setup(test: &str, found_body: &str, extra_body: &str) -> Option<Running> {
     if !require_tool("nginx", test) {
         return None;
     }
-    let nginx = Nginx::start(ORIGINAL_BODY).unwrap();
+    let nginx = Nginx::start(found_body).unwrap();
     fs::write(nginx.html_dir().join("index.html"), "hello").unwrap();
     let template = nginx.site_conf(&format!(
         "{extra_body}    location / {{ add_header X-Smart-Variant {{{{ variant }}}}; }}"
@@ -29,7 +43,15 @@ fn setup(test: &str, extra_body: &str) -> Option<(Nginx, smart_core::experiment:
         "live_check": {"url": nginx.url("/index.html"), "header": "X-Smart-Variant", "equals": "{{ variant }}"},
     }));
     let original = fs::read_to_string(nginx.site_conf_path()).unwrap();
-    Some((nginx, spec, original))
+    let env = Env::new();
+    let (_, lock, session) = env.begin("nginx", &spec).await;
+    Some(Running {
+        session,
+        _lock: lock,
+        env,
+        nginx,
+        original,
+    })
 }
 
 async fn get(url: &str) -> (u16, Option<String>) {
@@ -63,184 +85,122 @@ async fn serves(url: &str, want: Option<&str>) -> Option<String> {
 
 #[tokio::test]
 async fn a_valid_variant_is_served_after_reload_and_reverted_byte_for_byte() {
-    let Some((nginx, spec, original)) = setup("nginx::a_valid_variant_is_served", "") else {
+    let Some(mut run) = setup("nginx::a_valid_variant_is_served", ORIGINAL_BODY, "").await else {
         return;
     };
-    let env = Env::new();
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "nginx", "r1", &spec).await.unwrap();
-    session
-        .switch_to(Arm::Variant {
-            name: "fast",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap();
+    let url = run.nginx.url("/index.html");
+    switch(&mut run.session, "fast", &[]).await.unwrap();
+    assert_eq!(serves(&url, Some("fast")).await, Some("fast".to_owned()));
+    run.session.switch_to(Arm::Found).await.unwrap();
+    assert_eq!(serves(&url, None).await, None);
+    switch(&mut run.session, "slow", &[]).await.unwrap();
+    assert_eq!(serves(&url, Some("slow")).await, Some("slow".to_owned()));
+    run.session.revert().await.unwrap();
     assert_eq!(
-        serves(&nginx.url("/index.html"), Some("fast")).await,
-        Some("fast".to_owned())
+        fs::read_to_string(run.nginx.site_conf_path()).unwrap(),
+        run.original
     );
-    session.switch_to(Arm::Found).await.unwrap();
-    assert_eq!(serves(&nginx.url("/index.html"), None).await, None);
-    session
-        .switch_to(Arm::Variant {
-            name: "slow",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        serves(&nginx.url("/index.html"), Some("slow")).await,
-        Some("slow".to_owned())
-    );
-    session.revert().await.unwrap();
-    assert_eq!(
-        fs::read_to_string(nginx.site_conf_path()).unwrap(),
-        original
-    );
-    assert_eq!(serves(&nginx.url("/index.html"), None).await, None);
-    smart_core::audit::verify(&env.state()).unwrap();
+    assert_eq!(serves(&url, None).await, None);
+    smart_core::audit::verify(&run.env.state()).unwrap();
 }
 
 #[tokio::test]
 async fn a_found_config_that_sends_a_variants_live_value_is_restored_and_confirmed() {
     // Trying `worker_processes auto` on a server that already runs `auto` is common: the found
     // config then answers the live check just as that variant does. Restoring it must still pass.
-    let test = "nginx::a_found_config_that_sends_a_variants_live_value";
-    if !require_tool("nginx", test) {
+    let Some(mut run) = setup(
+        "nginx::a_found_config_that_sends_a_variants_live_value",
+        "    location / { add_header X-Smart-Variant same; }",
+        "",
+    )
+    .await
+    else {
         return;
-    }
-    let nginx = Nginx::start("    location / { add_header X-Smart-Variant same; }").unwrap();
-    fs::write(nginx.html_dir().join("index.html"), "hello").unwrap();
-    let original = fs::read_to_string(nginx.site_conf_path()).unwrap();
-    let spec = apply(json!({
-        "files": [{"path": nginx.site_conf_path(), "template": nginx.site_conf(
-            "    location / { add_header X-Smart-Variant {{ variant }}; }"
-        )}],
-        "validate": nginx.validate_argv(),
-        "reload": nginx.reload_argv(),
-        "health": {"url": nginx.url("/index.html"), "timeout_s": 5},
-        "live_check": {"url": nginx.url("/index.html"), "header": "X-Smart-Variant", "equals": "{{ variant }}"},
-    }));
-    let env = Env::new();
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "nginx", "r1", &spec).await.unwrap();
+    };
+    let url = run.nginx.url("/index.html");
     for name in ["same", "other"] {
-        session
-            .switch_to(Arm::Variant {
-                name,
-                params: &params(&[]),
-            })
-            .await
-            .unwrap();
+        switch(&mut run.session, name, &[]).await.unwrap();
         // A fresh connection may still reach an old worker that is draining after the reload
         // (the live check already saw the new value once), so wait for what new workers serve.
-        assert_eq!(
-            serves(&nginx.url("/index.html"), Some(name)).await,
-            Some(name.to_owned())
-        );
-        session.switch_to(Arm::Found).await.unwrap();
-        assert_eq!(
-            serves(&nginx.url("/index.html"), Some("same")).await,
-            Some("same".to_owned())
-        );
+        assert_eq!(serves(&url, Some(name)).await, Some(name.to_owned()));
+        run.session.switch_to(Arm::Found).await.unwrap();
+        assert_eq!(serves(&url, Some("same")).await, Some("same".to_owned()));
     }
-    session.revert().await.unwrap();
+    run.session.revert().await.unwrap();
     assert_eq!(
-        fs::read_to_string(nginx.site_conf_path()).unwrap(),
-        original
+        fs::read_to_string(run.nginx.site_conf_path()).unwrap(),
+        run.original
     );
-    smart_core::audit::verify(&env.state()).unwrap();
+    smart_core::audit::verify(&run.env.state()).unwrap();
 }
 
 #[tokio::test]
 async fn a_variant_failing_nginx_t_is_restored_and_nginx_keeps_serving() {
-    let Some((nginx, spec, original)) =
-        setup("nginx::a_variant_failing_nginx_t", "    {{ directive }};\n")
+    let Some(mut run) = setup(
+        "nginx::a_variant_failing_nginx_t",
+        ORIGINAL_BODY,
+        "    {{ directive }};\n",
+    )
+    .await
     else {
         return;
     };
-    let env = Env::new();
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "nginx", "r1", &spec).await.unwrap();
-    let bad = params(&[("directive", "bogus_directive on")]);
-    let err = session
-        .switch_to(Arm::Variant {
-            name: "bad",
-            params: &bad,
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.step()),
-        (&ErrorKind::Reverted, Step::Validate),
-        "{err}"
-    );
+    let err = switch(
+        &mut run.session,
+        "bad",
+        &[("directive", "bogus_directive on")],
+    )
+    .await
+    .unwrap_err();
+    assert_failed(&err, ErrorKind::Reverted, Step::Validate);
     assert!(
         err.to_string()
             .contains("unknown directive \"bogus_directive\""),
         "{err}"
     );
     assert_eq!(
-        fs::read_to_string(nginx.site_conf_path()).unwrap(),
-        original
+        fs::read_to_string(run.nginx.site_conf_path()).unwrap(),
+        run.original
     );
-    assert_eq!(get(&nginx.url("/index.html")).await, (200, None));
-    session.revert().await.unwrap();
+    assert_eq!(get(&run.nginx.url("/index.html")).await, (200, None));
+    run.session.revert().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_variant_that_cannot_go_live_is_caught_by_the_live_check_and_restored() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let Some((nginx, spec, original)) = setup(
+    let Some(mut run) = setup(
         "nginx::a_variant_that_cannot_go_live",
+        ORIGINAL_BODY,
         &format!("    listen 127.0.0.1:{port};\n"),
-    ) else {
+    )
+    .await
+    else {
         return;
     };
-    let env = Env::new();
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "nginx", "r1", &spec).await.unwrap();
-    let err = session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap_err();
+    let err = switch(&mut run.session, "v1", &[]).await.unwrap_err();
+    assert_failed(&err, ErrorKind::Reverted, Step::LiveCheck);
     assert_eq!(
-        (err.kind(), err.step()),
-        (&ErrorKind::Reverted, Step::LiveCheck),
-        "{err}"
+        fs::read_to_string(run.nginx.site_conf_path()).unwrap(),
+        run.original
     );
-    assert_eq!(
-        fs::read_to_string(nginx.site_conf_path()).unwrap(),
-        original
-    );
-    assert_eq!(get(&nginx.url("/index.html")).await, (200, None));
-    session.revert().await.unwrap();
+    assert_eq!(get(&run.nginx.url("/index.html")).await, (200, None));
+    run.session.revert().await.unwrap();
     drop(taken);
 }
 
 #[tokio::test]
 async fn a_hand_edit_between_two_applies_stops_smart_without_overwriting() {
-    let Some((nginx, spec, _original)) = setup("nginx::a_hand_edit_between_two_applies", "") else {
+    let Some(mut run) = setup("nginx::a_hand_edit_between_two_applies", ORIGINAL_BODY, "").await
+    else {
         return;
     };
-    let env = Env::new();
-    let (applier, lock) = env.applier();
-    let mut session = applier.begin(&lock, "nginx", "r1", &spec).await.unwrap();
-    session
-        .switch_to(Arm::Variant {
-            name: "v1",
-            params: &params(&[]),
-        })
-        .await
-        .unwrap();
+    let nginx = &run.nginx;
+    switch(&mut run.session, "v1", &[]).await.unwrap();
     let human = nginx.site_conf("    location / { add_header X-Smart-Variant human; }");
     fs::write(nginx.site_conf_path(), &human).unwrap();
-    let err = session.switch_to(Arm::Found).await.unwrap_err();
+    let err = run.session.switch_to(Arm::Found).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Conflict, "{err}");
     assert!(
         err.to_string()

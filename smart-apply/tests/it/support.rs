@@ -1,5 +1,6 @@
 //! Shared test support: temp dirs with a state dir, small scripts, an experiment's `apply`
-//! section from JSON, and a tiny HTTP service that reads its "config" file on every request.
+//! section from JSON, starting a session and switching it, checking an applier error, and a
+//! tiny HTTP service that reads its "config" file on every request.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use smart_apply::{Applier, Config, RunLock};
+use smart_apply::{Applier, Arm, Config, Error, ErrorKind, RunLock, Session, Step};
 use smart_core::experiment::{Apply, ParamValue, Params};
 
 /// A temp dir with `state/` and `etc/` inside.
@@ -20,6 +21,7 @@ pub(crate) struct Env {
 }
 
 impl Env {
+    /// A fresh temp dir with an empty `etc/`.
     pub(crate) fn new() -> Env {
         let dir = tempfile::Builder::new()
             .prefix("smart-apply-")
@@ -28,18 +30,39 @@ impl Env {
         fs::create_dir_all(dir.path().join("etc")).unwrap();
         Env { dir }
     }
+    /// The state dir: lock, journals, backups and the audit log.
     pub(crate) fn state(&self) -> PathBuf {
         self.dir.path().join("state")
     }
+    /// The path of `etc/<name>`, a config file's place.
     pub(crate) fn etc(&self, name: &str) -> PathBuf {
         self.dir.path().join("etc").join(name)
     }
+    /// The path of `name` in the temp dir.
     pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+    /// Writes `etc/<name>` with `contents` and returns its path.
+    pub(crate) fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.etc(name);
+        fs::write(&path, contents).unwrap();
+        path
+    }
+    /// Takes the run lock and an applier on this env's state dir.
     pub(crate) fn applier(&self) -> (Applier, RunLock) {
         let lock = RunLock::acquire(&self.state()).unwrap();
         (Applier::new(Config::new(&self.state())), lock)
+    }
+    /// Takes the run lock and begins run `r1` of `experiment` on `spec`, as most tests start;
+    /// the lock is held for as long as the caller keeps it.
+    pub(crate) async fn begin(
+        &self,
+        experiment: &str,
+        spec: &Apply,
+    ) -> (Applier, RunLock, Session) {
+        let (applier, lock) = self.applier();
+        let session = applier.begin(&lock, experiment, "r1", spec).await.unwrap();
+        (applier, lock, session)
     }
     /// An executable `/bin/sh` script in the temp dir.
     pub(crate) fn script(&self, name: &str, body: &str) -> String {
@@ -60,15 +83,18 @@ impl Env {
             ),
         )
     }
+    /// The value [`Env::fake_sysctl`] holds now.
     pub(crate) fn sysctl_value(&self) -> String {
         fs::read_to_string(self.path("sysctl.value")).unwrap()
     }
 }
 
+/// An experiment's `apply` section from JSON.
 pub(crate) fn apply(json: serde_json::Value) -> Apply {
     serde_json::from_value(json).unwrap()
 }
 
+/// String params from `(name, value)` pairs.
 pub(crate) fn params(pairs: &[(&str, &str)]) -> Params {
     pairs
         .iter()
@@ -76,6 +102,27 @@ pub(crate) fn params(pairs: &[(&str, &str)]) -> Params {
         .collect()
 }
 
+/// Switches `session` to the variant `name` with `pairs` as its params.
+pub(crate) async fn switch(
+    session: &mut Session,
+    name: &str,
+    pairs: &[(&str, &str)],
+) -> Result<(), Error> {
+    session
+        .switch_to(Arm::Variant {
+            name,
+            params: &params(pairs),
+        })
+        .await
+}
+
+/// Asserts that `err` is of `kind` and failed at `step`, showing the error otherwise.
+#[track_caller]
+pub(crate) fn assert_failed(err: &Error, kind: ErrorKind, step: Step) {
+    assert_eq!((err.kind(), err.step()), (&kind, step), "{err}");
+}
+
+/// A file's bytes, or `None` where it does not exist.
 pub(crate) fn read(path: &Path) -> Option<Vec<u8>> {
     match fs::read(path) {
         Ok(b) => Some(b),
@@ -107,6 +154,7 @@ pub(crate) struct Service {
 }
 
 impl Service {
+    /// Starts the service on a free loopback port, configured by the file `config`.
     pub(crate) fn start(config: &Path) -> Service {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -129,6 +177,7 @@ impl Service {
             thread: Some(thread),
         }
     }
+    /// The service's root URL.
     pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.port)
     }
