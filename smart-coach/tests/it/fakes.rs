@@ -11,10 +11,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 use smart_core::engine::{
-    Applier, ApplyFailure, BlockMeasurement, BlockRequest, Bounds, Clock, Conclusion, CycleBlock,
-    Judge, JudgeStep, Judgement, LiveProgress, PortError, Probe, Verdict,
+    Applier, ApplyFailure, BlockMeasurement, BlockRequest, Clock, Conclusion, CycleBlock, Judge,
+    JudgeStep, Judgement, LiveProgress, PortError, Probe, Verdict,
 };
 use smart_core::{Defaults, Experiment, validate};
+
+use crate::support::judgement;
 
 /// The name of the configuration as found.
 pub(crate) const ORIGINAL: &str = "original";
@@ -132,7 +134,8 @@ impl Applier for FakeApplier {
 }
 
 /// A judge that stops every variant with `verdict` after `stop_after` cycles, with the figures
-/// of `judgement`; after an `extend` it goes on to `max_cycles` and stops inconclusive again.
+/// of its `judgement` field (at first [`judgement()`]: figures a coach may keep); after an
+/// `extend` it goes on to `max_cycles` and stops inconclusive again.
 pub(crate) struct ScriptedJudge {
     pub(crate) stop_after: u32,
     pub(crate) max_cycles: u32,
@@ -149,7 +152,7 @@ impl ScriptedJudge {
             stop_after,
             max_cycles,
             verdict: Verdict::Inconclusive,
-            judgement: keepable(),
+            judgement: judgement(),
             cycles: vec![0; variants],
             extended: Vec::new(),
             aborted: vec![None; variants],
@@ -200,29 +203,6 @@ impl Judge for ScriptedJudge {
             .collect();
         let kept = variants.iter().position(|j| j.verdict == Verdict::Keep);
         Conclusion { kept, variants }
-    }
-}
-
-/// Inconclusive figures a coach may keep: faster, error bound within limits, no guardrail.
-pub(crate) fn keepable() -> Judgement {
-    Judgement {
-        verdict: Verdict::Inconclusive,
-        cycles: 0,
-        metric_change_pct: Some(-2.0),
-        p50_change_pct: Some(-2.0),
-        p50_change_bounds_pct: Some(Bounds {
-            lower: -5.0,
-            upper: 1.0,
-        }),
-        error_rate_change_pp: Some(0.0),
-        error_rate_change_bounds_pp: Some(Bounds {
-            lower: -0.1,
-            upper: 0.1,
-        }),
-        p_value: Some(0.2),
-        guardrail: None,
-        reasons: vec!["scripted: not enough evidence".to_owned()],
-        report: json!({"judge": "scripted"}),
     }
 }
 
