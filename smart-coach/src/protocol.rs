@@ -4,7 +4,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use smart_core::engine::{Advice, AdviceAction, AdviceRequest, Bounds};
+use smart_core::engine::{Advice, AdviceAction, AdviceRequest, Bounds, Judgement};
 use smart_core::records::DecisionRecord;
 
 /// The protocol's version, sent in every message; it changes only when a field changes meaning
@@ -83,14 +83,31 @@ pub struct AdviceQuestion {
 }
 
 impl AdviceQuestion {
-    /// The question about `request`.
+    /// The question about `request`: the one place the judge's figures become wire fields.
+    ///
+    /// The judgement is taken apart field by field, so a field added to [`Judgement`] does not
+    /// compile here until it is either sent (a new wire field, which the protocol allows) or
+    /// named as left out.
     pub(crate) fn new(
         request: &AdviceRequest<'_>,
         host: &str,
         allow_keep: bool,
         answer_within_s: f64,
     ) -> AdviceQuestion {
-        let j = request.judgement;
+        let Judgement {
+            // The coach is asked only about inconclusive variants: the verdict says nothing.
+            verdict: _,
+            cycles,
+            metric_change_pct,
+            p50_change_pct,
+            p50_change_bounds_pct,
+            error_rate_change_pp,
+            error_rate_change_bounds_pp,
+            p_value,
+            guardrail,
+            reasons,
+            report,
+        } = request.judgement;
         AdviceQuestion {
             protocol: PROTOCOL_VERSION,
             host: host.to_owned(),
@@ -98,19 +115,19 @@ impl AdviceQuestion {
             run_id: request.run_id.to_owned(),
             experiment: request.experiment.to_owned(),
             variant: request.variant.to_owned(),
-            cycles: j.cycles,
+            cycles: *cycles,
             max_cycles: request.max_cycles,
             allow_keep,
             answer_within_s,
-            metric_change_pct: j.metric_change_pct,
-            p50_change_pct: j.p50_change_pct,
-            p50_change_bounds_pct: j.p50_change_bounds_pct,
-            error_rate_change_pp: j.error_rate_change_pp,
-            error_rate_change_bounds_pp: j.error_rate_change_bounds_pp,
-            p_value: j.p_value,
-            guardrail: j.guardrail.clone(),
-            reasons: j.reasons.clone(),
-            report: j.report.clone(),
+            metric_change_pct: *metric_change_pct,
+            p50_change_pct: *p50_change_pct,
+            p50_change_bounds_pct: *p50_change_bounds_pct,
+            error_rate_change_pp: *error_rate_change_pp,
+            error_rate_change_bounds_pp: *error_rate_change_bounds_pp,
+            p_value: *p_value,
+            guardrail: guardrail.clone(),
+            reasons: reasons.clone(),
+            report: report.clone(),
         }
     }
 }
