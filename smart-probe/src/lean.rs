@@ -1,9 +1,12 @@
-//! The closed loop's lean path for plain-HTTP targets: each worker owns one hyper HTTP/1.1
-//! connection, as load tools (oha, wrk) do, with no shared pool, tower layers or URL re-parsing
-//! on the way. Used by `--max`, whose point is to compare throughput with those tools; the open
-//! loop (experiments) keeps reqwest's pool.
+//! The lean path for plain-HTTP targets on one host: hyper HTTP/1.1 connections with no tower
+//! layers or URL re-parsing on the way, as load tools (oha, wrk) use. In the closed loop each
+//! worker owns one connection; the open loop shares a [`LeanPool`] of them. HTTPS and several
+//! hosts go through reqwest.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
@@ -141,6 +144,59 @@ impl LeanConnection {
             status: Some(status),
             retried: false,
         })
+    }
+}
+
+/// The open loop's connections to a lean target: a request takes the most recently used idle
+/// one (or opens one) and puts it back once its answer is complete. A connection the server
+/// closed while idle is dropped when it is taken, one idle for [`LeanPool::IDLE_TIMEOUT`] when
+/// the next is put back; one closed under a request is replaced by [`LeanConnection::send`]'s
+/// retry. There are at most as many as there were requests in flight at once.
+#[derive(Debug, Default)]
+pub(crate) struct LeanPool {
+    /// Idle connections and when they were put back, oldest first.
+    idle: Mutex<VecDeque<(SendRequest<Empty<Bytes>>, Instant)>>,
+}
+
+impl LeanPool {
+    /// How long a connection may stay idle before the pool closes it (reqwest's default).
+    const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+    /// Sends one request for `target.paths[url]` on a pooled connection and reads the whole body
+    /// (no timeout here: the caller bounds it).
+    pub(crate) async fn send(
+        &self,
+        config: &ProbeConfig,
+        target: &LeanTarget,
+        url: usize,
+    ) -> Answer {
+        let mut connection = LeanConnection {
+            sender: self.take(),
+        };
+        let answer = connection.send(config, target, url).await;
+        if let Some(sender) = connection.sender.filter(|s| !s.is_closed()) {
+            let now = Instant::now();
+            let mut idle = self.lock();
+            while idle
+                .front()
+                .is_some_and(|(_, since)| now - *since >= LeanPool::IDLE_TIMEOUT)
+            {
+                idle.pop_front();
+            }
+            idle.push_back((sender, now));
+        }
+        answer
+    }
+
+    fn take(&self) -> Option<SendRequest<Empty<Bytes>>> {
+        let mut idle = self.lock();
+        std::iter::from_fn(|| idle.pop_back())
+            .map(|(sender, _)| sender)
+            .find(|sender| !sender.is_closed())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<(SendRequest<Empty<Bytes>>, Instant)>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -12,8 +12,10 @@
 //!   server, so a stall shows up in every request due during it (coordinated omission corrected,
 //!   as wrk2 does). When the probe wakes late it sends what is due at once. Latency counts from
 //!   the due time, except that up to 5 ms of the probe's own lateness (tokio's timer rounds to
-//!   whole milliseconds and wakes later still) is not charged to the server; lateness beyond that
-//!   is, and such sends are counted in [`BlockResult::late`].
+//!   whole milliseconds and wakes later still, and the request's task starts after that) is not
+//!   charged to the server: it counts from the send, taken in the request's task just before the
+//!   request is handed to its connection, or from the due time plus 5 ms if that is earlier.
+//!   Lateness beyond 5 ms is charged, and such sends are counted in [`BlockResult::late`].
 //! - A cap on requests in flight: a due request the cap refuses is an [`Outcome::Overload`],
 //!   never dropped silently.
 //! - A kept-alive connection the server closed under a request (as nginx does on reload) is

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::guard::{GuardState, SLOT, Window};
-use crate::lean::{LeanConnection, LeanTarget};
+use crate::lean::{LeanConnection, LeanPool, LeanTarget};
 use crate::{
     Abort, BlockMeta, BlockPlan, BlockRecorder, BlockResult, Load, Outcome, ProbeConfig,
     ProbeError, Progress, ProgressSink,
@@ -48,10 +48,12 @@ pub struct Probe {
 
 #[derive(Debug)]
 struct Ctx {
-    /// The keep-alive pool every request goes through first.
+    /// The keep-alive pool of targets the lean path does not take (HTTPS, several hosts).
     client: reqwest::Client,
     /// A client without a pool, for the one retry after a closed kept-alive connection.
     fresh: reqwest::Client,
+    /// For plain HTTP on one host: the lean path, which the open loop takes instead of reqwest.
+    lean: Option<(Arc<LeanTarget>, LeanPool)>,
     config: ProbeConfig,
 }
 
@@ -77,10 +79,12 @@ impl Probe {
             .pool_max_idle_per_host(0)
             .build()
             .map_err(ProbeError::client)?;
+        let lean = LeanTarget::of(&config).map(|target| (Arc::new(target), LeanPool::default()));
         Ok(Probe {
             ctx: Arc::new(Ctx {
                 client,
                 fresh,
+                lean,
                 config,
             }),
         })
@@ -176,15 +180,17 @@ impl Probe {
                             block.ended(timing, Answer::OVERLOAD);
                             continue;
                         };
-                        let sent = Instant::now();
                         if due >= block.measure_start {
-                            last_send = sent;
+                            last_send = now;
                         }
-                        block.sent(sent);
-                        let late = sent > due + SCHEDULE_GRACE;
-                        let start = sent.min(due + SCHEDULE_GRACE);
+                        block.sent(now);
                         let (ctx, block) = (Arc::clone(ctx), Arc::clone(block));
                         tasks.spawn(async move {
+                            // The send time as close to the write as the task can take it: the
+                            // spawn's scheduling is the probe's jitter, like the timer's.
+                            let sent = Instant::now();
+                            let late = sent > due + SCHEDULE_GRACE;
+                            let start = sent.min(due + SCHEDULE_GRACE);
                             let answer = ctx.send(url).await;
                             let done = Instant::now();
                             block.ended(Timing { due, start, done, late }, answer);
@@ -213,7 +219,7 @@ impl Probe {
     ) -> (Option<Abort>, Instant) {
         let mut tasks = JoinSet::new();
         let next = Arc::new(AtomicUsize::new(0));
-        let lean = LeanTarget::of(&self.ctx.config).map(Arc::new);
+        let lean = self.ctx.lean.as_ref().map(|(target, _)| Arc::clone(target));
         for _ in 0..connections {
             let (ctx, block, next) = (Arc::clone(&self.ctx), Arc::clone(block), Arc::clone(&next));
             let lean = lean.clone();
@@ -293,9 +299,15 @@ struct Timing {
 }
 
 impl Ctx {
-    /// Sends one request to `urls[url]` and reads the whole body, within the timeout.
+    /// Sends one request to `urls[url]` and reads the whole body, within the timeout: on the
+    /// lean pool for plain HTTP on one host, else through reqwest.
     async fn send(&self, url: usize) -> Answer {
         let config = &self.config;
+        if let Some((target, pool)) = &self.lean {
+            return tokio::time::timeout(config.timeout, pool.send(config, target, url))
+                .await
+                .unwrap_or(Answer::TIMEOUT);
+        }
         let attempt = async {
             let mut retried = false;
             loop {

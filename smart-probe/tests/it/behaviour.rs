@@ -1,5 +1,5 @@
-//! The probe against the in-process server: coordinated omission, rate, outcomes, overload,
-//! warm-up, the guardrail, progress, closed loop and round-robin.
+//! The probe against the in-process server: coordinated omission, rate, kept-alive connections,
+//! outcomes, overload, warm-up, the guardrail, progress, closed loop and round-robin.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,6 +66,32 @@ async fn the_achieved_rate_is_the_requested_one_even_when_the_server_is_slow() {
     let latency = result.latency.unwrap();
     assert!(latency.p50_us >= 100_000, "p50 {} µs", latency.p50_us);
     assert_eq!(server.requests(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_loop_keeps_its_connections_alive_across_blocks() {
+    // 200 req/s of fast answers need a connection or two at a time; they are put back and
+    // reused, within a block and by the next block of the same probe.
+    let server = TestServer::start(Behaviour::default()).await;
+    let probe = Probe::new(
+        builder(&target(&server.url(), 200.0, 2_000))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let result = probe
+            .run_block(BlockPlan::measure(secs(1.0)), &smart_probe::NoProgress)
+            .await
+            .unwrap();
+        assert_eq!(result.counts.ok, 200, "{:?}", result.counts);
+    }
+    assert_eq!(server.requests(), 400);
+    assert!(
+        server.connections() <= 20,
+        "{} connections for 400 requests",
+        server.connections()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

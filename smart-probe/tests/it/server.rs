@@ -44,6 +44,7 @@ pub(crate) struct TestServer {
     addr: SocketAddr,
     behaviour: Arc<Mutex<Behaviour>>,
     requests: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -54,12 +55,18 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let behaviour = Arc::new(Mutex::new(behaviour));
         let requests = Arc::new(AtomicU64::new(0));
-        let (b, r) = (Arc::clone(&behaviour), Arc::clone(&requests));
+        let connections = Arc::new(AtomicU64::new(0));
+        let (b, r, c) = (
+            Arc::clone(&behaviour),
+            Arc::clone(&requests),
+            Arc::clone(&connections),
+        );
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                c.fetch_add(1, Ordering::Relaxed);
                 let (b, r) = (Arc::clone(&b), Arc::clone(&r));
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -75,6 +82,7 @@ impl TestServer {
             addr,
             behaviour,
             requests,
+            connections,
             task,
         }
     }
@@ -92,6 +100,11 @@ impl TestServer {
     /// Requests received so far.
     pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted so far.
+    pub(crate) fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 }
 
