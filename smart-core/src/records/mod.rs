@@ -18,6 +18,7 @@
 //! status have JSON Schemas under `docs/`.
 
 mod decision;
+mod distribution;
 mod metrics;
 mod read;
 mod status;
@@ -27,10 +28,11 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 pub use decision::{DecisionKind, DecisionRecord, history_schema};
+pub use distribution::LatencyDistribution;
 pub use metrics::METRICS_HEADER;
 pub use read::{
-    BlockFigures, BlockRecord, BlockSamples, RunFile, RunRecord, history, list_runs, load_run,
-    load_samples, read_status,
+    BlockFigures, BlockRecord, BlockSamples, RunFile, RunRecord, for_each_samples, history,
+    list_runs, load_run, load_samples, read_status,
 };
 pub use status::{RunState, Status, status_schema};
 pub use writer::Records;

@@ -145,6 +145,17 @@ pub fn load_samples(state_dir: &Path, run_id: &str) -> Result<Vec<BlockSamples>,
     read_lines(&run_dir(state_dir, run_id)?.join(SAMPLES_FILE))
 }
 
+/// Calls `each` with one run's latency samples block by block, holding one block in memory at a
+/// time: what a summary of a long run (the dashboard's curves) reads, where [`load_samples`]
+/// would hold every sample of the run at once.
+pub fn for_each_samples(
+    state_dir: &Path,
+    run_id: &str,
+    each: impl FnMut(BlockSamples),
+) -> Result<(), RecordsError> {
+    for_each_line(&run_dir(state_dir, run_id)?.join(SAMPLES_FILE), each)
+}
+
 /// Every decision of every finished run, oldest first: what `smart history` shows.
 pub fn history(state_dir: &Path) -> Result<Vec<DecisionRecord>, RecordsError> {
     let mut all = Vec::new();
@@ -204,32 +215,49 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, RecordsError> {
 /// Reads a JSON-lines file; a missing file is empty, and a torn last line (a crash mid-write) is
 /// skipped.
 fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, RecordsError> {
+    let mut out = Vec::new();
+    for_each_line(path, |value| out.push(value))?;
+    Ok(out)
+}
+
+/// Calls `each` with every line of a JSON-lines file in order, one line in memory at a time; a
+/// missing file has none, and a torn last line (a crash mid-write) is skipped.
+fn for_each_line<T: DeserializeOwned>(
+    path: &Path,
+    mut each: impl FnMut(T),
+) -> Result<(), RecordsError> {
     let file = match fs::File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(RecordsError::new("reading", path, e)),
     };
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecordsError::new("reading", path, e))?;
-    let count = lines.len();
-    let mut out = Vec::with_capacity(count);
-    for (n, line) in lines.iter().enumerate() {
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    // A line that did not parse: an error only if another line follows it.
+    let mut torn: Option<(usize, serde_json::Error)> = None;
+    let mut n = 0;
+    loop {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|e| RecordsError::new("reading", path, e))?;
+        if read == 0 {
+            return Ok(());
+        }
+        n += 1;
+        if let Some((at, e)) = torn.take() {
+            return Err(RecordsError::new(
+                "parsing",
+                path,
+                format!("line {at}: {e}"),
+            ));
+        }
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str(line) {
-            Ok(value) => out.push(value),
-            Err(_) if n + 1 == count => break,
-            Err(e) => {
-                return Err(RecordsError::new(
-                    "parsing",
-                    path,
-                    format!("line {}: {e}", n + 1),
-                ));
-            }
+        match serde_json::from_str(&line) {
+            Ok(value) => each(value),
+            Err(e) => torn = Some((n, e)),
         }
     }
-    Ok(out)
 }
