@@ -2,6 +2,7 @@
 //! continue or stop; at the end it picks at most one variant to keep.
 
 use smart_core::experiment::{Decision, Guardrails, Metric, Schedule};
+use smart_core::records::LatencyDistribution;
 
 use crate::analysis::{ErrorPair, LatencyPair, Look, MIN_PAIRS, pairs};
 use crate::error::{DecideError, Kind};
@@ -9,7 +10,6 @@ use crate::reasons;
 use crate::report::{ArmSummary, Interval, Outcome, Step, VariantReport, Verdict};
 use crate::sample::{Arm, BlockSample, BlockStats};
 use crate::sequential::{Boundaries, Spending};
-use crate::stats::{mean, quantile_sorted};
 
 /// The alpha-spending function of every test (see docs/statistics.md for the choice).
 pub(crate) const SPENDING: Spending = Spending::Pocock;
@@ -50,8 +50,10 @@ struct VariantState {
     error_pairs: Vec<ErrorPair>,
     /// Blocks measured per arm (baseline, variant), cut short or not.
     blocks: [u32; 2],
-    /// Answered latencies of the blocks that ran to their end, per arm.
-    latencies: [Vec<u64>; 2],
+    /// Answered latencies of the blocks that ran to their end, pooled per arm in bounded memory
+    /// (the arm summaries' percentiles and means), not kept one by one: a test of many cycles
+    /// would otherwise hold every sample it measured.
+    latencies: [LatencyDistribution; 2],
     /// Requests and errors of the blocks that ran to their end, per arm.
     counts: [(u64, u64); 2],
     looks: Vec<Look>,
@@ -144,7 +146,7 @@ impl Judge {
                 latency_pairs: Vec::new(),
                 error_pairs: Vec::new(),
                 blocks: [0, 0],
-                latencies: [Vec::new(), Vec::new()],
+                latencies: [LatencyDistribution::new(), LatencyDistribution::new()],
                 counts: [(0, 0), (0, 0)],
                 looks: Vec::new(),
                 boundaries: Boundaries::new(per_variant, SPENDING),
@@ -230,7 +232,7 @@ impl Judge {
                 state.guardrail = Some(reasons::error_guardrail(s, judge.abort_error_rate));
             }
             if !s.cut_short {
-                state.latencies[arm].extend_from_slice(&raw.latencies_us);
+                state.latencies[arm].extend(raw.latencies_us.iter().copied());
                 state.counts[arm].0 += s.requests;
                 state.counts[arm].1 += s.errors;
             }
@@ -601,17 +603,16 @@ fn arm_index(arm: Arm) -> usize {
 
 fn arm_summary(state: &VariantState, arm: Arm) -> ArmSummary {
     let i = arm_index(arm);
-    let mut sorted: Vec<f64> = state.latencies[i].iter().map(|&x| x as f64).collect();
-    sorted.sort_by(f64::total_cmp);
+    let latencies = &state.latencies[i];
     let (requests, errors) = state.counts[i];
     ArmSummary {
         blocks: state.blocks[i],
         requests,
         errors,
         error_rate_pct: (requests > 0).then(|| errors as f64 / requests as f64 * 100.0),
-        p50_us: quantile_sorted(&sorted, 0.5),
-        p90_us: quantile_sorted(&sorted, 0.9),
-        p99_us: quantile_sorted(&sorted, 0.99),
-        mean_us: mean(&sorted),
+        p50_us: latencies.quantile(0.5),
+        p90_us: latencies.quantile(0.9),
+        p99_us: latencies.quantile(0.99),
+        mean_us: latencies.mean(),
     }
 }
