@@ -37,6 +37,7 @@ mod svg;
 mod view;
 mod write;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -170,7 +171,9 @@ impl Dashboard {
         now: SystemTime,
     ) -> Result<(), DashboardError> {
         let state = load::state(&self.state_dir)?;
-        let page = self.run_page(&state, run_id, &generated(now))?;
+        let audit = load::audit_of(&self.state_dir, &BTreeSet::from([run_id]))?;
+        let lines = audit.get(run_id).map(Vec::as_slice).unwrap_or(&[]);
+        let page = self.run_page(&state, run_id, lines, &generated(now))?;
         out.write_all(page.as_bytes())
             .map_err(|e| DashboardError::io("writing the run page to", Path::new("<output>"), e))
     }
@@ -194,12 +197,19 @@ impl Dashboard {
             write::atomic(&self.out_dir.join(records::STATUS_FILE), bytes)?;
             total += bytes.len();
         }
+        let pages: BTreeSet<&str> = run_ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| load::safe_id(id))
+            .collect();
+        let audit = load::audit_of(&self.state_dir, &pages)?;
         let mut run_pages = 0;
         for id in run_ids {
             if !load::safe_id(id) {
                 continue;
             }
-            let page = self.run_page(state, id, &generated)?;
+            let lines = audit.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let page = self.run_page(state, id, lines, &generated)?;
             write::atomic(&runs_dir.join(format!("{id}.html")), page.as_bytes())?;
             total += page.len();
             run_pages += 1;
@@ -223,6 +233,7 @@ impl Dashboard {
         &self,
         state: &load::State,
         run_id: &str,
+        audit: &[smart_core::audit::Line],
         generated: &str,
     ) -> Result<String, DashboardError> {
         let run = state
@@ -239,12 +250,13 @@ impl Dashboard {
                     ),
                 )
             })?;
-        let samples =
-            records::load_samples(&self.state_dir, run_id).map_err(DashboardError::records)?;
-        let audit = state.audit.get(run_id).map(Vec::as_slice).unwrap_or(&[]);
+        // Block by block: a long run's samples are never all in memory at once.
+        let mut latencies = view::ArmLatencies::new(run);
+        records::for_each_samples(&self.state_dir, run_id, |block| latencies.add(&block))
+            .map_err(DashboardError::records)?;
         self.fill(
             "run",
-            &view::run_page(state, run, audit, &samples, generated),
+            &view::run_page(state, run, audit, latencies, generated),
         )
     }
 

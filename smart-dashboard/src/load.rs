@@ -1,9 +1,9 @@
 //! Reading what the dashboard shows from the state dir: the runs (through the records readers of
 //! smart-core), the live status, and the audit lines grouped by run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io;
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use smart_core::audit::{LOG_FILE, Line};
@@ -11,15 +11,14 @@ use smart_core::records::{self, EXPERIMENT_FILE, RUNS_DIR, RunRecord, STATUS_FIL
 
 use crate::DashboardError;
 
-/// Everything the pages are made of, read once per render (samples are read per run page).
+/// Everything the pages are made of, read once per render (samples and audit lines are read for
+/// the run pages being rendered only).
 #[derive(Debug)]
 pub(crate) struct State {
     /// Every run whose id names a safe file, oldest first.
     pub(crate) runs: Vec<Run>,
     /// `status.json` as written by the engine, parsed, with its bytes.
     pub(crate) status: Option<(Status, Vec<u8>)>,
-    /// Audit lines by run id, in log order.
-    pub(crate) audit: BTreeMap<String, Vec<Line>>,
 }
 
 /// One run: its records and its definition as run.
@@ -63,12 +62,7 @@ pub(crate) fn state(state_dir: &Path) -> Result<State, DashboardError> {
         runs.push(Run { record, definition });
     }
     let status = read_status(state_dir)?;
-    let audit = audit_by_run(state_dir)?;
-    Ok(State {
-        runs,
-        status,
-        audit,
-    })
+    Ok(State { runs, status })
 }
 
 /// `status.json` with its bytes (to publish as is), if there is one.
@@ -84,10 +78,14 @@ pub(crate) fn read_status(state_dir: &Path) -> Result<Option<(Status, Vec<u8>)>,
     Ok(Some((status, bytes)))
 }
 
-/// The audit lines of every run: rotated `audit-*.jsonl` files in name order, then
-/// `audit.jsonl`. Lines that do not parse (a torn last line) are left out; `smart audit verify`
-/// is the place that judges the log.
-fn audit_by_run(state_dir: &Path) -> Result<BTreeMap<String, Vec<Line>>, DashboardError> {
+/// The audit lines of the runs in `run_ids`, by run id in log order: rotated `audit-*.jsonl`
+/// files in name order, then `audit.jsonl`. Only those runs' lines are kept, so a live render
+/// holds the running run's lines, not the whole history's. Lines that do not parse (a torn last
+/// line) are left out; `smart audit verify` is the place that judges the log.
+pub(crate) fn audit_of(
+    state_dir: &Path,
+    run_ids: &BTreeSet<&str>,
+) -> Result<BTreeMap<String, Vec<Line>>, DashboardError> {
     let mut files: Vec<_> = match fs::read_dir(state_dir) {
         Ok(entries) => entries
             .filter_map(Result::ok)
@@ -104,14 +102,25 @@ fn audit_by_run(state_dir: &Path) -> Result<BTreeMap<String, Vec<Line>>, Dashboa
     files.sort();
     files.push(state_dir.join(LOG_FILE));
     let mut by_run: BTreeMap<String, Vec<Line>> = BTreeMap::new();
+    // Line by line: the log grows with every block, and a render should not hold it whole.
+    let mut text = String::new();
     for path in files {
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
+        let mut reader = match fs::File::open(&path) {
+            Ok(file) => BufReader::new(file),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(DashboardError::io("reading", &path, e)),
         };
-        for line in text.lines() {
-            if let Ok(line) = serde_json::from_str::<Line>(line) {
+        loop {
+            text.clear();
+            let read = reader
+                .read_line(&mut text)
+                .map_err(|e| DashboardError::io("reading", &path, e))?;
+            if read == 0 {
+                break;
+            }
+            if let Ok(line) = serde_json::from_str::<Line>(&text)
+                && run_ids.contains(line.run_id.as_str())
+            {
                 by_run.entry(line.run_id.clone()).or_default().push(line);
             }
         }

@@ -1,11 +1,13 @@
 //! What the templates show, computed from the records: every number formatted, every chart drawn,
 //! so the templates only place text (which tinytemplate escapes) and our own SVG.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use smart_core::audit::Line;
 use smart_core::engine::{Arm, BlockKind, LiveConfig};
 use smart_core::records::{
-    BlockRecord, BlockSamples, DecisionKind, DecisionRecord, RunState, Status,
+    BlockRecord, BlockSamples, DecisionKind, DecisionRecord, LatencyDistribution, RunState, Status,
 };
 
 use crate::format;
@@ -552,12 +554,12 @@ fn style_of(run: &Run, arm_name: &str, arm: Arm) -> usize {
     1 + i % 5
 }
 
-/// A run page's view; `samples` are the run's latency samples block by block.
+/// A run page's view; `latencies` are the run's samples pooled per arm.
 pub(crate) fn run_page(
     state: &State,
     run: &Run,
     audit: &[Line],
-    samples: &[BlockSamples],
+    latencies: ArmLatencies,
     generated: &str,
 ) -> RunView {
     let root = "../";
@@ -660,7 +662,7 @@ pub(crate) fn run_page(
             ),
         })
         .collect();
-    let distributions = distributions(run, samples, &series);
+    let distributions = latencies.distributions(&series);
     let coach = record
         .decisions
         .iter()
@@ -722,45 +724,62 @@ fn fact(label: &str, value: String) -> Fact {
     }
 }
 
-/// The samples of the test blocks, pooled per arm, sorted.
-fn distributions(run: &Run, samples: &[BlockSamples], series: &[Series]) -> Vec<Distribution> {
-    let mut pooled: Vec<Vec<u64>> = vec![Vec::new(); series.len()];
-    for s in samples {
-        let Some(block) = run.record.blocks.iter().find(|b| b.block.index == s.block) else {
-            continue;
-        };
-        if block.block.kind != BlockKind::Test {
-            continue;
+/// The latency samples of a run's test blocks pooled per arm (the baseline, then each variant in
+/// the plan's order), fed one block at a time: a long run's samples are never all in memory, and
+/// the pools stay the size a few blocks gave them.
+#[derive(Debug)]
+pub(crate) struct ArmLatencies {
+    /// The arm's slot of each test block, by block index.
+    slots: BTreeMap<u32, usize>,
+    pooled: Vec<LatencyDistribution>,
+}
+
+impl ArmLatencies {
+    /// Empty pools for `run`'s arms.
+    pub(crate) fn new(run: &Run) -> ArmLatencies {
+        let variants = &run.record.run.plan.variants;
+        let mut slots = BTreeMap::new();
+        for b in &run.record.blocks {
+            if b.block.kind != BlockKind::Test {
+                continue;
+            }
+            let slot = match b.block.arm {
+                Arm::Baseline => Some(0),
+                Arm::Variant => variants
+                    .iter()
+                    .position(|v| *v == b.block.arm_name)
+                    .map(|i| i + 1),
+            };
+            if let Some(slot) = slot {
+                slots.entry(b.block.index).or_insert(slot);
+            }
         }
-        let slot = if block.block.arm == Arm::Baseline {
-            0
-        } else {
-            match run
-                .record
-                .run
-                .plan
-                .variants
-                .iter()
-                .position(|v| *v == block.block.arm_name)
-            {
-                Some(i) => i + 1,
-                None => continue,
-            }
-        };
-        pooled[slot].extend_from_slice(&s.latencies_us);
+        ArmLatencies {
+            slots,
+            pooled: vec![LatencyDistribution::new(); variants.len() + 1],
+        }
     }
-    series
-        .iter()
-        .zip(pooled)
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(s, mut v)| {
-            v.sort_unstable();
-            Distribution {
+
+    /// Adds one block's samples to its arm's pool (samples of soak blocks, or of blocks the run
+    /// does not list, are left out).
+    pub(crate) fn add(&mut self, samples: &BlockSamples) {
+        if let Some(&slot) = self.slots.get(&samples.block) {
+            self.pooled[slot].extend(samples.latencies_us.iter().copied());
+        }
+    }
+
+    /// The arms with samples, as the curves of the distribution chart.
+    fn distributions(self, series: &[Series]) -> Vec<Distribution> {
+        series
+            .iter()
+            .zip(self.pooled)
+            .filter(|(_, d)| !d.is_empty())
+            .map(|(s, latencies)| Distribution {
                 series: s.clone(),
-                sorted_us: v,
-            }
-        })
-        .collect()
+                latencies,
+            })
+            .collect()
+    }
 }
 
 fn block_row(run: &Run, b: &BlockRecord) -> BlockRow {
