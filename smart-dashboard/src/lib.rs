@@ -171,9 +171,9 @@ impl Dashboard {
         now: SystemTime,
     ) -> Result<(), DashboardError> {
         let state = load::state(&self.state_dir)?;
-        let audit = load::audit_of(&self.state_dir, &BTreeSet::from([run_id]))?;
-        let lines = audit.get(run_id).map(Vec::as_slice).unwrap_or(&[]);
-        let page = self.run_page(&state, run_id, lines, &generated(now))?;
+        let mut audit = load::audit_of(&self.state_dir, &BTreeSet::from([run_id]))?;
+        let rows = audit.remove(run_id).unwrap_or_default();
+        let page = self.run_page(&state, run_id, rows, &generated(now))?;
         out.write_all(page.as_bytes())
             .map_err(|e| DashboardError::io("writing the run page to", Path::new("<output>"), e))
     }
@@ -202,14 +202,14 @@ impl Dashboard {
             .map(String::as_str)
             .filter(|id| load::safe_id(id))
             .collect();
-        let audit = load::audit_of(&self.state_dir, &pages)?;
+        let mut audit = load::audit_of(&self.state_dir, &pages)?;
         let mut run_pages = 0;
         for id in run_ids {
             if !load::safe_id(id) {
                 continue;
             }
-            let lines = audit.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let page = self.run_page(state, id, lines, &generated)?;
+            let rows = audit.remove(id.as_str()).unwrap_or_default();
+            let page = self.run_page(state, id, rows, &generated)?;
             write::atomic(&runs_dir.join(format!("{id}.html")), page.as_bytes())?;
             total += page.len();
             run_pages += 1;
@@ -233,7 +233,7 @@ impl Dashboard {
         &self,
         state: &load::State,
         run_id: &str,
-        audit: &[smart_core::audit::Line],
+        audit: Vec<view::AuditRow>,
         generated: &str,
     ) -> Result<String, DashboardError> {
         let run = state

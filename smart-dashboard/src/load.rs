@@ -10,6 +10,7 @@ use smart_core::audit::{LOG_FILE, Line};
 use smart_core::records::{self, EXPERIMENT_FILE, RUNS_DIR, RunRecord, STATUS_FILE, Status};
 
 use crate::DashboardError;
+use crate::view::{self, AuditRow};
 
 /// Everything the pages are made of, read once per render (samples and audit lines are read for
 /// the run pages being rendered only).
@@ -78,14 +79,15 @@ pub(crate) fn read_status(state_dir: &Path) -> Result<Option<(Status, Vec<u8>)>,
     Ok(Some((status, bytes)))
 }
 
-/// The audit lines of the runs in `run_ids`, by run id in log order: rotated `audit-*.jsonl`
-/// files in name order, then `audit.jsonl`. Only those runs' lines are kept, so a live render
-/// holds the running run's lines, not the whole history's. Lines that do not parse (a torn last
-/// line) are left out; `smart audit verify` is the place that judges the log.
+/// The audit lines of the runs in `run_ids` as table rows, by run id in log order: rotated
+/// `audit-*.jsonl` files in name order, then `audit.jsonl`. Only those runs' lines are kept, each
+/// as its row, so a live render holds the running run's rows, not the whole history's parsed
+/// lines. Lines that do not parse (a torn last line) are left out; `smart audit verify` is the
+/// place that judges the log.
 pub(crate) fn audit_of(
     state_dir: &Path,
     run_ids: &BTreeSet<&str>,
-) -> Result<BTreeMap<String, Vec<Line>>, DashboardError> {
+) -> Result<BTreeMap<String, Vec<AuditRow>>, DashboardError> {
     let mut files: Vec<_> = match fs::read_dir(state_dir) {
         Ok(entries) => entries
             .filter_map(Result::ok)
@@ -101,7 +103,7 @@ pub(crate) fn audit_of(
     };
     files.sort();
     files.push(state_dir.join(LOG_FILE));
-    let mut by_run: BTreeMap<String, Vec<Line>> = BTreeMap::new();
+    let mut by_run: BTreeMap<String, Vec<AuditRow>> = BTreeMap::new();
     // Line by line: the log grows with every block, and a render should not hold it whole.
     let mut text = String::new();
     for path in files {
@@ -121,7 +123,8 @@ pub(crate) fn audit_of(
             if let Ok(line) = serde_json::from_str::<Line>(&text)
                 && run_ids.contains(line.run_id.as_str())
             {
-                by_run.entry(line.run_id.clone()).or_default().push(line);
+                let row = view::audit_row(&line);
+                by_run.entry(line.run_id).or_default().push(row);
             }
         }
     }

@@ -558,7 +558,7 @@ fn style_of(run: &Run, arm_name: &str, arm: Arm) -> usize {
 pub(crate) fn run_page(
     state: &State,
     run: &Run,
-    audit: &[Line],
+    audit: Vec<AuditRow>,
     latencies: ArmLatencies,
     generated: &str,
 ) -> RunView {
@@ -713,7 +713,7 @@ pub(crate) fn run_page(
         params,
         settings,
         definition_json,
-        audit: audit.iter().map(audit_row).collect(),
+        audit,
     }
 }
 
@@ -814,7 +814,9 @@ fn block_row(run: &Run, b: &BlockRecord) -> BlockRow {
     }
 }
 
-fn audit_row(line: &Line) -> AuditRow {
+/// An audit line as the run page's table shows it (made as the log is read, so a render never
+/// holds the parsed lines with their details).
+pub(crate) fn audit_row(line: &Line) -> AuditRow {
     let name = |v: serde_json::Result<serde_json::Value>| {
         v.ok()
             .and_then(|v| v.as_str().map(str::to_owned))
