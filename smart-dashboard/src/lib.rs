@@ -171,7 +171,8 @@ impl Dashboard {
         now: SystemTime,
     ) -> Result<(), DashboardError> {
         let state = load::state(&self.state_dir)?;
-        let mut audit = load::audit_of(&self.state_dir, &BTreeSet::from([run_id]))?;
+        let live = view::running(&state);
+        let mut audit = load::audit_of(&self.state_dir, &BTreeSet::from([run_id]), live)?;
         let rows = audit.remove(run_id).unwrap_or_default();
         let page = self.run_page(&state, run_id, rows, &generated(now))?;
         out.write_all(page.as_bytes())
@@ -202,7 +203,7 @@ impl Dashboard {
             .map(String::as_str)
             .filter(|id| load::safe_id(id))
             .collect();
-        let mut audit = load::audit_of(&self.state_dir, &pages)?;
+        let mut audit = load::audit_of(&self.state_dir, &pages, view::running(state))?;
         let mut run_pages = 0;
         for id in run_ids {
             if !load::safe_id(id) {
@@ -233,7 +234,7 @@ impl Dashboard {
         &self,
         state: &load::State,
         run_id: &str,
-        audit: Vec<view::AuditRow>,
+        audit: view::AuditRows,
         generated: &str,
     ) -> Result<String, DashboardError> {
         let run = state

@@ -1,7 +1,7 @@
 //! Reading what the dashboard shows from the state dir: the runs (through the records readers of
 //! smart-core), the live status, and the audit lines grouped by run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
@@ -10,7 +10,7 @@ use smart_core::audit::{LOG_FILE, Line};
 use smart_core::records::{self, EXPERIMENT_FILE, RUNS_DIR, RunRecord, STATUS_FILE, Status};
 
 use crate::DashboardError;
-use crate::view::{self, AuditRow};
+use crate::view::{self, AuditRow, AuditRows};
 
 /// Everything the pages are made of, read once per render (samples and audit lines are read for
 /// the run pages being rendered only).
@@ -81,13 +81,15 @@ pub(crate) fn read_status(state_dir: &Path) -> Result<Option<(Status, Vec<u8>)>,
 
 /// The audit lines of the runs in `run_ids` as table rows, by run id in log order: rotated
 /// `audit-*.jsonl` files in name order, then `audit.jsonl`. Only those runs' lines are kept, each
-/// as its row, so a live render holds the running run's rows, not the whole history's parsed
-/// lines. Lines that do not parse (a torn last line) are left out; `smart audit verify` is the
-/// place that judges the log.
+/// as its row, and of the run under way (`live`) only the last [`view::LIVE_AUDIT_ROWS`], so a
+/// live render holds a bounded number of rows, not the whole history's parsed lines. Lines that
+/// do not parse (a torn last line) are left out; `smart audit verify` is the place that judges
+/// the log.
 pub(crate) fn audit_of(
     state_dir: &Path,
     run_ids: &BTreeSet<&str>,
-) -> Result<BTreeMap<String, Vec<AuditRow>>, DashboardError> {
+    live: Option<&str>,
+) -> Result<BTreeMap<String, AuditRows>, DashboardError> {
     let mut files: Vec<_> = match fs::read_dir(state_dir) {
         Ok(entries) => entries
             .filter_map(Result::ok)
@@ -103,7 +105,7 @@ pub(crate) fn audit_of(
     };
     files.sort();
     files.push(state_dir.join(LOG_FILE));
-    let mut by_run: BTreeMap<String, Vec<AuditRow>> = BTreeMap::new();
+    let mut by_run: BTreeMap<String, (VecDeque<AuditRow>, usize)> = BTreeMap::new();
     // Line by line: the log grows with every block, and a render should not hold it whole.
     let mut text = String::new();
     for path in files {
@@ -124,9 +126,69 @@ pub(crate) fn audit_of(
                 && run_ids.contains(line.run_id.as_str())
             {
                 let row = view::audit_row(&line);
-                by_run.entry(line.run_id).or_default().push(row);
+                let bounded = live == Some(line.run_id.as_str());
+                let (rows, omitted) = by_run.entry(line.run_id).or_default();
+                if bounded && rows.len() == view::LIVE_AUDIT_ROWS {
+                    rows.pop_front();
+                    *omitted += 1;
+                }
+                rows.push_back(row);
             }
         }
     }
-    Ok(by_run)
+    Ok(by_run
+        .into_iter()
+        .map(|(id, (rows, omitted))| {
+            let rows = AuditRows {
+                rows: rows.into(),
+                omitted,
+            };
+            (id, rows)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use smart_core::audit::{Action, AuditLog, Entry, Outcome};
+
+    use super::*;
+
+    #[test]
+    fn the_run_under_way_keeps_only_its_last_rows_and_other_runs_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path());
+        let count = view::LIVE_AUDIT_ROWS + 30;
+        for (run, n) in [("done", 5), ("live", count), ("other", 3)] {
+            for block in 0..n {
+                let entry = Entry {
+                    time: SystemTime::now(),
+                    run_id: run.to_owned(),
+                    action: Action::Block,
+                    outcome: Outcome::Ok,
+                    details: serde_json::json!({ "block": block }),
+                };
+                log.append(&entry).unwrap();
+            }
+        }
+        let audit = audit_of(dir.path(), &BTreeSet::from(["done", "live"]), Some("live")).unwrap();
+        assert!(!audit.contains_key("other"));
+        assert_eq!((audit["done"].rows.len(), audit["done"].omitted), (5, 0));
+        let live = &audit["live"];
+        assert_eq!(live.rows.len(), view::LIVE_AUDIT_ROWS);
+        assert_eq!(live.omitted, 30);
+        // The newest lines, in log order.
+        assert!(
+            live.rows[0].details.contains("\"block\":30"),
+            "{}",
+            live.rows[0].details
+        );
+        let last = format!("\"block\":{}", count - 1);
+        assert!(live.rows.last().unwrap().details.contains(&last));
+        // Once the run is over, every line is listed.
+        let all = audit_of(dir.path(), &BTreeSet::from(["live"]), None).unwrap();
+        assert_eq!((all["live"].rows.len(), all["live"].omitted), (count, 0));
+    }
 }

@@ -554,11 +554,36 @@ fn style_of(run: &Run, arm_name: &str, arm: Arm) -> usize {
     1 + i % 5
 }
 
+/// While a run is under way its page is re-rendered after every block, so it lists only the most
+/// recent blocks and audit lines: a live render's work and memory do not grow with the run (the
+/// charts still show every block, and once the run is over its page lists everything).
+pub(crate) const LIVE_BLOCK_ROWS: usize = 50;
+/// The audit lines a live run page lists (about four per block).
+pub(crate) const LIVE_AUDIT_ROWS: usize = 200;
+
+/// The id of the run under way, as `status.json` says, if one is.
+pub(crate) fn running(state: &State) -> Option<&str> {
+    state
+        .status
+        .as_ref()
+        .filter(|(s, _)| s.state == RunState::Running)
+        .map(|(s, _)| s.run_id.as_str())
+}
+
+/// A run's audit lines as table rows, and how many earlier ones were left out (a live page's).
+#[derive(Debug, Default)]
+pub(crate) struct AuditRows {
+    /// The rows listed, in log order.
+    pub(crate) rows: Vec<AuditRow>,
+    /// Earlier lines of the run not listed.
+    pub(crate) omitted: usize,
+}
+
 /// A run page's view; `latencies` are the run's samples pooled per arm.
 pub(crate) fn run_page(
     state: &State,
     run: &Run,
-    audit: Vec<AuditRow>,
+    audit: AuditRows,
     latencies: ArmLatencies,
     generated: &str,
 ) -> RunView {
@@ -674,10 +699,24 @@ pub(crate) fn run_page(
         })
         .collect();
     let (description, params, settings, definition_json) = definition(run);
-    let under_way = state
-        .status
-        .as_ref()
-        .is_some_and(|(s, _)| s.state == RunState::Running && s.run_id == plan.run_id);
+    let under_way = running(state) == Some(plan.run_id.as_str());
+    let hidden_blocks = if under_way {
+        blocks.len().saturating_sub(LIVE_BLOCK_ROWS)
+    } else {
+        0
+    };
+    if hidden_blocks > 0 || audit.omitted > 0 {
+        facts.push(fact(
+            "Listed below",
+            format!(
+                "the last {} of {} blocks and {} of {} audit lines while the run is under way (the charts show every block); all of them once it is over",
+                blocks.len() - hidden_blocks,
+                blocks.len(),
+                audit.rows.len(),
+                audit.rows.len() + audit.omitted
+            ),
+        ));
+    }
     let live = under_way.then(|| {
         let mut view = live(state, root);
         let block = state.status.as_ref().and_then(|(s, _)| s.block);
@@ -709,11 +748,14 @@ pub(crate) fn run_page(
         cdf_svg: svg::cdf("cdf", &distributions).unwrap_or_default(),
         p50_svg: svg::block_p50("p50", &series, &points).unwrap_or_default(),
         errors_svg: svg::block_errors("errors", &series, &points).unwrap_or_default(),
-        blocks: blocks.iter().map(|b| block_row(run, b)).collect(),
+        blocks: blocks[hidden_blocks..]
+            .iter()
+            .map(|b| block_row(run, b))
+            .collect(),
         params,
         settings,
         definition_json,
-        audit,
+        audit: audit.rows,
     }
 }
 
