@@ -113,6 +113,9 @@ pub enum Action {
     /// A variant's final decision; `details` has the variant, the decision, the p50 change and
     /// the reasons.
     Decision,
+    /// Run records were removed by retention; `details` has `runs` (the pruned run ids) and
+    /// `reason`.
+    Prune,
 }
 
 /// Whether an action succeeded.
@@ -1264,6 +1267,7 @@ mod tests {
         (Action::AuditDrop, "audit_drop"),
         (Action::Block, "block"),
         (Action::Decision, "decision"),
+        (Action::Prune, "prune"),
     ];
 
     #[test]
@@ -1288,7 +1292,8 @@ mod tests {
                 | Action::Coach
                 | Action::AuditDrop
                 | Action::Block
-                | Action::Decision => {}
+                | Action::Decision
+                | Action::Prune => {}
             }
         }
         let (dir, log) = log_with(0);

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::logs::LogRotation;
 use crate::problem::{Invalid, Problem};
 use crate::reader::{Reader, join};
+use crate::records::Retention;
 use crate::validate;
 
 /// The config file looked for in the working directory.
@@ -34,9 +35,12 @@ const CONFIG_KEYS: &[&str] = &[
     "defaults",
     "coach",
     "logs",
+    "retention",
 ];
 /// The keys of `[logs]`.
 const LOGS_KEYS: &[&str] = &["max_bytes", "keep"];
+/// The keys of `[retention]`.
+const RETENTION_KEYS: &[&str] = &["enabled", "max_age_days", "max_runs"];
 
 /// Schedule, decision and guardrail keys that experiments inherit unless they set them.
 ///
@@ -88,6 +92,7 @@ pub struct AgentConfig {
     defaults: Defaults,
     coach: toml::Table,
     logs: LogRotation,
+    retention: Retention,
 }
 
 impl Default for AgentConfig {
@@ -101,6 +106,7 @@ impl Default for AgentConfig {
             defaults: Defaults::default(),
             coach: toml::Table::new(),
             logs: LogRotation::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -177,6 +183,9 @@ impl AgentConfig {
         if let Some(logs) = root.get("logs") {
             config.logs = read_logs(&mut r, logs);
         }
+        if let Some(retention) = root.get("retention") {
+            config.retention = read_retention(&mut r, retention);
+        }
         if let Some(coach) = table.get("coach") {
             match coach {
                 toml::Value::Table(coach) => config.coach = coach.clone(),
@@ -227,6 +236,43 @@ impl AgentConfig {
     /// How the audit log and `metrics.csv` rotate (`[logs]`).
     pub fn logs(&self) -> LogRotation {
         self.logs
+    }
+
+    /// How long run records and their dashboard pages are kept (`[retention]`).
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+}
+
+/// Reads `[retention]`: `enabled` (a boolean), `max_age_days` (1 to 36500) and `max_runs` (1 to
+/// 1000000); a key left out keeps its default.
+fn read_retention(r: &mut Reader, value: &Value) -> Retention {
+    let defaults = Retention::default();
+    let Some(map) = r.object(value, "retention", RETENTION_KEYS, &|_| None) else {
+        return defaults;
+    };
+    let enabled = map
+        .get("enabled")
+        .and_then(|v| r.boolean(v, "retention.enabled"));
+    let max_age_days = map.get("max_age_days").and_then(|v| {
+        r.integer(
+            v,
+            "retention.max_age_days",
+            1,
+            i64::from(Retention::MAX_AGE_DAYS),
+        )
+    });
+    let max_runs = map
+        .get("max_runs")
+        .and_then(|v| r.integer(v, "retention.max_runs", 1, i64::from(Retention::MAX_RUNS)));
+    let retention = Retention::new(
+        max_age_days.map_or(defaults.max_age_days(), |n| n as u32),
+        max_runs.map_or(defaults.max_runs(), |n| n as u32),
+    );
+    if enabled == Some(false) {
+        retention.disabled()
+    } else {
+        retention
     }
 }
 
@@ -381,6 +427,38 @@ mod tests {
             ],
         );
         check("logs = 5", &["logs: expected"]);
+    }
+
+    #[test]
+    fn retention_is_read_and_checked() {
+        let retention = |text: &str| {
+            AgentConfig::from_toml(text, Path::new("smart.toml"))
+                .unwrap()
+                .retention()
+        };
+        assert_eq!(retention(""), Retention::new(30, 100));
+        assert_eq!(
+            retention("[retention]\nmax_age_days = 7\nmax_runs = 20\n"),
+            Retention::new(7, 20)
+        );
+        assert_eq!(
+            retention("[retention]\nmax_runs = 20\n"),
+            Retention::new(Retention::DEFAULT_MAX_AGE_DAYS, 20)
+        );
+        let off = retention("[retention]\nenabled = false\nmax_runs = 5\n");
+        assert!(!off.enabled());
+        assert_eq!(off.max_runs(), 5);
+        assert!(retention("[retention]\nenabled = true\n").enabled());
+        check(
+            "[retention]\nmax_age_days = 0\nmax_runs = -1\nenabled = 1\nmax_run = 3\n",
+            &[
+                "retention.max_run: unknown key; did you mean \"max_runs\"?",
+                "retention.enabled: expected",
+                "retention.max_age_days: expected a whole number from 1 to 36500, found 0",
+                "retention.max_runs: expected a whole number from 1 to 1000000, found -1",
+            ],
+        );
+        check("retention = 5", &["retention: expected"]);
     }
 
     #[test]

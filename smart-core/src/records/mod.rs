@@ -11,6 +11,7 @@
 //!     blocks.jsonl            one line per block: where it sits and what it measured
 //!     samples.jsonl           one line per block: its latency samples (µs), compact
 //!     decisions.json          the decision on every variant (what `history --json` prints)
+//!   pruned.json               how many runs retention removed so far (see [`prune`])
 //! ```
 //!
 //! [`Records`] writes them as an engine [`Observer`](crate::engine::Observer); the functions of
@@ -20,6 +21,7 @@
 mod decision;
 mod distribution;
 mod metrics;
+mod prune;
 mod read;
 mod status;
 mod writer;
@@ -33,6 +35,9 @@ pub use metrics::METRICS_HEADER;
 pub use read::{
     BlockFigures, BlockRecord, BlockSamples, RunFile, RunRecord, for_each_samples, history,
     list_runs, load_run, load_samples, read_status,
+};
+pub use prune::{
+    PRUNED_FILE, PRUNING_DIR, PrunePlan, PrunedCount, Protection, Retention, plan_prune, prune, pruned_count,
 };
 pub use status::{RunState, Status, status_schema};
 pub use writer::Records;

@@ -110,12 +110,18 @@ pub fn list_runs(state_dir: &Path) -> Result<Vec<RunFile>, RecordsError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(RecordsError::new("reading", dir, e)),
     };
-    let mut runs = Vec::new();
+    let mut runs: Vec<RunFile> = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| RecordsError::new("reading", &dir, e))?;
         let path = entry.path().join(RUN_FILE);
-        if path.is_file() {
-            runs.push(read_json::<RunFile>(&path)?);
+        // A run pruned (renamed away whole) since the listing is simply not there any more.
+        match fs::read(&path) {
+            Ok(bytes) => runs.push(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| RecordsError::new("parsing", &path, e))?,
+            ),
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {}
+            Err(e) => return Err(RecordsError::new("reading", path, e)),
         }
     }
     runs.sort_by(|a, b| (&a.plan.started, &a.plan.run_id).cmp(&(&b.plan.started, &b.plan.run_id)));

@@ -343,7 +343,7 @@ fn append_line<T: serde::Serialize>(
 
 /// Replaces `path` with `bytes` through a temp file and a rename, so readers never see half a
 /// file; with `durable`, fsyncs the file and its directory too.
-fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), RecordsError> {
+pub(super) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), RecordsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let write = || -> io::Result<()> {
         fs::create_dir_all(dir)?;
