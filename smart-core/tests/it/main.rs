@@ -7,6 +7,7 @@ mod examples;
 mod fakes;
 mod fuzz;
 mod nginx_examples;
+mod prune;
 mod records;
 mod roundtrip;
 mod schema;
