@@ -14,7 +14,8 @@ use crate::run::summary;
 /// decision (keep, revert, inconclusive, aborted, kept-by-coach), the p50 change with its bounds,
 /// the error-rate change, the first reason and the run. `--json` prints an array with one object
 /// per decision: a stable contract, documented in docs/engine.md, with the JSON Schema
-/// docs/history.schema.json.
+/// docs/history.schema.json. Runs pruned by retention ([retention] in smart.toml) are gone from
+/// both; the text output ends with how many were pruned.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -51,6 +52,14 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             d.experiment,
             summary(d),
             d.run_id
+        );
+    }
+    let pruned = records::pruned_count(config.state_dir()).map_err(CliError::runtime)?;
+    if let Some(last) = &pruned.last {
+        println!(
+            "{} older run{} pruned by retention (the last on {last}; [retention] in smart.toml, the audit log's `prune` lines)",
+            pruned.runs,
+            if pruned.runs == 1 { " was" } else { "s were" },
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -19,6 +19,7 @@ mod error;
 mod history;
 mod init;
 mod probe;
+mod prune;
 mod recover;
 mod revert;
 mod run;
@@ -67,6 +68,7 @@ enum Command {
     Status(status::Args),
     History(history::Args),
     Show(show::Args),
+    Prune(prune::Args),
     Demo(demo::Args),
 }
 
@@ -84,6 +86,7 @@ fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
         Command::Status(args) => status::run(args, global),
         Command::History(args) => history::run(args, global),
         Command::Show(args) => show::run(args, global),
+        Command::Prune(args) => prune::run(args, global),
         Command::Demo(args) => demo::run(args, global),
     }
 }

@@ -6,6 +6,7 @@
 //! ```text
 //! index.html            live status, the live config's p50 across runs, every decision
 //! runs/<run-id>.html    one run: definition as run, decisions, coach, charts, blocks, audit lines
+//!                       (only of runs still in the records: retention prunes the others' pages)
 //! status.json           a copy of the state dir's, which dashboard.js fetches every few seconds
 //! dashboard.css         the only stylesheet (no inline styles: the site's CSP forbids them)
 //! dashboard.js          the live refresh (no inline script)
@@ -146,6 +147,14 @@ impl Dashboard {
         self.render_state(&state, &ids, now)
     }
 
+    /// Renders the index, `status.json` and the assets, and deletes the pages of runs that are no
+    /// longer in the records: what `smart run` calls after retention pruned runs, so the index
+    /// links no page that is gone and no page outlives its run. Run pages are not re-rendered.
+    pub fn render_index(&self, now: SystemTime) -> Result<Rendered, DashboardError> {
+        let state = load::state(&self.state_dir)?;
+        self.render_state(&state, &[], now)
+    }
+
     /// Copies the state dir's `status.json` into the dashboard dir (atomically), if there is
     /// one: cheap enough to call every couple of seconds during a run.
     pub fn publish_status(&self) -> Result<(), DashboardError> {
@@ -218,6 +227,9 @@ impl Dashboard {
         let index = self.index_page(state, &generated)?;
         write::atomic(&self.out_dir.join("index.html"), index.as_bytes())?;
         total += index.len();
+        // After the index, which no longer links them: the pages of pruned runs.
+        let runs: BTreeSet<&str> = state.runs.iter().map(load::Run::id).collect();
+        write::remove_pages_except(&runs_dir, &runs)?;
         Ok(Rendered {
             runs: state.runs.len(),
             run_pages,

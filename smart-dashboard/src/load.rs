@@ -55,7 +55,12 @@ pub(crate) fn state(state_dir: &Path) -> Result<State, DashboardError> {
         if !safe_id(id) {
             continue;
         }
-        let record = records::load_run(state_dir, id).map_err(DashboardError::records)?;
+        let record = match records::load_run(state_dir, id) {
+            Ok(record) => record,
+            // Pruned since it was listed (a run dir is renamed away whole): not a run any more.
+            Err(_) if !state_dir.join(RUNS_DIR).join(id).is_dir() => continue,
+            Err(e) => return Err(DashboardError::records(e)),
+        };
         let path = state_dir.join(RUNS_DIR).join(id).join(EXPERIMENT_FILE);
         let definition = fs::read(&path)
             .ok()

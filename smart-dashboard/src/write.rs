@@ -1,8 +1,10 @@
 //! Atomic file replacement: a temp file in the same directory, then a rename, so a web server
-//! serving the dashboard dir sees the old file or the new one, never half of one.
+//! serving the dashboard dir sees the old file or the new one, never half of one; and the removal
+//! of the pages of pruned runs.
 
+use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,6 +45,33 @@ pub(crate) fn atomic_if_changed(path: &Path, bytes: &[u8]) -> Result<(), Dashboa
         Ok(current) if current == bytes => Ok(()),
         _ => atomic(path, bytes),
     }
+}
+
+/// Deletes every `<id>.html` in the run pages dir `dir` whose id is not in `keep` (the runs that
+/// retention pruned); leaves other files, such as a concurrent render's temp files, alone.
+pub(crate) fn remove_pages_except(dir: &Path, keep: &BTreeSet<&str>) -> Result<(), DashboardError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(DashboardError::io("reading", dir, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| DashboardError::io("reading", dir, e))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(id) = name.strip_suffix(".html")
+            && crate::load::safe_id(id)
+            && !keep.contains(id)
+        {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(DashboardError::io("deleting", &path, e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

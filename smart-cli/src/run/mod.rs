@@ -88,6 +88,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
                 cancel: &cancel,
             };
             failed |= !run_one(&ctx, &mut coach, experiment)?;
+            crate::prune::after_run(&config);
         }
         if args.once || !args.names.is_empty() || cancel.is_cancelled() {
             break;

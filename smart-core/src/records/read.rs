@@ -207,7 +207,9 @@ fn run_dir(state_dir: &Path, run_id: &str) -> Result<PathBuf, RecordsError> {
         return Err(RecordsError::new(
             "finding run",
             dir,
-            format!("there is no run `{run_id}`; list runs with `smart history`"),
+            format!(
+                "there is no run `{run_id}` (runs older than [retention] in smart.toml allows are pruned: the audit log's `prune` lines name them); list runs with `smart history`"
+            ),
         ));
     }
     Ok(dir)
