@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use smart_apply::RunLock;
 use smart_core::AgentConfig;
 use smart_core::audit::AuditLog;
-use smart_core::records::{self, PrunePlan, Retention};
+use smart_core::records::{self, Definitions, PrunePlan, Retention};
+use smart_core::validate::{experiment_files, validate_paths};
 use smart_dashboard::Dashboard;
 
 use crate::Global;
@@ -37,8 +38,13 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let retention = config.retention();
     let state_dir = config.state_dir();
     if args.dry_run {
-        let plan = records::plan_prune(state_dir, &retention, SystemTime::now())
-            .map_err(CliError::runtime)?;
+        let plan = records::plan_prune(
+            state_dir,
+            &retention,
+            &definitions(&config),
+            SystemTime::now(),
+        )
+        .map_err(CliError::runtime)?;
         if !retention.enabled() {
             println!("retention is off ([retention] enabled = false): nothing would be removed");
         } else if plan.is_empty() {
@@ -80,7 +86,8 @@ fn prune(config: &AgentConfig) -> Result<PrunePlan, String> {
     let state_dir = config.state_dir();
     let audit = AuditLog::with_rotation(state_dir, config.logs());
     let now = SystemTime::now();
-    let plan = records::prune(state_dir, &config.retention(), now, &audit).map_err(|e| {
+    let definitions = definitions(config);
+    let plan = records::prune(state_dir, &config.retention(), &definitions, now, &audit).map_err(|e| {
         format!(
             "retention could not prune the run records in {}: {e}; they are kept until the next \
              pass (fix the cause, or set [retention] enabled = false in smart.toml)",
@@ -101,6 +108,21 @@ fn prune(config: &AgentConfig) -> Result<PrunePlan, String> {
             })?;
     }
     Ok(plan)
+}
+
+/// The experiments dir's current definitions, whose decisions `smart run` looks up; unknown when
+/// the dir cannot be listed (then every definition's latest decision is kept).
+fn definitions(config: &AgentConfig) -> Definitions {
+    match experiment_files(config.experiments_dir()) {
+        Ok(files) => Definitions::Current(
+            validate_paths(&files, config.defaults())
+                .experiments
+                .iter()
+                .map(|e| (e.name().to_owned(), e.definition_hash().to_owned()))
+                .collect(),
+        ),
+        Err(_) => Definitions::Unknown,
+    }
 }
 
 fn pruned(plan: &PrunePlan, retention: &Retention) -> String {

@@ -56,7 +56,9 @@ pub(crate) fn remove_pages_except(dir: &Path, keep: &BTreeSet<&str>) -> Result<(
         Err(e) => return Err(DashboardError::io("reading", dir, e)),
     };
     for entry in entries {
-        let path = entry.map_err(|e| DashboardError::io("reading", dir, e))?.path();
+        let path = entry
+            .map_err(|e| DashboardError::io("reading", dir, e))?
+            .path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };

@@ -32,12 +32,13 @@ use std::time::SystemTime;
 pub use decision::{DecisionKind, DecisionRecord, history_schema};
 pub use distribution::LatencyDistribution;
 pub use metrics::METRICS_HEADER;
+pub use prune::{
+    Definitions, PRUNED_FILE, PRUNING_DIR, Protection, PrunePlan, PrunedCount, Retention,
+    plan_prune, prune, pruned_count,
+};
 pub use read::{
     BlockFigures, BlockRecord, BlockSamples, RunFile, RunRecord, for_each_samples, history,
     list_runs, load_run, load_samples, read_status,
-};
-pub use prune::{
-    PRUNED_FILE, PRUNING_DIR, PrunePlan, PrunedCount, Protection, Retention, plan_prune, prune, pruned_count,
 };
 pub use status::{RunState, Status, status_schema};
 pub use writer::Records;

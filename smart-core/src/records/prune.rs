@@ -9,9 +9,12 @@
 //!   `smart recover` or a human), and the run `status.json` names;
 //! - a run that left something other than the verified original live: a kept variant (`keep`,
 //!   `kept-by-coach`), or an unknown configuration after a failed restore;
-//! - for every experiment and definition hash, the newest run with a decision that is not
-//!   `aborted`: `smart run` queues an experiment whose current definition has no such decision,
-//!   so pruning it would run a decided experiment again.
+//! - the newest run with a decision that is not `aborted` for each experiment's current
+//!   definition: `smart run` queues an experiment whose current definition has no such decision,
+//!   so pruning it would run a decided experiment again. The caller says which definitions are
+//!   current ([`Definitions`]); when it cannot tell, every definition's newest decision is kept.
+//!   The newest such run of each experiment name is kept too, so an experiment file that is
+//!   briefly invalid or moved away does not lose its decision.
 //!
 //! Every pass that removes anything first appends one `prune` line to the audit log
 //! (`details`: `runs`, the ids, and `reason`), so `smart audit verify` can tell a pruned run from
@@ -104,6 +107,27 @@ impl Default for Retention {
     }
 }
 
+/// The experiment definitions `smart run` would look up a decision for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Definitions {
+    /// The valid experiments of the experiments dir: (name, definition hash) pairs.
+    Current(BTreeSet<(String, String)>),
+    /// Not known (the experiments dir could not be read): every definition ever decided counts
+    /// as current.
+    Unknown,
+}
+
+impl Definitions {
+    fn counts(&self, experiment: &str, hash: &str) -> bool {
+        match self {
+            Definitions::Current(current) => {
+                current.contains(&(experiment.to_owned(), hash.to_owned()))
+            }
+            Definitions::Unknown => true,
+        }
+    }
+}
+
 /// Why a run is never pruned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Protection {
@@ -113,8 +137,8 @@ pub enum Protection {
     Current,
     /// It left a variant live (a kept decision), or the live configuration unknown.
     LeftLive,
-    /// It holds the newest decision for its experiment's definition, which tells `smart run`
-    /// that the definition is decided.
+    /// It holds the newest decision for its experiment's current definition, which tells
+    /// `smart run` that the definition is decided (or the newest decision of its experiment).
     Decided,
 }
 
@@ -176,11 +200,13 @@ pub struct PrunedCount {
 pub fn plan_prune(
     state_dir: &Path,
     retention: &Retention,
+    definitions: &Definitions,
     now: SystemTime,
 ) -> Result<PrunePlan, RecordsError> {
     let runs = list_runs(state_dir)?;
     let current = read_status(state_dir)?.map(|s| s.run_id);
-    Ok(plan(&runs, current.as_deref(), retention, now))
+    let protected = protected(&runs, current.as_deref(), definitions);
+    Ok(plan(&runs, &protected, retention, now))
 }
 
 /// Removes the runs [`plan_prune`] names, after appending one `prune` line for them to `audit`;
@@ -189,6 +215,7 @@ pub fn plan_prune(
 pub fn prune(
     state_dir: &Path,
     retention: &Retention,
+    definitions: &Definitions,
     now: SystemTime,
     audit: &AuditLog,
 ) -> Result<PrunePlan, RecordsError> {
@@ -198,7 +225,7 @@ pub fn prune(
     if !retention.enabled {
         return Ok(PrunePlan::default());
     }
-    let plan = plan_prune(state_dir, retention, now)?;
+    let plan = plan_prune(state_dir, retention, definitions, now)?;
     if plan.is_empty() {
         return Ok(plan);
     }
@@ -269,7 +296,7 @@ fn empty_trash(trash: &Path) -> Result<(), RecordsError> {
 /// The pass over `runs` (oldest first, as [`list_runs`] gives them).
 fn plan(
     runs: &[RunFile],
-    current: Option<&str>,
+    protected: &BTreeMap<&str, Protection>,
     retention: &Retention,
     now: SystemTime,
 ) -> PrunePlan {
@@ -278,7 +305,6 @@ fn plan(
         plan.kept = runs.len();
         return plan;
     }
-    let protected = protected(runs, current);
     let age = Duration::from_secs(u64::from(retention.max_age_days) * 86_400);
     // Both are RFC 3339 UTC with the same fixed width: they compare as strings.
     let cutoff = now.checked_sub(age).map(format_utc);
@@ -304,11 +330,16 @@ fn plan(
 }
 
 /// The runs no pass may remove, with the first reason found.
-fn protected<'r>(runs: &'r [RunFile], current: Option<&str>) -> BTreeMap<&'r str, Protection> {
+fn protected<'r>(
+    runs: &'r [RunFile],
+    current: Option<&str>,
+    definitions: &Definitions,
+) -> BTreeMap<&'r str, Protection> {
     let mut protected = BTreeMap::new();
-    // The newest run holding a decision (not aborted) for each experiment and definition, as
-    // `smart run` finds it: the last such decision in run order.
+    // The newest run holding a decision (not aborted) for each current definition, as
+    // `smart run` finds it (the last such decision in run order), and for each experiment name.
     let mut decided: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    let mut by_name: BTreeMap<&str, &str> = BTreeMap::new();
     for run in runs {
         let id = run.plan.run_id.as_str();
         let Some(report) = &run.report else {
@@ -324,11 +355,14 @@ fn protected<'r>(runs: &'r [RunFile], current: Option<&str>) -> BTreeMap<&'r str
         }
         for d in &report.decisions {
             if d.decision != super::DecisionKind::Aborted {
-                decided.insert((d.experiment.as_str(), d.definition_hash.as_str()), id);
+                by_name.insert(&d.experiment, id);
+                if definitions.counts(&d.experiment, &d.definition_hash) {
+                    decided.insert((&d.experiment, &d.definition_hash), id);
+                }
             }
         }
     }
-    let latest: BTreeSet<&str> = decided.into_values().collect();
+    let latest: BTreeSet<&str> = decided.into_values().chain(by_name.into_values()).collect();
     for id in latest {
         protected.entry(id).or_insert(Protection::Decided);
     }

@@ -120,7 +120,11 @@ pub fn list_runs(state_dir: &Path) -> Result<Vec<RunFile>, RecordsError> {
                 serde_json::from_slice(&bytes)
                     .map_err(|e| RecordsError::new("parsing", &path, e))?,
             ),
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) => {}
             Err(e) => return Err(RecordsError::new("reading", path, e)),
         }
     }

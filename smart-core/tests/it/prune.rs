@@ -11,7 +11,8 @@ use serde_json::json;
 use smart_core::audit::{self, Action, AuditLog, Line, format_utc};
 use smart_core::engine::LiveConfig;
 use smart_core::records::{
-    self, DecisionKind, PRUNING_DIR, PrunePlan, Protection, Records, Retention, RunFile,
+    self, DecisionKind, Definitions, PRUNING_DIR, Protection, PrunePlan, Records, Retention,
+    RunFile,
 };
 
 use crate::engine::Harness;
@@ -122,8 +123,25 @@ fn ids(state_dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A pass at day `now` that does not know the current definitions (every one counts).
 fn prune(state_dir: &Path, retention: Retention, now: u64) -> PrunePlan {
-    records::prune(state_dir, &retention, day(now), &AuditLog::new(state_dir)).unwrap()
+    prune_with(state_dir, retention, &Definitions::Unknown, now)
+}
+
+fn prune_with(
+    state_dir: &Path,
+    retention: Retention,
+    definitions: &Definitions,
+    now: u64,
+) -> PrunePlan {
+    records::prune(
+        state_dir,
+        &retention,
+        definitions,
+        day(now),
+        &AuditLog::new(state_dir),
+    )
+    .unwrap()
 }
 
 /// What `smart run` takes as decided: the run of the latest decision that is not aborted, per
@@ -245,6 +263,45 @@ fn the_latest_decision_of_each_definition_is_never_pruned() {
 }
 
 #[test]
+fn with_the_current_definitions_known_older_definitions_may_go_but_not_an_experiments_latest() {
+    let dir = state(&[
+        spec("h1", 0, REVERT),
+        Spec {
+            hash: "h2",
+            ..spec("h2", 1, REVERT)
+        },
+        Spec {
+            hash: "h3",
+            ..spec("h3-latest", 2, Some(&[DecisionKind::Inconclusive]))
+        },
+        Spec {
+            experiment: "other",
+            ..spec("other", 3, REVERT)
+        },
+        spec("newest", 4, ABORTED),
+    ]);
+    // gzip's file was edited back to h1; `other` is current as run.
+    let current = Definitions::Current(
+        [("gzip", "h1"), ("other", "h1")]
+            .map(|(n, h)| (n.to_owned(), h.to_owned()))
+            .into(),
+    );
+    let decided_before = decided(dir.path());
+    let plan = prune_with(dir.path(), Retention::new(1, 1), &current, 100);
+    assert_eq!(plan.by_age, ["h2", "newest"]);
+    for id in ["h1", "h3-latest", "other"] {
+        assert_eq!(plan.protected.get(id), Some(&Protection::Decided), "{id}");
+    }
+    // The current definitions' decisions are where `smart run` finds them.
+    let decided_after = decided(dir.path());
+    for key in [("gzip", "h1"), ("other", "h1")] {
+        let key = (key.0.to_owned(), key.1.to_owned());
+        assert_eq!(decided_after.get(&key), decided_before.get(&key));
+        assert!(decided_after.contains_key(&key));
+    }
+}
+
+#[test]
 fn the_run_status_json_names_is_never_pruned() {
     let dir = state(&[spec("last", 0, ABORTED)]);
     let status = json!({
@@ -304,7 +361,8 @@ fn a_crash_mid_prune_is_finished_by_the_next_pass_and_never_half_read() {
     let retention = Retention::new(30, 100);
     // The pass that crashed: its line written, `a` moved into the trash and half deleted, `b`
     // and `c` not moved yet.
-    let plan = records::plan_prune(dir.path(), &retention, day(100)).unwrap();
+    let plan =
+        records::plan_prune(dir.path(), &retention, &Definitions::Unknown, day(100)).unwrap();
     assert_eq!(plan.runs(), ["a", "b", "c"]);
     let trash = dir.path().join(PRUNING_DIR);
     fs::create_dir_all(&trash).unwrap();

@@ -9,6 +9,7 @@ mod escaping;
 mod fixtures;
 mod live;
 mod pages;
+mod retention;
 mod visibility;
 
 use std::path::Path;
