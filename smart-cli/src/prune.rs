@@ -48,14 +48,14 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         if !retention.enabled() {
             println!("retention is off ([retention] enabled = false): nothing would be removed");
         } else if plan.is_empty() {
-            println!("nothing to prune: {} runs kept", plan.kept);
+            println!("nothing to prune: {} kept", runs(plan.kept));
         } else {
             println!(
-                "would prune {} ({}): {}; {} runs kept",
+                "would prune {} ({}): {}; {} kept",
                 runs(plan.runs().len()),
                 plan.reason(&retention),
                 plan.runs().join(", "),
-                plan.kept
+                runs(plan.kept)
             );
         }
         return Ok(ExitCode::SUCCESS);
@@ -63,7 +63,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let _lock = RunLock::acquire(state_dir).map_err(apply_error)?;
     let plan = prune(&config).map_err(CliError::runtime)?;
     if plan.is_empty() {
-        println!("nothing to prune: {} runs kept", plan.kept);
+        println!("nothing to prune: {} kept", runs(plan.kept));
     } else {
         println!("{}", pruned(&plan, &retention));
     }
@@ -127,10 +127,10 @@ fn definitions(config: &AgentConfig) -> Definitions {
 
 fn pruned(plan: &PrunePlan, retention: &Retention) -> String {
     format!(
-        "retention: pruned {} ({}), and their dashboard pages; {} runs kept",
+        "retention: pruned {} ({}), and their dashboard pages; {} kept",
         runs(plan.runs().len()),
         plan.reason(retention),
-        plan.kept
+        runs(plan.kept)
     )
 }
 

@@ -183,6 +183,84 @@ fn a_real_win_is_kept_and_stays_live() {
 }
 
 #[test]
+fn retention_prunes_after_each_run_and_never_the_decision_the_queue_needs() {
+    let site = Site::start();
+    let mut config = fs::read_to_string(site.path("smart.toml")).unwrap();
+    config.push_str("[retention]\nmax_runs = 1\n");
+    fs::write(site.path("smart.toml"), config).unwrap();
+    site.experiment(
+        "broken",
+        LEVEL,
+        json!([{"name": "level-12", "params": {"level": 12}}]),
+        json!({}),
+    );
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let out = site.run(&["run", "broken"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            stdout.contains("retention: pruned 1 run (more than 1 runs (1))"),
+            round > 0,
+            "{stdout}"
+        );
+        ids.push(
+            records::list_runs(&site.path("state"))
+                .unwrap()
+                .last()
+                .unwrap()
+                .plan
+                .run_id
+                .clone(),
+        );
+    }
+    // Only the newest run is left: it holds the definition's latest decision.
+    let left: Vec<String> = records::list_runs(&site.path("state"))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.plan.run_id)
+        .collect();
+    assert_eq!(left, [ids[2].clone()]);
+    // So the queue still knows the experiment is decided and runs nothing.
+    let again = site.run(&["run", "--once"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(records::list_runs(&site.path("state")).unwrap().len(), 1);
+    // One page per run left, and the audit chain holds the two prune lines.
+    let pages: Vec<_> = fs::read_dir(site.path("dashboard/runs")).unwrap().collect();
+    assert_eq!(pages.len(), 1);
+    assert!(
+        site.path(&format!("dashboard/runs/{}.html", ids[2]))
+            .is_file()
+    );
+    let audit = site.run(&["audit", "verify"]);
+    assert!(audit.status.success(), "{}", text(&audit.stderr));
+    let log = fs::read_to_string(site.path("state/audit.jsonl")).unwrap();
+    let pruned: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["action"] == "prune")
+        .map(|l| l["details"]["runs"].clone())
+        .collect();
+    assert_eq!(pruned, [json!([ids[0]]), json!([ids[1]])]);
+    // The readers: history says what is gone, show names retention for a pruned run.
+    let history = text(&site.run(&["history"]).stdout);
+    assert!(
+        history.contains("2 older runs were pruned by retention"),
+        "{history}"
+    );
+    let shown = site.run(&["show", &ids[0]]);
+    assert_eq!(shown.status.code(), Some(2));
+    assert!(
+        text(&shown.stderr).contains("pruned"),
+        "{}",
+        text(&shown.stderr)
+    );
+    let dry = site.run(&["prune", "--dry-run"]);
+    assert!(dry.status.success());
+    assert_eq!(text(&dry.stdout), "nothing to prune: 1 run kept\n");
+}
+
+#[test]
 fn a_real_loss_is_reverted_byte_for_byte() {
     let site = Site::start();
     fs::write(
