@@ -5,8 +5,8 @@
 //! not among the newest [`Retention::max_runs`] runs, except the runs the rest of smart still
 //! needs ([`Protection`]):
 //!
-//! - an open run: no report in `run.json` (under way, or its process died and the run waits for
-//!   `smart recover` or a human), and the run `status.json` names;
+//! - an open run: no report in `run.json` (under way, or its process died: the dashboard lists it
+//!   as unfinished for a human to look at), and the run `status.json` names;
 //! - a run that left something other than the verified original live: a kept variant (`keep`,
 //!   `kept-by-coach`), or an unknown configuration after a failed restore;
 //! - the newest run with a decision that is not `aborted` for each experiment's current
@@ -47,6 +47,14 @@ pub const PRUNING_DIR: &str = ".pruning";
 pub const PRUNED_FILE: &str = "pruned.json";
 
 /// How long run records are kept (`[retention]` in `smart.toml`).
+///
+/// ```
+/// use smart_core::records::Retention;
+///
+/// let retention = Retention::default();
+/// assert_eq!((retention.max_age_days(), retention.max_runs()), (30, 100));
+/// assert!(!retention.disabled().enabled());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     enabled: bool,
