@@ -146,7 +146,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--samples" => samples = args.next().and_then(|n| n.parse().ok()).expect("--samples N"),
+            "--samples" => {
+                samples = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--samples N")
+            }
             "--out" => keep = args.next(),
             "--pruned" => pruned = true,
             n => counts.push(n.parse::<usize>().expect("RUNS is a number of runs")),
@@ -176,7 +181,8 @@ fn main() {
         let retention = Retention::default();
         let definitions = Definitions::Current(BTreeSet::new());
         let started = Instant::now();
-        let plan = records::plan_prune(state.path(), &retention, &definitions, after).expect("plan");
+        let plan =
+            records::plan_prune(state.path(), &retention, &definitions, after).expect("plan");
         let planned = started.elapsed();
         let started = Instant::now();
         let audit = AuditLog::new(state.path());
@@ -193,8 +199,8 @@ fn main() {
         );
         bench(state.path(), &out, &last);
         // The full render is what removed the pruned runs' pages.
-        let pages = std::fs::read_dir(out.join(smart_dashboard::RUN_PAGES_DIR))
-            .map_or(0, Iterator::count);
+        let pages =
+            std::fs::read_dir(out.join(smart_dashboard::RUN_PAGES_DIR)).map_or(0, Iterator::count);
         println!("    run pages in the dashboard: {pages}");
     }
     if let Some(dir) = keep {
