@@ -47,8 +47,9 @@ pub(crate) fn atomic_if_changed(path: &Path, bytes: &[u8]) -> Result<(), Dashboa
     }
 }
 
-/// Deletes every `<id>.html` in the run pages dir `dir` whose id is not in `keep` (the runs that
-/// retention pruned); leaves other files, such as a concurrent render's temp files, alone.
+/// Deletes every `<id>.html` in the run pages dir `dir` whose id is shaped like a run id and is
+/// not in `keep` (the runs that retention pruned); leaves other files alone: a concurrent
+/// render's temp files, or pages of someone else's in a dir given with `smart dashboard --out`.
 pub(crate) fn remove_pages_except(dir: &Path, keep: &BTreeSet<&str>) -> Result<(), DashboardError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -64,6 +65,7 @@ pub(crate) fn remove_pages_except(dir: &Path, keep: &BTreeSet<&str>) -> Result<(
         };
         if let Some(id) = name.strip_suffix(".html")
             && crate::load::safe_id(id)
+            && run_id_shaped(id)
             && !keep.contains(id)
         {
             match fs::remove_file(&path) {
@@ -74,6 +76,18 @@ pub(crate) fn remove_pages_except(dir: &Path, keep: &BTreeSet<&str>) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Whether `id` starts like the ids `smart_core::records::new_run_id` makes:
+/// `YYYYMMDDTHHMMSSZ-`.
+fn run_id_shaped(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() > 17
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16] == b'-'
 }
 
 #[cfg(test)]
@@ -93,6 +107,37 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["index.html"]);
+    }
+
+    #[test]
+    fn only_pages_named_like_runs_and_not_kept_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "20261203T084816Z-gzip-2811.html",
+            "20261203T084832Z-noop-fdf8.html",
+            "about.html",
+            ".20261203T084816Z-gzip-2811.html.1.2.tmp",
+            "20261203T084816Z-gzip-2811.css",
+        ];
+        for name in names {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        remove_pages_except(dir.path(), &BTreeSet::from(["20261203T084832Z-noop-fdf8"])).unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".20261203T084816Z-gzip-2811.html.1.2.tmp",
+                "20261203T084816Z-gzip-2811.css",
+                "20261203T084832Z-noop-fdf8.html",
+                "about.html"
+            ]
+        );
+        assert!(remove_pages_except(&dir.path().join("none"), &BTreeSet::new()).is_ok());
     }
 
     #[test]
