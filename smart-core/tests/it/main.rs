@@ -2,6 +2,7 @@
 //! case per rule), the committed JSON Schema, the examples (rendered into a stock Debian nginx
 //! config and checked by a real nginx), and property tests over random input.
 
+mod containment;
 mod engine;
 mod examples;
 mod fakes;
