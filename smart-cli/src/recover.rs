@@ -34,8 +34,10 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         runtime.block_on(applier.recover_keeping_edits(&lock))
     } else {
         runtime.block_on(applier.recover(&lock))
-    }
-    .map_err(apply_error)?;
+    };
+    warn_state_gap(&applier);
+    crate::audit::print_head(global.agent_config()?.state_dir());
+    let done = done.map_err(apply_error)?;
     if done.is_empty() {
         println!("nothing to recover: no run was interrupted");
     }
@@ -46,4 +48,12 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints, as one stderr line (journald under systemd), what a restore could not write to the
+/// state dir (a full or read-only disk) while it put the original back regardless.
+pub(crate) fn warn_state_gap(applier: &smart_apply::Applier) {
+    if let Some(gap) = applier.state_gap() {
+        eprintln!("smart: warning: {gap}");
+    }
 }

@@ -350,7 +350,8 @@ pub(crate) fn execute(
             ))
         })?
     };
-    let mut applier = EngineApplier::new(applier(config), lock, experiment, &run_id);
+    let apply = applier(config);
+    let mut applier = EngineApplier::new(apply.clone(), lock, experiment, &run_id);
     let clock = TokioClock::new();
     // The records first, so the dashboard renders what was just written.
     let records = Records::with_rotation(state_dir, config.logs());
@@ -370,6 +371,8 @@ pub(crate) fn execute(
         observer: &mut observer,
     };
     let result = runtime.block_on(engine::run(experiment, &run_config, ports));
+    crate::recover::warn_state_gap(&apply);
+    crate::audit::print_head(state_dir);
     if let Some(e) = observer.0.1.take_error() {
         eprintln!(
             "smart: {}: the dashboard in {} could not be written: {e}",
