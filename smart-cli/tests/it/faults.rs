@@ -141,13 +141,13 @@ fn fault_injection_suite() {
 
 /// A real nginx whose site says `baseline`, `smart.toml`, one experiment with one variant `v`,
 /// and the state dir (a tmpfs mounted by the point).
-struct Site {
-    nginx: Nginx,
-    dir: tempfile::TempDir,
+pub(crate) struct Site {
+    pub(crate) nginx: Nginx,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Site {
-    fn start(extra_apply: serde_json::Value) -> Site {
+    pub(crate) fn start(extra_apply: serde_json::Value) -> Site {
         let nginx = Nginx::start(&BODY.replace("{{ variant }}", "baseline")).unwrap();
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("experiments")).unwrap();
@@ -185,12 +185,12 @@ impl Site {
         Site { nginx, dir }
     }
 
-    fn state(&self) -> PathBuf {
+    pub(crate) fn state(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
     /// The real binary with this site's `smart.toml`, optionally behind `wrapper` (`setpriv`).
-    fn command(&self, wrapper: &[&str], args: &[&str]) -> Command {
+    pub(crate) fn command(&self, wrapper: &[&str], args: &[&str]) -> Command {
         let mut command = match wrapper.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
@@ -210,7 +210,7 @@ impl Site {
         command
     }
 
-    fn smart(&self, args: &[&str]) -> Output {
+    pub(crate) fn smart(&self, args: &[&str]) -> Output {
         self.command(&[], args).output().unwrap()
     }
 
@@ -250,7 +250,7 @@ impl Site {
 }
 
 /// Every journal record of every run in `state`, in order (a torn line is skipped).
-fn journal(state: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn journal(state: &Path) -> Vec<serde_json::Value> {
     let mut records = Vec::new();
     let Ok(experiments) = fs::read_dir(state.join("apply")) else {
         return records;
@@ -273,7 +273,7 @@ fn is(record: &serde_json::Value, kind: &str) -> bool {
 }
 
 /// The variant is live.
-fn variant_live(records: &[serde_json::Value]) -> bool {
+pub(crate) fn variant_live(records: &[serde_json::Value]) -> bool {
     records.iter().any(|r| is(r, "live") && r["arm"] == "v")
 }
 
@@ -318,7 +318,7 @@ fn mount_tmpfs(dir: &Path, options: &str) {
     ]);
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status.code(),
@@ -350,7 +350,7 @@ fn served(nginx: &Nginx) -> String {
 
 /// What nginx serves: the same value on five answers in a row over fresh connections (an old
 /// worker may answer one or two right after a reload), waiting up to 5 s for that.
-fn serves(nginx: &Nginx) -> String {
+pub(crate) fn serves(nginx: &Nginx) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let first = served(nginx);

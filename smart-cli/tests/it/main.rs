@@ -8,6 +8,7 @@ mod demo;
 mod deploy;
 mod e2e_nginx;
 mod faults;
+mod hostile;
 mod probe;
 mod run;
 mod support;
