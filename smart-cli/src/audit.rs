@@ -110,11 +110,12 @@ fn check_anchor(
     }
 }
 
-/// Prints the head of the audit chain as one stderr line (journald keeps it under systemd), an
-/// anchor outside the state dir. Says so when the chain cannot be read.
-pub(crate) fn print_head(state_dir: &std::path::Path) {
+/// The head of the audit chain as `audit head SEQ:HASH` (or why it is unknown), for one stderr
+/// line after a run or recover: under systemd it goes to journald, an anchor kept outside the
+/// state dir.
+pub(crate) fn head_line(state_dir: &std::path::Path) -> String {
     match smart_core::audit::verify(state_dir) {
-        Ok(summary) => eprintln!("smart: audit head {}", anchor(&summary)),
-        Err(e) => eprintln!("smart: audit head unknown: {e}"),
+        Ok(summary) => format!("audit head {}", anchor(&summary)),
+        Err(e) => format!("audit head unknown: {e}"),
     }
 }

@@ -35,8 +35,13 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     } else {
         runtime.block_on(applier.recover(&lock))
     };
-    warn_state_gap(&applier);
-    crate::audit::print_head(global.agent_config()?.state_dir());
+    if let Some(gap) = applier.state_gap() {
+        eprintln!("smart: warning: {gap}");
+    }
+    eprintln!(
+        "smart: {}",
+        crate::audit::head_line(global.agent_config()?.state_dir())
+    );
     let done = done.map_err(apply_error)?;
     if done.is_empty() {
         println!("nothing to recover: no run was interrupted");
@@ -48,12 +53,4 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints, as one stderr line (journald under systemd), what a restore could not write to the
-/// state dir (a full or read-only disk) while it put the original back regardless.
-pub(crate) fn warn_state_gap(applier: &smart_apply::Applier) {
-    if let Some(gap) = applier.state_gap() {
-        eprintln!("smart: warning: {gap}");
-    }
 }

@@ -13,9 +13,18 @@
 //! (shown wrapped; on disk it is one line). `prev` is the SHA-256, in lowercase hex, of the
 //! previous line's bytes without its newline; the very first line of the chain has
 //! [`GENESIS`]. `seq` counts lines from 1 across the whole chain. `audit.head` holds
-//! `{"lines":N,"bytes":B,"last_hash":H}` for `audit.jsonl` and is replaced atomically (temp file,
-//! fsync, rename, fsync of the directory) after every append, so a line cut off the end, or a
-//! file cut short, no longer matches the head.
+//! `{"lines":N,"bytes":B,"last_hash":H,"last_seq":S}` for `audit.jsonl` and is replaced
+//! atomically (temp file, fsync, rename, fsync of the directory) before every append, announcing
+//! the coming line's hash (`"pending":P`), and again after it, counting the line. A line cut off
+//! the end, a file cut short, or a line appended behind the head's back (even with a correct
+//! chain hash) no longer matches the head; only the one line a crash left between the two head
+//! writes, whose hash the head announced, is adopted.
+//!
+//! [`verify`] also returns which runs have lines, and which runs `prune` lines (retention) and
+//! `audit_drop` lines (rotation) account for, so a caller can report runs whose lines were
+//! deleted ([`Summary::missing_runs`]); and the head (`last_seq`, `last_hash`) to compare with an
+//! anchor kept elsewhere ([`line_hash`]). What the chain can and cannot prove is in
+//! docs/security.md.
 //!
 //! # Rotation
 //!

@@ -371,8 +371,16 @@ pub(crate) fn execute(
         observer: &mut observer,
     };
     let result = runtime.block_on(engine::run(experiment, &run_config, ports));
-    crate::recover::warn_state_gap(&apply);
-    crate::audit::print_head(state_dir);
+    // One log line each (journald under systemd): what a restore could not record, and the
+    // audit head as an anchor outside the state dir.
+    if let Some(gap) = apply.state_gap() {
+        tracing::warn!("{}: {gap}", experiment.name());
+    }
+    tracing::info!(
+        "{}: {}",
+        experiment.name(),
+        crate::audit::head_line(state_dir)
+    );
     if let Some(e) = observer.0.1.take_error() {
         eprintln!(
             "smart: {}: the dashboard in {} could not be written: {e}",

@@ -7,6 +7,7 @@ mod engine;
 mod examples;
 mod fakes;
 mod fuzz;
+mod fuzz_hostile;
 mod nginx_examples;
 mod records;
 mod roundtrip;
