@@ -45,7 +45,7 @@ const POINTS: &[(&str, &str)] = &[
     ),
     (
         "full-mid-variant",
-        "state dir filled while the variant is live",
+        "state dir filled while the variant is live, then `smart recover` on the full disk",
     ),
     (
         "full-during-restore",
@@ -428,6 +428,14 @@ fn child(point: &str) {
             };
             let s = state.clone();
             let out = site.run_with_fault(Some(when), move || fill(&s));
+            // `smart recover` must work on the full state disk too.
+            let recover = site.smart(&["recover"]);
+            assert!(
+                recover.status.success(),
+                "recover on a full state dir: {}",
+                text(&recover)
+            );
+            assert_eq!(serves(&site.nginx), "baseline", "{}", text(&recover));
             let s = state.clone();
             (
                 out,

@@ -49,6 +49,61 @@ fn validate_refuses_a_template_file_outside_the_experiment_dir() {
     }
 }
 
+#[test]
+fn a_template_swapped_for_a_symlink_after_validate_is_refused_by_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiments = dir.path().join("experiments");
+    fs::create_dir(&experiments).unwrap();
+    fs::write(
+        dir.path().join("secret"),
+        "hash-that-must-never-leak {{ level }}\n",
+    )
+    .unwrap();
+    fs::write(
+        experiments.join("site.tmpl"),
+        "gzip_comp_level {{ level }};\n",
+    )
+    .unwrap();
+    let target = dir.path().join("etc-site.conf");
+    fs::write(&target, "original\n").unwrap();
+    let experiment = json!({
+        "name": "swap",
+        "target": {"urls": ["http://127.0.0.1:9/"]},
+        "apply": {"files": [{"path": target, "template_file": "site.tmpl"}]},
+        "variants": [{"name": "a", "params": {"level": 1}}]
+    });
+    fs::write(experiments.join("swap.json"), experiment.to_string()).unwrap();
+    fs::write(
+        dir.path().join("smart.toml"),
+        "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
+    )
+    .unwrap();
+    let smart = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_smart"))
+            .arg("--config")
+            .arg(dir.path().join("smart.toml"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let validated = smart(&["validate"]);
+    assert!(validated.status.success(), "{}", text(&validated));
+    // Between `smart validate` and `smart run` the template becomes a symlink out.
+    fs::remove_file(experiments.join("site.tmpl")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret"), experiments.join("site.tmpl")).unwrap();
+    let run = smart(&["run", "swap"]);
+    let shown = text(&run);
+    assert_eq!(run.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("apply.files[0].template_file"), "{shown}");
+    assert!(
+        shown.contains("outside the experiment's directory"),
+        "{shown}"
+    );
+    assert!(!shown.contains("hash-that-must-never-leak"), "{shown}");
+    assert_eq!(fs::read_to_string(&target).unwrap(), "original\n");
+}
+
 /// Starts `smart run faults` and SIGKILLs it once the variant is live.
 fn kill_mid_variant(site: &Site) {
     let mut child = site.command(&[], &["run", "faults"]).spawn().unwrap();
