@@ -361,6 +361,17 @@ pub(crate) fn serves(nginx: &Nginx) -> String {
     }
 }
 
+/// `smart recover` succeeds on the faulty (`what`) state dir and the original serves.
+fn recover_restores(site: &Site, what: &str) {
+    let recover = site.smart(&["recover"]);
+    assert!(
+        recover.status.success(),
+        "recover on a {what} state dir: {}",
+        text(&recover)
+    );
+    assert_eq!(serves(&site.nginx), "baseline", "{}", text(&recover));
+}
+
 /// Runs one point (in the child, inside its own mount namespace) and prints its result line.
 fn child(point: &str) {
     let reload_hangs = point == "reload-hangs";
@@ -429,13 +440,7 @@ fn child(point: &str) {
             let s = state.clone();
             let out = site.run_with_fault(Some(when), move || fill(&s));
             // `smart recover` must work on the full state disk too.
-            let recover = site.smart(&["recover"]);
-            assert!(
-                recover.status.success(),
-                "recover on a full state dir: {}",
-                text(&recover)
-            );
-            assert_eq!(serves(&site.nginx), "baseline", "{}", text(&recover));
+            recover_restores(&site, "full");
             let s = state.clone();
             (
                 out,
@@ -454,13 +459,7 @@ fn child(point: &str) {
                 mount(&["-o", "remount,bind,ro", &s]);
             });
             // `smart recover` must work on the read-only state disk.
-            let recover = site.smart(&["recover"]);
-            assert!(
-                recover.status.success(),
-                "recover on a read-only state dir: {}",
-                text(&recover)
-            );
-            assert_eq!(serves(&site.nginx), "baseline", "{}", text(&recover));
+            recover_restores(&site, "read-only");
             let s = state.display().to_string();
             (out, Box::new(move || mount(&["-o", "remount,bind,rw", &s])))
         }
@@ -550,9 +549,7 @@ fn child(point: &str) {
     // Nothing written is lost: with the fault cleared, recovery closes whatever is open and the
     // audit chain verifies, with the gap recorded.
     clear();
-    let recover = site.smart(&["recover"]);
-    assert!(recover.status.success(), "{}", text(&recover));
-    assert_eq!(serves(&site.nginx), "baseline", "{}", text(&recover));
+    recover_restores(&site, "cleared");
     let verify = site.smart(&["audit", "verify"]);
     assert!(verify.status.success(), "{}\n{shown}", text(&verify));
     // A restore that could not be recorded says so on stderr (journald under systemd); on a
