@@ -61,6 +61,13 @@
 //!   last wrote (or the original): anything else is someone else's edit, which smart never
 //!   overwrites. A file a human put back to its original counts as restored;
 //!   [`Applier::recover_keeping_edits`] closes a run while keeping such an edit.
+//! - **A full or read-only state disk never stops a restore.** Leaving the original, every
+//!   journal record is written first (write-ahead) and a failure stops the switch. Putting the
+//!   original back, a journal or audit write that fails is counted instead
+//!   ([`Applier::state_gap`], a [`StateGap`] the caller shows) and the restore goes on: files,
+//!   reload, live check, health. The next audit line that can be written is preceded by an
+//!   `audit_gap` line; recovery (idempotent) closes a run whose journal stayed open. The live
+//!   check after any switch needs 5 good answers in a row over fresh connections.
 //! - **Read-only files**: a file with no write bit is treated as a human's "do not touch" and
 //!   refused before anything changes (root would otherwise write it regardless).
 //! - Commands run as argv vectors with a cleared environment (`PATH` from [`Config::path`],

@@ -49,8 +49,13 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             let runs = smart_core::records::list_runs(state_dir).map_err(CliError::runtime)?;
             let missing = summary.missing_runs(runs.iter().map(|r| r.plan.run_id.as_str()));
             if !missing.is_empty() {
+                let unsure = if summary.unlisted_drop {
+                    " (unless they were in a rotated file an older smart dropped without listing its runs: see the audit_drop lines)"
+                } else {
+                    ""
+                };
                 return Err(CliError::runtime(format!(
-                    "audit log in {}: {} run{} recorded under {} ha{} no line in the chain and no prune or audit_drop line accounts for {}: {}; audit lines (or whole audit files) were deleted. Keep the evidence and compare with your anchor (journald's `smart: audit head` lines)",
+                    "audit log in {}: {} run{} recorded under {} ha{} no line in the chain and no prune or audit_drop line accounts for {}: {}; audit lines (or whole audit files) were deleted{unsure}. Keep the evidence and compare with your anchor (journald's `audit head` lines)",
                     state_dir.display(),
                     missing.len(),
                     if missing.len() == 1 { "" } else { "s" },

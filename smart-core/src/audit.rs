@@ -211,8 +211,9 @@ pub struct Summary {
     pub pruned: BTreeSet<String>,
     /// Run ids whose lines were in rotated files that `audit_drop` lines record deleting.
     pub dropped: BTreeSet<String>,
-    /// Whether any `audit_drop` line exists (older drops did not list their runs).
-    pub any_drop: bool,
+    /// Whether an `audit_drop` line does not list the runs of the file it dropped (written by
+    /// an older smart): runs without lines may then have been in that file.
+    pub unlisted_drop: bool,
 }
 
 impl Summary {
@@ -225,7 +226,7 @@ impl Summary {
             runs: BTreeSet::new(),
             pruned: BTreeSet::new(),
             dropped: BTreeSet::new(),
-            any_drop: false,
+            unlisted_drop: false,
         }
     }
 
@@ -756,7 +757,8 @@ pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
                     bytes: 0,
                     last_hash: GENESIS.to_owned(),
                     last_seq: 0,
-                    pending: None,
+                    // As announced: logs written before the head announced its appends.
+                    pending: Some(summary.last_hash.clone()),
                 },
                 None => {
                     return Err(AuditError::HeadMismatch {
@@ -895,7 +897,7 @@ fn walk(
         match line.action {
             Action::Prune => summary.pruned.extend(listed("runs")),
             Action::AuditDrop => {
-                summary.any_drop = true;
+                summary.unlisted_drop |= !line.details["runs"].is_array();
                 summary.dropped.extend(listed("runs"));
             }
             _ => {}
@@ -1222,7 +1224,7 @@ mod tests {
             .unwrap();
         }
         let summary = verify(dir.path()).unwrap();
-        assert!(summary.any_drop);
+        assert!(!summary.unlisted_drop);
         let all: Vec<String> = (0..12).map(|n| format!("run-{n}")).collect();
         assert!(
             summary
