@@ -25,9 +25,9 @@ enum AuditCommand {
     /// line count), and every run recorded under the state dir has lines in the chain (or a
     /// `prune` or `audit_drop` line accounts for it); exits 3 naming what is wrong otherwise.
     Verify {
-        /// Also require the chain's head to be SEQ:HASH, an anchor kept outside the state dir
-        /// (e.g. the `smart: audit head` line journald holds): rewriting both audit files is
-        /// then detected too
+        /// Also require the chain to still hold line SEQ with hash HASH (it may have grown
+        /// since): an anchor kept outside the state dir, e.g. an `audit head SEQ:HASH` line that
+        /// journald holds. Rewriting both audit files is then detected too
         #[arg(long, value_name = "SEQ:HASH")]
         expect_head: Option<String>,
     },
