@@ -90,6 +90,8 @@ pub(crate) async fn live_check(
         .map_err(|e| error_chain(&e))?;
     let deadline = Instant::now() + timeout;
     let mut streak = 0;
+    // The last wrong answer: what the error reports, even when the deadline then cuts a request.
+    let mut wrong: Option<String> = None;
     loop {
         let last =
             match tokio::time::timeout_at(deadline, answer(&fresh, url, header, expect)).await {
@@ -101,8 +103,14 @@ pub(crate) async fn live_check(
                     tokio::time::sleep(CONFIRM_GAP).await;
                     continue;
                 }
-                Ok(Err(e)) => e,
-                Err(_) => "no answer".to_owned(),
+                Ok(Err(e)) => {
+                    wrong = Some(e.clone());
+                    e
+                }
+                Err(_) => wrong.as_ref().map_or_else(
+                    || "no answer".to_owned(),
+                    |w| format!("{w}, then no answer"),
+                ),
             };
         let seen = if streak > 0 {
             format!(

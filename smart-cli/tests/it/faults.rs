@@ -56,6 +56,14 @@ const POINTS: &[(&str, &str)] = &[
         "state dir made read-only while the variant is live (a read-only mount of the same tmpfs), then `smart recover` on it",
     ),
     (
+        "killed-then-full",
+        "`smart run` SIGKILLed while the variant is live, state dir filled, then `smart recover`",
+    ),
+    (
+        "killed-then-read-only",
+        "`smart run` SIGKILLed while the variant is live, state dir remounted read-only, then `smart recover`",
+    ),
+    (
         "immutable-state-dir",
         "state dir immutable (`chattr +i`, else a read-only bind mount) before the run",
     ),
@@ -247,6 +255,23 @@ impl Site {
         }
         out
     }
+}
+
+/// Starts `smart run faults` and SIGKILLs it once the variant is live.
+pub(crate) fn kill_mid_variant(site: &Site) {
+    let mut child = site.command(&[], &["run", "faults"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !variant_live(&journal(&site.state())) {
+        assert!(Instant::now() < deadline, "the variant never went live");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        serves(&site.nginx),
+        "v",
+        "the variant was live when smart was killed"
+    );
 }
 
 /// Every journal record of every run in `state`, in order (a torn line is skipped).
@@ -463,6 +488,24 @@ fn child(point: &str) {
             let s = state.display().to_string();
             (out, Box::new(move || mount(&["-o", "remount,bind,rw", &s])))
         }
+        "killed-then-full" => {
+            kill_mid_variant(&site);
+            fill(&state);
+            let out = site.smart(&["recover"]);
+            let s = state.clone();
+            (
+                out,
+                Box::new(move || fs::remove_file(s.join("filler")).unwrap()),
+            )
+        }
+        "killed-then-read-only" => {
+            kill_mid_variant(&site);
+            // Nothing holds the state dir open now: a real read-only remount.
+            let f = fs_dir.display().to_string();
+            mount(&["-o", "remount,ro", &f]);
+            let out = site.smart(&["recover"]);
+            (out, Box::new(move || mount(&["-o", "remount,rw", &f])))
+        }
         "immutable-state-dir" => {
             let s = state.display().to_string();
             let chattr = Command::new("chattr").args(["+i", &s]).output();
@@ -533,6 +576,8 @@ fn child(point: &str) {
     let (want_code, cause): (i32, &str) = match point {
         p if p.starts_with("full-") => (3, "ENOSPC"),
         "read-only-mid-variant" => (3, "EROFS"),
+        "killed-then-full" => (0, "ENOSPC"),
+        "killed-then-read-only" => (0, "EROFS"),
         "immutable-state-dir" => (3, "(E"),
         "config-dir-forbidden" => (3, "EACCES"),
         _ => (0, "timed out after 2 s"),
@@ -555,7 +600,7 @@ fn child(point: &str) {
     // A restore that could not be recorded says so on stderr (journald under systemd); on a
     // full disk the gap is also kept in the reserved audit.gap and becomes an audit_gap line
     // once there is space (a read-only disk cannot even take that: stderr is the record).
-    if stderr.contains("audit line") && stderr.contains("were lost") && point.starts_with("full-") {
+    if stderr.contains("audit line") && stderr.contains("were lost") && point.contains("full") {
         let audit = fs::read_to_string(state.join("audit.jsonl")).unwrap_or_default();
         assert!(
             audit.contains("\"audit_gap\""),

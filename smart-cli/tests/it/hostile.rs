@@ -4,12 +4,11 @@
 
 use std::fs;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 use smart_testkit::require_tool;
 
-use crate::faults::{Site, journal, serves, text, variant_live};
+use crate::faults::{Site, kill_mid_variant, serves, text};
 
 #[test]
 fn validate_refuses_a_template_file_outside_the_experiment_dir() {
@@ -102,18 +101,6 @@ fn a_template_swapped_for_a_symlink_after_validate_is_refused_by_run() {
     );
     assert!(!shown.contains("hash-that-must-never-leak"), "{shown}");
     assert_eq!(fs::read_to_string(&target).unwrap(), "original\n");
-}
-
-/// Starts `smart run faults` and SIGKILLs it once the variant is live.
-fn kill_mid_variant(site: &Site) {
-    let mut child = site.command(&[], &["run", "faults"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !variant_live(&journal(&site.state())) {
-        assert!(Instant::now() < deadline, "the variant never went live");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
