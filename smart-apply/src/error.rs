@@ -98,6 +98,9 @@ pub struct Error {
     step: Step,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// The failure behind it was the state dir (e.g. a switch stopped because its journal
+    /// record could not be written, then the original was restored).
+    from_state: bool,
 }
 
 impl Error {
@@ -107,6 +110,7 @@ impl Error {
             step,
             message: message.into(),
             source: None,
+            from_state: false,
         }
     }
 
@@ -124,9 +128,29 @@ impl Error {
         self
     }
 
-    /// A state-dir I/O failure on `what`.
+    /// A state-dir I/O failure on `what`, naming the real cause (disk full, read-only,
+    /// permission) and its fix.
     pub(crate) fn state(what: impl fmt::Display, source: std::io::Error) -> Error {
-        Error::new(ErrorKind::State, Step::State, format!("{what}: {source}"))
+        Error::new(
+            ErrorKind::State,
+            Step::State,
+            format!("{what}: {}", describe_io(&source)),
+        )
+    }
+
+    /// The same error, marked as caused by `cause` when that was a state-dir failure.
+    pub(crate) fn caused_by(mut self, cause: &Error) -> Error {
+        self.from_state |= cause.from_state || cause.kind == ErrorKind::State;
+        self
+    }
+
+    /// Whether this is smart's own failure rather than the configuration's: the state dir could
+    /// not be written (now or behind a restore), another run holds the lock, or the experiment
+    /// does not fit this machine. Such a failure says nothing about a variant.
+    pub fn is_smarts_own(&self) -> bool {
+        self.from_state
+            || matches!(self.kind, ErrorKind::State | ErrorKind::Locked { .. })
+            || (self.kind == ErrorKind::BadInput && self.step == Step::Preflight)
     }
 
     /// What kind of failure this is.
@@ -152,6 +176,29 @@ impl Error {
     pub(crate) fn message(&self) -> &str {
         &self.message
     }
+}
+
+/// An I/O error in words with, for the failures a bad day brings (a full, read-only or
+/// forbidden disk), the errno name and what to do.
+pub(crate) fn describe_io(error: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let hint = match (error.kind(), error.raw_os_error()) {
+        (K::StorageFull, _) | (_, Some(28)) => {
+            "the disk is full (ENOSPC): free space on that filesystem, or move the state dir \
+             (state_dir in smart.toml) to a larger one"
+        }
+        (_, Some(122)) => "the disk quota is exceeded (EDQUOT): raise the quota or free space",
+        (K::ReadOnlyFilesystem, _) | (_, Some(30)) => {
+            "the filesystem is read-only (EROFS): remount it read-write (`mount -o remount,rw`), \
+             or check the disk for errors (a filesystem goes read-only after I/O errors)"
+        }
+        (K::PermissionDenied, _) => {
+            "permission denied (EACCES/EPERM): run smart as the user that owns the state dir and \
+             the config files (root, or the unit's user), and check `chattr +i` and mount options"
+        }
+        _ => return error.to_string(),
+    };
+    format!("{error}: {hint}")
 }
 
 impl fmt::Display for Error {

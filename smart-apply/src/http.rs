@@ -64,45 +64,111 @@ pub(crate) async fn health(
     .await
 }
 
-/// Polls `url` until `header` meets `expect` or `timeout` passes.
+/// How many answers in a row, each over a fresh connection, must show the expected header
+/// before a live check passes. After a reload an old worker may still answer a connection or
+/// two with the previous config (seen with nginx: one answer from an old worker right after a
+/// recover said "checked"); one answer proves nothing about the next.
+pub(crate) const LIVE_CONFIRMATIONS: u32 = 5;
+
+/// The pause between confirming answers.
+const CONFIRM_GAP: Duration = Duration::from_millis(50);
+
+/// Polls `url` until `header` meets `expect` on [`LIVE_CONFIRMATIONS`] answers in a row, each
+/// over a fresh connection (a pooled one would keep talking to the same, possibly old, worker),
+/// or `timeout` passes.
 pub(crate) async fn live_check(
-    client: &reqwest::Client,
     url: &str,
     header: &str,
     expect: &Expect,
     timeout: Duration,
 ) -> Result<Option<String>, String> {
-    poll(timeout, || async {
-        let response = get(client, url).await?;
-        let value = response
-            .headers()
-            .get(header)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let ok = match (expect, &value) {
-            (Expect::Equals(want), Some(got)) => got == want,
-            (Expect::Equals(_), None) => false,
-            (Expect::Found(want), got) => want == got,
-            (Expect::NotAny(old), Some(got)) => !old.contains(got),
-            (Expect::NotAny(_), None) => true,
-        };
-        if ok {
-            Ok(value)
-        } else {
-            let got = value.map_or_else(|| "no such header".to_owned(), |v| format!("`{v}`"));
-            Err(match expect {
-                Expect::Equals(want) => format!("{header} is {got}, expected `{want}`"),
-                Expect::Found(want) => format!(
-                    "{header} is {got}, but the configuration as found sent {}: the original is not serving",
-                    want.as_ref()
-                        .map_or_else(|| "no such header".to_owned(), |v| format!("`{v}`"))
-                ),
-                Expect::NotAny(_) => {
-                    format!("{header} is {got}: a variant still serves")
+    let fresh = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|e| error_chain(&e))?;
+    let deadline = Instant::now() + timeout;
+    let mut streak = 0;
+    // The last wrong answer: what the error reports, even when the deadline then cuts a request.
+    let mut wrong: Option<String> = None;
+    loop {
+        let last =
+            match tokio::time::timeout_at(deadline, answer(&fresh, url, header, expect)).await {
+                Ok(Ok(value)) => {
+                    streak += 1;
+                    if streak >= LIVE_CONFIRMATIONS {
+                        return Ok(value);
+                    }
+                    tokio::time::sleep(CONFIRM_GAP).await;
+                    continue;
                 }
-            })
+                Ok(Err(e)) => {
+                    wrong = Some(e.clone());
+                    e
+                }
+                Err(_) => wrong.as_ref().map_or_else(
+                    || "no answer".to_owned(),
+                    |w| format!("{w}, then no answer"),
+                ),
+            };
+        let seen = if streak > 0 {
+            format!(
+                " (after {streak} good answer{} in a row)",
+                if streak == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        };
+        streak = 0;
+        if Instant::now() + POLL >= deadline {
+            return Err(format!(
+                "{last}{seen} (gave up after {} s; {LIVE_CONFIRMATIONS} good answers in a row over fresh connections are needed)",
+                timeout.as_secs_f64()
+            ));
         }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// One live-check answer: the header's value if it meets `expect`, else what is wrong.
+async fn answer(
+    client: &reqwest::Client,
+    url: &str,
+    header: &str,
+    expect: &Expect,
+) -> Result<Option<String>, String> {
+    let response = client
+        .get(url)
+        .header(reqwest::header::CONNECTION, "close")
+        .timeout(REQUEST_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let value = response
+        .headers()
+        .get(header)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let ok = match (expect, &value) {
+        (Expect::Equals(want), Some(got)) => got == want,
+        (Expect::Equals(_), None) => false,
+        (Expect::Found(want), got) => want == got,
+        (Expect::NotAny(old), Some(got)) => !old.contains(got),
+        (Expect::NotAny(_), None) => true,
+    };
+    if ok {
+        return Ok(value);
+    }
+    let got = value.map_or_else(|| "no such header".to_owned(), |v| format!("`{v}`"));
+    Err(match expect {
+        Expect::Equals(want) => format!("{header} is {got}, expected `{want}`"),
+        Expect::Found(want) => format!(
+            "{header} is {got}, but the configuration as found sent {}: the original is not serving",
+            want.as_ref()
+                .map_or_else(|| "no such header".to_owned(), |v| format!("`{v}`"))
+        ),
+        Expect::NotAny(_) => format!("{header} is {got}: a variant still serves"),
     })
-    .await
 }
 
 /// Reads `header` from one answer of `url` (`None`: the answer did not carry it).
@@ -209,5 +275,85 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.contains("gave up"), "{err}");
+    }
+
+    /// A server answering each connection with the next `X-Arm` value of `script` (the last one
+    /// repeats), counting connections and requests.
+    fn scripted(
+        script: Vec<&'static str>,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<(u32, u32)>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let counts = std::sync::Arc::new(std::sync::Mutex::new((0u32, 0u32)));
+        let seen = counts.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let n = {
+                    let mut c = seen.lock().unwrap();
+                    c.0 += 1;
+                    c.0 as usize
+                };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                // Every request on this connection gets the same answer, as one worker would give.
+                loop {
+                    let mut line = String::new();
+                    let mut blank = false;
+                    while reader.read_line(&mut line).map(|r| r > 0).unwrap_or(false) {
+                        if line == "\r\n" {
+                            blank = true;
+                            break;
+                        }
+                        line.clear();
+                    }
+                    if !blank {
+                        break;
+                    }
+                    seen.lock().unwrap().1 += 1;
+                    let arm = script[(n - 1).min(script.len() - 1)];
+                    let body =
+                        format!("HTTP/1.1 200 OK\r\nX-Arm: {arm}\r\nContent-Length: 0\r\n\r\n");
+                    if stream.write_all(body.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        (url, counts)
+    }
+
+    #[tokio::test]
+    async fn one_good_answer_is_not_enough_after_a_restore() {
+        let found = Expect::Found(Some("orig".to_owned()));
+        // The original answers once, then an old worker keeps answering with the variant.
+        let (url, _) = scripted(vec!["orig", "variant"]);
+        let err = live_check(&url, "X-Arm", &found, Duration::from_millis(1500))
+            .await
+            .unwrap_err();
+        assert!(err.contains("X-Arm is `variant`"), "{err}");
+        assert!(err.contains("5 good answers in a row"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_check_passes_once_the_original_answers_in_a_row_over_fresh_connections() {
+        let found = Expect::Found(Some("orig".to_owned()));
+        // Old (the variant), then new (the original), with one straggler from an old worker.
+        let (url, counts) = scripted(vec!["variant", "variant", "orig", "variant", "orig"]);
+        let value = live_check(&url, "X-Arm", &found, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(value.as_deref(), Some("orig"));
+        let (connections, requests) = *counts.lock().unwrap();
+        // 4 answers before the streak, then 5 in a row: every one on its own connection.
+        assert_eq!(
+            requests,
+            4 + LIVE_CONFIRMATIONS,
+            "{connections} connections"
+        );
+        assert_eq!(
+            connections, requests,
+            "each answer must come over a fresh connection"
+        );
     }
 }

@@ -270,9 +270,19 @@ impl Journal {
     pub(crate) fn append(&mut self, record: &Record) -> Result<(), Error> {
         let mut line = serde_json::to_vec(record).expect("a journal record always serializes");
         line.push(b'\n');
-        self.file
+        let before = self.file.metadata().map(|m| m.len());
+        let result = self
+            .file
             .write_all(&line)
-            .and_then(|()| self.file.sync_data())
+            .and_then(|()| self.file.sync_data());
+        if result.is_err()
+            && let Ok(len) = before
+        {
+            // A full disk may have taken part of the line: cut it, so that a later append (once
+            // there is space) does not glue its record onto a torn one.
+            let _ = self.file.set_len(len);
+        }
+        result
             .map_err(|e| Error::state(format_args!("append to journal {}", self.path.display()), e))
     }
 

@@ -61,6 +61,13 @@
 //!   last wrote (or the original): anything else is someone else's edit, which smart never
 //!   overwrites. A file a human put back to its original counts as restored;
 //!   [`Applier::recover_keeping_edits`] closes a run while keeping such an edit.
+//! - **A full or read-only state disk never stops a restore.** Leaving the original, every
+//!   journal record is written first (write-ahead) and a failure stops the switch. Putting the
+//!   original back, a journal or audit write that fails is counted instead
+//!   ([`Applier::state_gap`], a [`StateGap`] the caller shows) and the restore goes on: files,
+//!   reload, live check, health. The next audit line that can be written is preceded by an
+//!   `audit_gap` line; recovery (idempotent) closes a run whose journal stayed open. The live
+//!   check after any switch needs 5 good answers in a row over fresh connections.
 //! - **Read-only files**: a file with no write bit is treated as a human's "do not touch" and
 //!   refused before anything changes (root would otherwise write it regardless).
 //! - Commands run as argv vectors with a cleared environment (`PATH` from [`Config::path`],
@@ -73,6 +80,7 @@
 mod command;
 mod error;
 mod fsio;
+mod gap;
 mod http;
 pub mod journal;
 pub mod layout;
@@ -92,10 +100,11 @@ use smart_core::logs::LogRotation;
 
 pub use command::DEFAULT_PATH;
 pub use error::{Error, ErrorKind, Step};
+pub use gap::{GAP_FILE, StateGap};
 pub use journal::Record;
 pub use lock::{LOCK_FILE, RunLock};
 pub use port::EngineApplier;
-pub use recover::{RunAction, RunOutcome};
+pub use recover::{RunAction, RunOutcome, run_closed};
 pub use session::Session;
 
 /// The name of the configuration as found, in journals and audit lines.
@@ -167,6 +176,7 @@ pub struct Applier {
     config: Config,
     audit: AuditLog,
     http: reqwest::Client,
+    gaps: gap::Gaps,
 }
 
 impl Applier {
@@ -175,8 +185,16 @@ impl Applier {
         Applier {
             audit: AuditLog::with_rotation(&config.state_dir, config.audit_rotation),
             http: http::client(),
+            gaps: gap::Gaps::default(),
             config,
         }
+    }
+
+    /// The state-dir writes (journal records, audit lines) lost while restoring an original
+    /// configuration because the state dir could not be written, if any: the restore went on
+    /// regardless. Show it to the user; see [`StateGap`].
+    pub fn state_gap(&self) -> Option<StateGap> {
+        self.gaps.total()
     }
 
     /// The audit log it writes.
@@ -201,9 +219,35 @@ impl Applier {
     }
 
     fn audit_entry(&self, entry: &Entry) -> Result<(), Error> {
+        self.gaps.flush(&self.audit, &self.config.state_dir);
         self.audit.append(entry).map_err(|e| {
-            Error::new(ErrorKind::State, Step::Audit, "cannot write the audit log").with_source(e)
+            let message = match &e {
+                smart_core::audit::AuditError::Io { path, source } => format!(
+                    "cannot write the audit log {}: {}",
+                    path.display(),
+                    error::describe_io(source)
+                ),
+                other => format!("cannot write the audit log: {other}"),
+            };
+            Error::new(ErrorKind::State, Step::Audit, message)
         })
+    }
+
+    /// During a restore, a failed state write is counted as a gap instead of stopping it.
+    pub(crate) fn tolerate(
+        &self,
+        lost: gap::Lost,
+        run_id: &str,
+        result: Result<(), Error>,
+    ) -> Result<(), Error> {
+        match result {
+            Err(e) if *e.kind() == ErrorKind::State => {
+                self.gaps
+                    .note(&self.config.state_dir, lost, run_id, e.message());
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 

@@ -27,13 +27,24 @@ impl RunLock {
         fs::create_dir_all(state_dir)
             .map_err(|e| Error::state(format_args!("create {}", state_dir.display()), e))?;
         let path = state_dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::state(format_args!("open {}", path.display()), e))?;
+            .open(&path);
+        let mut read_only = false;
+        let mut file = match opened {
+            Ok(file) => file,
+            // A read-only state disk: `smart recover` must still work when the backups can be
+            // read. An existing lock file opened read-only still takes the OS lock.
+            Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+                read_only = true;
+                File::open(&path)
+                    .map_err(|_| Error::state(format_args!("open {}", path.display()), e))?
+            }
+            Err(e) => return Err(Error::state(format_args!("open {}", path.display()), e)),
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -61,8 +72,20 @@ impl RunLock {
             writeln!(file, "{}", std::process::id())?;
             file.sync_data()
         };
-        write_pid(&mut file)
-            .map_err(|e| Error::state(format_args!("write {}", path.display()), e))?;
+        match write_pid(&mut file) {
+            Ok(()) => {}
+            Err(_) if read_only => {}
+            // The PID only names the holder in messages; the OS lock is what excludes. A full
+            // or read-only state disk must not stop `smart recover`.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::StorageFull
+                        | std::io::ErrorKind::ReadOnlyFilesystem
+                        | std::io::ErrorKind::QuotaExceeded
+                ) => {}
+            Err(e) => return Err(Error::state(format_args!("write {}", path.display()), e)),
+        }
         Ok(RunLock {
             _file: file,
             state_dir: state_dir.to_owned(),

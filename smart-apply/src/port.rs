@@ -1,7 +1,7 @@
 //! The engine's [`smart_core::engine::Applier`] port, implemented over [`Applier`] and
 //! [`Session`] for one validated experiment, so `smart run` can hand it to the engine as is.
 
-use smart_core::engine::{self, ApplyFailure};
+use smart_core::engine::{self, ApplyFailure, FailureCause};
 use smart_core::{BASELINE, Experiment};
 
 use crate::{Applier, Arm, Error, RunLock, Session};
@@ -42,6 +42,7 @@ impl<'a> EngineApplier<'a> {
                 "the run has not started (check_baseline was not called or failed), or it is closed"
                     .to_owned(),
             original_live: true,
+            cause: FailureCause::Smart,
         })
     }
 }
@@ -57,6 +58,11 @@ fn failure(error: Error) -> ApplyFailure {
     ApplyFailure {
         message,
         original_live: error.original_in_place(),
+        cause: if error.is_smarts_own() {
+            FailureCause::Smart
+        } else {
+            FailureCause::Config
+        },
     }
 }
 
@@ -97,6 +103,7 @@ impl engine::Applier for EngineApplier<'_> {
                     return Err(ApplyFailure {
                         message: format!("experiment `{}` has no arm `{arm}`", experiment.name()),
                         original_live,
+                        cause: FailureCause::Smart,
                     });
                 }
             }
@@ -120,6 +127,7 @@ impl engine::Applier for EngineApplier<'_> {
             return Err(ApplyFailure {
                 message: format!("cannot keep `{variant}`: `{}` is live", session.arm()),
                 original_live: session.original_live(),
+                cause: FailureCause::Smart,
             });
         }
         let session = self.session.take().expect("checked above");

@@ -1,12 +1,13 @@
 //! Recovery of interrupted runs, and `revert` of a finished (or kept) run on demand.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use smart_core::audit::{Action, Outcome};
 
 use crate::Applier;
 use crate::error::{Error, ErrorKind, Step};
+use crate::gap::Lost;
 use crate::http;
 use crate::journal::{self, CloseReason, Record};
 use crate::layout::{self, RunDir};
@@ -61,6 +62,8 @@ impl Applier {
 
     async fn recover_with(&self, lock: &RunLock, edits: Edits) -> Result<Vec<RunOutcome>, Error> {
         self.check_lock(lock)?;
+        // A gap an earlier process could not record (its disk was full) is recorded now.
+        self.gaps.flush(&self.audit, &self.config.state_dir);
         let mut done = Vec::new();
         for dir in layout::all_runs(&self.config.state_dir)? {
             let replay = journal::read(&dir.journal())?;
@@ -138,17 +141,22 @@ impl Applier {
         if !replay.backed_up() {
             // Nothing changes before the backups are complete.
             let meta = dir.read_meta()?;
-            let mut j = journal::Journal::reopen(&dir.journal(), replay)?;
-            j.append(&Record::Closed {
-                how: CloseReason::NothingChanged,
-            })?;
-            self.audit_entry(&smart_core::audit::Entry {
+            // Nothing to restore; on a full or read-only state disk the close is a gap, not a
+            // failure.
+            let closed = journal::Journal::reopen(&dir.journal(), replay).and_then(|mut j| {
+                j.append(&Record::Closed {
+                    how: CloseReason::NothingChanged,
+                })
+            });
+            self.tolerate(Lost::Journal, &meta.run_id, closed)?;
+            let audited = self.audit_entry(&smart_core::audit::Entry {
                 time: std::time::SystemTime::now(),
                 run_id: meta.run_id.clone(),
                 action,
                 outcome: Outcome::Ok,
                 details: json!({"experiment": meta.experiment, "result": "the run stopped before changing anything"}),
-            })?;
+            });
+            self.tolerate(Lost::Audit, &meta.run_id, audited)?;
             return Ok(RunOutcome {
                 experiment: meta.experiment,
                 run_id: meta.run_id,
@@ -208,4 +216,18 @@ impl Applier {
             None => true,
         }
     }
+}
+
+/// Whether run `run_id` of `experiment` is closed in its journal (reverted, kept, or recovered
+/// after a crash): `None` when it has no journal, i.e. it stopped before changing anything.
+/// `smart status` asks this so that it stops telling the user to run `smart recover` once that
+/// is done.
+pub fn run_closed(state_dir: &Path, experiment: &str, run_id: &str) -> Result<Option<bool>, Error> {
+    layout::check_component("experiment name", experiment)?;
+    layout::check_component("run id", run_id)?;
+    let dir = RunDir::new(state_dir, experiment, run_id);
+    if !dir.journal().is_file() {
+        return Ok(None);
+    }
+    Ok(Some(journal::read(&dir.journal())?.closed().is_some()))
 }

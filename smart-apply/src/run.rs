@@ -14,6 +14,7 @@ use crate::Applier;
 use crate::command;
 use crate::error::{Error, ErrorKind, Step};
 use crate::fsio;
+use crate::gap::Lost;
 use crate::http::{self, Expect};
 use crate::journal::{Journal, Op, Record, Replay};
 use crate::layout::{Manifest, RunDir};
@@ -47,12 +48,25 @@ pub(crate) struct RunState {
     pub(crate) command_set: bool,
     /// Every live-check value an arm of this run has sent (what the original must not send).
     pub(crate) live_values: Vec<String>,
+    /// Whether the original configuration is being (or has been) put back: from then until the
+    /// next switch, a journal or audit write that fails is counted as a gap (see
+    /// [`crate::StateGap`]) instead of stopping the restore.
+    pub(crate) restoring: bool,
+    /// Why the journal could not be opened for appending (a read-only state disk), if so.
+    pub(crate) journal_unavailable: Option<String>,
 }
 
 impl RunState {
     /// Appends a journal record durably and tells the observer.
+    ///
+    /// While restoring, a record that cannot be written is counted as a gap and the restore
+    /// goes on: recovery then finds the run still open and (idempotently) restores it again.
     pub(crate) fn record(&mut self, applier: &Applier, record: Record) -> Result<(), Error> {
-        self.journal_mut()?.append(&record)?;
+        let result = self.journal_mut().and_then(|j| j.append(&record));
+        if self.restoring && result.is_err() {
+            return applier.tolerate(Lost::Journal, &self.run_id, result);
+        }
+        result?;
         if let Some(observer) = &applier.config.observer {
             observer.journalled(&self.experiment, &self.run_id, &record);
         }
@@ -61,17 +75,20 @@ impl RunState {
 
     /// Journals an intent and returns its id.
     pub(crate) fn intent(&mut self, applier: &Applier, op: Op) -> Result<u64, Error> {
-        let id = self.journal_mut()?.next_id();
+        // Without a journal (a read-only state disk during a restore) there is nothing for an
+        // id to refer to; `record` then counts the lost intent, or fails outside a restore.
+        let id = self.journal.as_mut().map_or(0, Journal::next_id);
         self.record(applier, Record::Intent { id, op })?;
         Ok(id)
     }
 
     fn journal_mut(&mut self) -> Result<&mut Journal, Error> {
+        let why = self.journal_unavailable.clone();
         self.journal.as_mut().ok_or_else(|| {
             Error::new(
                 ErrorKind::State,
                 Step::State,
-                "the run's journal is not open yet",
+                why.unwrap_or_else(|| "the run's journal is not open yet".to_owned()),
             )
         })
     }
@@ -87,13 +104,18 @@ impl RunState {
         if let Some(map) = details.as_object_mut() {
             map.insert("experiment".to_owned(), json!(self.experiment));
         }
-        applier.audit_entry(&Entry {
+        let result = applier.audit_entry(&Entry {
             time: SystemTime::now(),
             run_id: self.run_id.clone(),
             action,
             outcome,
             details,
-        })
+        });
+        if self.restoring {
+            applier.tolerate(Lost::Audit, &self.run_id, result)
+        } else {
+            result
+        }
     }
 
     pub(crate) fn command_timeout(&self) -> Duration {
@@ -160,6 +182,7 @@ impl RunState {
         running: bool,
         edits: Edits,
     ) -> Result<Vec<usize>, Error> {
+        self.restoring = true;
         // 1. Nothing is touched if any file was changed by someone else.
         let mut to_restore = Vec::new();
         let mut conflicts = Vec::new();
@@ -424,14 +447,7 @@ impl RunState {
             )?;
             return Ok(());
         }
-        let result = http::live_check(
-            &applier.http,
-            &live.url,
-            &live.header,
-            expect,
-            self.check_timeout(),
-        )
-        .await;
+        let result = http::live_check(&live.url, &live.header, expect, self.check_timeout()).await;
         let (outcome, detail) = match &result {
             Ok(value) => (Outcome::Ok, json!({"header_value": value})),
             Err(e) => (Outcome::Failed, json!({"error": e})),
@@ -599,7 +615,12 @@ pub(crate) fn load(dir: RunDir, replay: &Replay) -> Result<RunState, Error> {
         }
         originals.push(Some(bytes));
     }
-    let journal = Journal::reopen(&dir.journal(), replay)?;
+    // A read-only state disk cannot take the journal's records, but the backups can still be
+    // read and the original restored: the lost records are counted as a gap.
+    let (journal, journal_unavailable) = match Journal::reopen(&dir.journal(), replay) {
+        Ok(journal) => (Some(journal), None),
+        Err(e) => (None, Some(e.message().to_owned())),
+    };
     let written = (0..manifest.files.len())
         .map(|i| replay.written(i))
         .collect();
@@ -621,9 +642,11 @@ pub(crate) fn load(dir: RunDir, replay: &Replay) -> Result<RunState, Error> {
         apply: meta.apply,
         manifest,
         originals,
-        journal: Some(journal),
+        journal,
         written,
         command_set: replay.command_set(),
         live_values,
+        restoring: false,
+        journal_unavailable,
     })
 }

@@ -106,9 +106,12 @@ impl Applier {
             written: vec![Vec::new(); apply.files.len()],
             command_set: false,
             live_values: Vec::new(),
+            restoring: false,
+            journal_unavailable: None,
         };
         run.manifest.found_live = self.sound_baseline(&run).await?;
         self.create_run(&mut run)?;
+        crate::gap::Gaps::reserve(&self.config.state_dir);
         match self.back_up(&mut run, found).await {
             Ok(()) => {}
             Err(e) => {
@@ -194,8 +197,30 @@ impl Applier {
                     )));
                 }
             }
-            let content = fsio::read_optional(p)
-                .map_err(|e| bad(format!("{field}: cannot read {}: {e}", spec.path)))?;
+            let content = fsio::read_optional(p).map_err(|e| {
+                bad(format!(
+                    "{field}: cannot read {}: {}; nothing was changed",
+                    spec.path,
+                    crate::error::describe_io(&e)
+                ))
+            })?;
+            // Every write is a temp file beside the file, renamed over it: find out now, not
+            // mid-run, whether smart may create one there (it may lack the privilege).
+            let probe = fsio::temp_path(p);
+            let created = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&probe)
+                .and_then(|_| fs::remove_file(&probe));
+            if let Err(e) = created
+                && e.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(bad(format!(
+                    "{field}: smart cannot write in {}: {}; nothing was changed",
+                    dir.display(),
+                    crate::error::describe_io(&e)
+                )));
+            }
             // An edit must match exactly one line of the found file whatever the params: render
             // it once with placeholders left in to find out now rather than mid-run.
             if let Some(edit) = &spec.edit {
@@ -458,6 +483,8 @@ impl Session {
             Err(e) => return Err(self.fail(e, &leaving).await),
         };
         self.check_untouched()?;
+        // Leaving the original: from here every state write must succeed (write-ahead).
+        self.run.restoring = false;
         self.run.record(
             applier,
             Record::Switch {
@@ -506,6 +533,7 @@ impl Session {
                         failure.message()
                     ),
                 )
+                .caused_by(&failure)
             }
             Err(revert) => Error::new(
                 revert.kind().clone(),
@@ -514,7 +542,8 @@ impl Session {
                     "{leaving}: {}; then restoring the original: {revert}",
                     failure.message()
                 ),
-            ),
+            )
+            .caused_by(&failure),
         }
     }
 

@@ -34,8 +34,15 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         runtime.block_on(applier.recover_keeping_edits(&lock))
     } else {
         runtime.block_on(applier.recover(&lock))
+    };
+    if let Some(gap) = applier.state_gap() {
+        eprintln!("smart: warning: {gap}");
     }
-    .map_err(apply_error)?;
+    eprintln!(
+        "smart: {}",
+        crate::audit::head_line(global.agent_config()?.state_dir())
+    );
+    let done = done.map_err(apply_error)?;
     if done.is_empty() {
         println!("nothing to recover: no run was interrupted");
     }

@@ -37,18 +37,33 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             .map_err(|e| CliError::runtime(format!("cannot print the status: {e}")))?;
         println!("{text}");
     } else {
-        println!("{}", describe(&status));
+        println!("{}", describe(&status, config.state_dir()));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The status in a few lines.
-fn describe(s: &Status) -> String {
+///
+/// A run whose process is gone is told apart by its journal (where `smart recover` records its
+/// work): still open (run `smart recover`), recovered, or stopped before changing anything.
+fn describe(s: &Status, state_dir: &Path) -> String {
     let mut out = match s.state {
-        RunState::Running if !Path::new(&format!("/proc/{}", s.pid)).exists() => format!(
-            "{} (run {}) was running, but its process {} is gone (last update {}): run `smart recover`",
-            s.experiment, s.run_id, s.pid, s.updated
-        ),
+        RunState::Running if !Path::new(&format!("/proc/{}", s.pid)).exists() => {
+            match smart_apply::run_closed(state_dir, &s.experiment, &s.run_id) {
+                Ok(Some(true)) => format!(
+                    "{} (run {}) was interrupted (its process {} is gone, last update {}) and has been recovered: the original configuration is back",
+                    s.experiment, s.run_id, s.pid, s.updated
+                ),
+                Ok(None) => format!(
+                    "{} (run {}) was interrupted (its process {} is gone, last update {}) before it changed anything: nothing to recover",
+                    s.experiment, s.run_id, s.pid, s.updated
+                ),
+                _ => format!(
+                    "{} (run {}) was running, but its process {} is gone (last update {}): run `smart recover`",
+                    s.experiment, s.run_id, s.pid, s.updated
+                ),
+            }
+        }
         RunState::Running => format!(
             "running {} (run {}, pid {}): {}, {} elapsed, about {} left",
             s.experiment,

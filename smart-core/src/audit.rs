@@ -13,9 +13,18 @@
 //! (shown wrapped; on disk it is one line). `prev` is the SHA-256, in lowercase hex, of the
 //! previous line's bytes without its newline; the very first line of the chain has
 //! [`GENESIS`]. `seq` counts lines from 1 across the whole chain. `audit.head` holds
-//! `{"lines":N,"bytes":B,"last_hash":H}` for `audit.jsonl` and is replaced atomically (temp file,
-//! fsync, rename, fsync of the directory) after every append, so a line cut off the end, or a
-//! file cut short, no longer matches the head.
+//! `{"lines":N,"bytes":B,"last_hash":H,"last_seq":S}` for `audit.jsonl` and is replaced
+//! atomically (temp file, fsync, rename, fsync of the directory) before every append, announcing
+//! the coming line's hash (`"pending":P`), and again after it, counting the line. A line cut off
+//! the end, a file cut short, or a line appended behind the head's back (even with a correct
+//! chain hash) no longer matches the head; only the one line a crash left between the two head
+//! writes, whose hash the head announced, is adopted.
+//!
+//! [`verify`] also returns which runs have lines, and which runs `prune` lines (retention) and
+//! `audit_drop` lines (rotation) account for, so a caller can report runs whose lines were
+//! deleted ([`Summary::missing_runs`]); and the head (`last_seq`, `last_hash`) to compare with an
+//! anchor kept elsewhere ([`line_hash`]). What the chain can and cannot prove is in
+//! docs/security.md.
 //!
 //! # Rotation
 //!
@@ -45,6 +54,7 @@
 //!
 //! Never put secrets in `details`: the log is meant to be read and shared.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -116,6 +126,10 @@ pub enum Action {
     /// Run records were removed by retention; `details` has `runs` (the pruned run ids) and
     /// `reason`.
     Prune,
+    /// Lines that could not be written (a full or read-only state disk during a restore, which
+    /// went on regardless) are missing before this one; `details` has `audit_lines`,
+    /// `journal_records`, `runs` and the `cause`.
+    AuditGap,
 }
 
 /// Whether an action succeeded.
@@ -172,6 +186,11 @@ struct Head {
     last_hash: String,
     /// `seq` of the last line (equals `lines` until files are rotated).
     last_seq: u64,
+    /// The hash of the line being appended, written before the line: after a crash between the
+    /// line and the head, exactly that one line may follow what the head counts. Any other
+    /// line after the head was appended by someone else (or the head was rolled back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<String>,
 }
 
 /// What [`verify`] found on an intact chain.
@@ -183,6 +202,48 @@ pub struct Summary {
     pub lines: u64,
     /// The hash of the last line (what the next line's `prev` will be).
     pub last_hash: String,
+    /// The `seq` of the last line (0 for an empty log): with `last_hash`, the head to compare
+    /// against an anchor kept elsewhere.
+    pub last_seq: u64,
+    /// Every run id that has at least one line.
+    pub runs: BTreeSet<String>,
+    /// Run ids a `prune` line says retention removed.
+    pub pruned: BTreeSet<String>,
+    /// Run ids whose lines were in rotated files that `audit_drop` lines record deleting.
+    pub dropped: BTreeSet<String>,
+    /// Whether an `audit_drop` line does not list the runs of the file it dropped (written by
+    /// an older smart): runs without lines may then have been in that file.
+    pub unlisted_drop: bool,
+}
+
+impl Summary {
+    fn empty() -> Summary {
+        Summary {
+            files: Vec::new(),
+            lines: 0,
+            last_hash: GENESIS.to_owned(),
+            last_seq: 0,
+            runs: BTreeSet::new(),
+            pruned: BTreeSet::new(),
+            dropped: BTreeSet::new(),
+            unlisted_drop: false,
+        }
+    }
+
+    /// The runs among `known` (run ids with records under the state dir) that have no line in
+    /// the chain and that neither retention (`prune`) nor rotation (`audit_drop`) accounts for:
+    /// their lines were deleted.
+    pub fn missing_runs<'a>(&self, known: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        known
+            .into_iter()
+            .filter(|id| {
+                !self.runs.contains(*id)
+                    && !self.pruned.contains(*id)
+                    && !self.dropped.contains(*id)
+            })
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// An audit log problem: I/O, or evidence that the log was changed.
@@ -340,6 +401,7 @@ impl AuditLog {
             bytes: 0,
             last_hash: head.last_hash.clone(),
             last_seq: head.last_seq,
+            pending: None,
         };
         self.write_head(head)?;
         self.drop_oldest(head)
@@ -371,6 +433,7 @@ impl AuditLog {
                     "last_seq": span.last_seq,
                     "lines": span.lines,
                     "last_hash": span.last_hash,
+                    "runs": run_ids(&bytes),
                     "reason": format!("log rotation keeps {} old files", self.rotation.keep()),
                 }),
                 prev: head.last_hash.clone(),
@@ -387,6 +450,8 @@ impl AuditLog {
         let mut bytes = text.into_bytes();
         let hash = sha256_hex(&bytes);
         bytes.push(b'\n');
+        head.pending = Some(hash.clone());
+        self.write_head(head)?;
         file.write_all(&bytes)
             .and_then(|()| file.sync_data())
             .map_err(|e| AuditError::io(&path, e))?;
@@ -394,6 +459,7 @@ impl AuditLog {
         head.bytes += bytes.len() as u64;
         head.last_hash = hash;
         head.last_seq = line.seq;
+        head.pending = None;
         self.write_head(head)
     }
 
@@ -411,6 +477,7 @@ impl AuditLog {
                 bytes: 0,
                 last_hash: GENESIS.to_owned(),
                 last_seq: 0,
+                pending: None,
             },
         };
         if size == 0 && head.bytes > 0 && rotation_was_interrupted(&self.dir, &head)? {
@@ -420,6 +487,7 @@ impl AuditLog {
                 bytes: 0,
                 last_hash: head.last_hash,
                 last_seq: head.last_seq,
+                pending: None,
             };
             self.write_head(&head)?;
         }
@@ -447,6 +515,15 @@ impl AuditLog {
         {
             let lineno = head.lines + 1;
             let line = parse_line(&path, lineno, raw)?;
+            if !head_missing && (adopted > 0 || head.pending.as_deref() != Some(&sha256_hex(raw))) {
+                return Err(AuditError::HeadMismatch {
+                    path,
+                    reason: format!(
+                        "line {lineno} follows the {} lines audit.head records but is not the append it announced: a line was added behind smart's back (or audit.head was rolled back); run `smart audit verify`, keep the evidence, and move audit.jsonl and audit.head aside to start a new chain",
+                        head.lines
+                    ),
+                });
+            }
             if line.prev != head.last_hash {
                 return Err(AuditError::BrokenChain {
                     path,
@@ -459,6 +536,7 @@ impl AuditLog {
             head.bytes += raw.len() as u64 + 1;
             head.last_hash = sha256_hex(raw);
             head.last_seq = line.seq;
+            head.pending = None;
             adopted += 1;
         }
         if head_missing && adopted > 1 {
@@ -572,6 +650,21 @@ fn span(path: &Path, bytes: &[u8]) -> Result<Span, AuditError> {
     })
 }
 
+/// The distinct run ids of a file's lines, in order of first appearance (unparsable lines are
+/// skipped: the file was verified when it was written).
+fn run_ids(bytes: &[u8]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for raw in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if let Ok(line) = serde_json::from_slice::<Line>(raw)
+            && !line.run_id.is_empty()
+            && !ids.contains(&line.run_id)
+        {
+            ids.push(line.run_id);
+        }
+    }
+    ids
+}
+
 fn parse_line(path: &Path, lineno: u64, raw: &[u8]) -> Result<Line, AuditError> {
     serde_json::from_slice(raw).map_err(|e| AuditError::BadLine {
         path: path.to_owned(),
@@ -590,11 +683,7 @@ pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
         Ok(files) => files,
         // No state dir yet: nothing was ever logged.
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Summary {
-                files: Vec::new(),
-                lines: 0,
-                last_hash: GENESIS.to_owned(),
-            });
+            return Ok(Summary::empty());
         }
         Err(e) => return Err(AuditError::io(state_dir, e)),
     };
@@ -618,11 +707,7 @@ pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
         Err(e) => return Err(AuditError::io(&live, e)),
     };
     let mut head = read_head(state_dir)?;
-    let mut summary = Summary {
-        files: Vec::new(),
-        lines: 0,
-        last_hash: GENESIS.to_owned(),
-    };
+    let mut summary = Summary::empty();
     let mut chain = Chain::default();
     for path in &rotated {
         let bytes = fs::read(path).map_err(|e| AuditError::io(path, e))?;
@@ -646,6 +731,7 @@ pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
             bytes: 0,
             last_hash: h.last_hash.clone(),
             last_seq: h.last_seq,
+            pending: None,
         });
     }
     match (live_file, head) {
@@ -671,6 +757,8 @@ pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
                     bytes: 0,
                     last_hash: GENESIS.to_owned(),
                     last_seq: 0,
+                    // As announced: logs written before the head announced its appends.
+                    pending: Some(summary.last_hash.clone()),
                 },
                 None => {
                     return Err(AuditError::HeadMismatch {
@@ -705,6 +793,32 @@ pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
         return Err(AuditError::MissingStart { path, seq, hash });
     }
     Ok(summary)
+}
+
+/// The hash of the line with `seq` in the chain of `state_dir` (rotated files, then the live
+/// one), or `None` when no file holds it (it was dropped by rotation, or never written). For
+/// comparing an anchor kept elsewhere with a chain that has grown since.
+pub fn line_hash(state_dir: &Path, seq: u64) -> Result<Option<String>, AuditError> {
+    let mut files = logs::rotated_files(state_dir, "audit-", ".jsonl", LOG_FILE)
+        .map_err(|e| AuditError::io(state_dir, e))?;
+    files.push(state_dir.join(LOG_FILE));
+    for path in files {
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(AuditError::io(&path, e)),
+        };
+        for (i, raw) in bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
+            if parse_line(&path, i as u64 + 1, raw)?.seq == seq {
+                return Ok(Some(sha256_hex(raw)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// What [`walk`] carries from file to file.
@@ -772,7 +886,27 @@ fn walk(
         {
             chain.drops.push((seq, hash.to_owned()));
         }
+        let listed = |key: &str| {
+            line.details[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        };
+        match line.action {
+            Action::Prune => summary.pruned.extend(listed("runs")),
+            Action::AuditDrop => {
+                summary.unlisted_drop |= !line.details["runs"].is_array();
+                summary.dropped.extend(listed("runs"));
+            }
+            _ => {}
+        }
+        if !line.run_id.is_empty() {
+            summary.runs.insert(line.run_id.clone());
+        }
         chain.last_seq = line.seq;
+        summary.last_seq = line.seq;
         summary.last_hash = sha256_hex(raw);
         summary.lines += 1;
     }
@@ -791,9 +925,18 @@ fn check_head(
             "audit.head records {} lines ({} bytes) but the file has {lines} ({bytes} bytes): lines were cut off the end",
             head.lines, head.bytes
         )
-    } else if lines == head.lines + 1 && bytes > head.bytes {
-        // A crash between the line's fsync and the head's replacement; the next append adopts it.
+    } else if lines == head.lines + 1
+        && bytes > head.bytes
+        && head.pending.as_deref() == Some(last_hash)
+    {
+        // A crash between the line's fsync and the head's replacement: the head announced
+        // exactly this line; the next append adopts it.
         return Ok(());
+    } else if lines > head.lines && bytes > head.bytes {
+        format!(
+            "audit.head records {} lines ({} bytes) but the file has {lines} ({bytes} bytes), and the head announced no such append: lines were added behind smart's back, or audit.head was rolled back",
+            head.lines, head.bytes
+        )
     } else if lines == head.lines && head.last_hash != last_hash {
         format!(
             "the last line's hash is {last_hash} but audit.head records {}: the last line was edited",
@@ -989,16 +1132,106 @@ mod tests {
         assert!(err.to_string().contains("audit.head is missing"), "{err}");
     }
 
+    /// The head as it was before the last append, optionally announcing that append (what a
+    /// crash between the line's fsync and the head's replacement leaves).
+    fn roll_head_back(dir: &Path, before: &[u8], announce: bool) {
+        let mut head: Head = serde_json::from_slice(before).unwrap();
+        if announce {
+            let text = fs::read_to_string(dir.join(LOG_FILE)).unwrap();
+            head.pending = Some(sha256_hex(text.lines().last().unwrap().as_bytes()));
+        }
+        fs::write(dir.join(HEAD_FILE), serde_json::to_vec(&head).unwrap()).unwrap();
+    }
+
     #[test]
     fn a_crash_before_the_head_update_is_adopted() {
         let (dir, log) = log_with(3);
         let head = fs::read(dir.path().join(HEAD_FILE)).unwrap();
         log.append(&entry(3)).unwrap();
-        // Roll the head back, as if the process died between the line's fsync and the head.
-        fs::write(dir.path().join(HEAD_FILE), &head).unwrap();
+        // As if the process died between the line's fsync and the head's replacement: the head
+        // still counts 3 lines but announced the fourth.
+        roll_head_back(dir.path(), &head, true);
         assert_eq!(verify(dir.path()).unwrap().lines, 4);
         log.append(&entry(4)).unwrap();
         assert_eq!(verify(dir.path()).unwrap().lines, 5);
+    }
+
+    #[test]
+    fn a_line_appended_behind_the_heads_back_is_detected() {
+        // Issue 14: a line with a correct chain hash, appended while audit.head still named the
+        // line before it, verified as intact.
+        let (dir, log) = log_with(3);
+        let head = fs::read(dir.path().join(HEAD_FILE)).unwrap();
+        log.append(&entry(3)).unwrap();
+        roll_head_back(dir.path(), &head, false);
+        let err = verify(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("records 3 lines (")
+                && err.to_string().contains("but the file has 4"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("behind smart's back"), "{err}");
+        // Appends do not adopt it either.
+        let err = log.append(&entry(9)).unwrap_err();
+        assert!(err.to_string().contains("behind smart's back"), "{err}");
+    }
+
+    #[test]
+    fn the_summary_names_runs_that_have_no_lines() {
+        let (dir, log) = log_with(2);
+        let line = |run: &str, action: Action, details: serde_json::Value| Entry {
+            run_id: run.to_owned(),
+            action,
+            details,
+            ..entry(0)
+        };
+        log.append(&line("r2", Action::Apply, serde_json::json!({})))
+            .unwrap();
+        log.append(&line(
+            "",
+            Action::Prune,
+            serde_json::json!({"runs": ["r3"], "reason": "retention"}),
+        ))
+        .unwrap();
+        log.append(&line(
+            "",
+            Action::AuditDrop,
+            serde_json::json!({"runs": ["r4"], "last_seq": 0, "last_hash": GENESIS}),
+        ))
+        .unwrap();
+        let summary = verify(dir.path()).unwrap();
+        assert_eq!(summary.last_seq, 5);
+        assert_eq!(
+            summary.missing_runs(["r1", "r2", "r3", "r4", "r5"]),
+            vec!["r5".to_owned()]
+        );
+        // Both files deleted: every run is missing, though the (empty) chain verifies.
+        fs::remove_file(log.path()).unwrap();
+        fs::remove_file(dir.path().join(HEAD_FILE)).unwrap();
+        let summary = verify(dir.path()).unwrap();
+        assert_eq!(summary.missing_runs(["r1", "r2"]), vec!["r1", "r2"]);
+    }
+
+    #[test]
+    fn dropped_files_list_their_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = rotating(dir.path(), 1024, 1);
+        for n in 0..12 {
+            log.append(&Entry {
+                run_id: format!("run-{n}"),
+                ..entry(n)
+            })
+            .unwrap();
+        }
+        let summary = verify(dir.path()).unwrap();
+        assert!(!summary.unlisted_drop);
+        let all: Vec<String> = (0..12).map(|n| format!("run-{n}")).collect();
+        assert!(
+            summary
+                .missing_runs(all.iter().map(String::as_str))
+                .is_empty()
+        );
+        assert!(summary.dropped.contains("run-0"), "{summary:?}");
     }
 
     #[test]
@@ -1036,6 +1269,7 @@ mod tests {
             bytes: 0,
             last_hash,
             last_seq: 3,
+            pending: None,
         };
         log.write_head(&head).unwrap();
         log.append(&entry(3)).unwrap();
@@ -1268,6 +1502,7 @@ mod tests {
         (Action::Block, "block"),
         (Action::Decision, "decision"),
         (Action::Prune, "prune"),
+        (Action::AuditGap, "audit_gap"),
     ];
 
     #[test]
@@ -1293,7 +1528,8 @@ mod tests {
                 | Action::AuditDrop
                 | Action::Block
                 | Action::Decision
-                | Action::Prune => {}
+                | Action::Prune
+                | Action::AuditGap => {}
             }
         }
         let (dir, log) = log_with(0);

@@ -21,7 +21,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use smart_core::engine::{
-    self, Applier, ApplyFailure, CancelToken, Clock, NoCoach, Ports, RunConfig,
+    self, Applier, ApplyFailure, CancelToken, Clock, FailureCause, NoCoach, Ports, RunConfig,
 };
 use smart_core::records::{self, Records};
 use smart_core::{Defaults, Experiment, validate};
@@ -143,6 +143,7 @@ impl Applier for InMemoryApplier {
                 .map_err(|e| ApplyFailure {
                     message: format!("{arm}: delay_ms is not a number: {e}"),
                     original_live: true,
+                    cause: FailureCause::Config,
                 })?,
             // The baseline is the configuration as found.
             None => FOUND_DELAY_MS,

@@ -351,7 +351,8 @@ pub(crate) fn execute(
             ))
         })?
     };
-    let mut applier = EngineApplier::new(applier(config), lock, experiment, &run_id);
+    let apply = applier(config);
+    let mut applier = EngineApplier::new(apply.clone(), lock, experiment, &run_id);
     let clock = TokioClock::new();
     // The records first, so the dashboard renders what was just written.
     let records = Records::with_rotation(state_dir, config.logs());
@@ -371,6 +372,16 @@ pub(crate) fn execute(
         observer: &mut observer,
     };
     let result = runtime.block_on(engine::run(experiment, &run_config, ports));
+    // One log line each (journald under systemd): what a restore could not record, and the
+    // audit head as an anchor outside the state dir.
+    if let Some(gap) = apply.state_gap() {
+        tracing::warn!("{}: {gap}", experiment.name());
+    }
+    tracing::info!(
+        "{}: {}",
+        experiment.name(),
+        crate::audit::head_line(state_dir)
+    );
     if let Some(e) = observer.0.1.take_error() {
         eprintln!(
             "smart: {}: the dashboard in {} could not be written: {e}",

@@ -7,6 +7,8 @@ mod dashboard;
 mod demo;
 mod deploy;
 mod e2e_nginx;
+mod faults;
+mod hostile;
 mod probe;
 mod run;
 mod support;

@@ -9,7 +9,7 @@ use super::ports::{Applier, Clock, Coach, Judge, Observer, Probe};
 use super::race::{Either, race};
 use super::types::{
     AdviceAction, AdviceRequest, Arm, BlockMeasurement, BlockRequest, Conclusion, CycleBlock,
-    JudgeStep, Judgement, LiveProgress, Verdict,
+    FailureCause, JudgeStep, Judgement, LiveProgress, Verdict,
 };
 use super::{CancelToken, EngineError, LiveConfig, Ports, RunConfig, RunEnd, RunReport};
 use crate::audit::format_utc;
@@ -316,11 +316,25 @@ where
     async fn execute(&mut self) -> Result<(), Fatal> {
         self.set_phase(Phase::CheckingBaseline, None, None);
         if let Err(failure) = self.ctx.ticking(self.applier.check_baseline()).await {
-            let reason = format!(
-                "the configuration as found is not sound, so nothing was changed: {failure}"
-            );
+            let (reason, stop): (String, fn(String) -> Stop) = if failure.cause
+                == FailureCause::Config
+            {
+                (
+                    format!(
+                        "the configuration as found is not sound, so nothing was changed: {failure}"
+                    ),
+                    Stop::BaselineUnsound,
+                )
+            } else {
+                // smart's own failure (its state disk, the experiment): the server is not to
+                // blame.
+                (
+                    format!("the run could not start, so nothing was changed: {failure}"),
+                    Stop::Failed,
+                )
+            };
             self.ctx.emit(EventKind::Problem(&reason));
-            self.stop = Some(Stop::BaselineUnsound(reason));
+            self.stop = Some(stop(reason));
             return Ok(());
         }
         let count = self.variants.len();
@@ -786,6 +800,15 @@ where
         }
         let measured = blocks(self.variants[i].measured);
         let why = match arm {
+            Arm::Variant if failure.cause == FailureCause::Smart => {
+                // Not the variant's fault: nothing is decided about it, and the run stops.
+                let why = format!(
+                    "switching to {name} failed for a reason of smart's own ({measured} of its test measured), so the run stopped and the original configuration was restored: {failure}"
+                );
+                self.variants[i].impose(DecisionKind::Aborted, why.clone());
+                self.stop = Some(Stop::Failed(why.clone()));
+                why
+            }
             Arm::Variant => {
                 let why = format!(
                     "switching to {name} failed ({measured} of its test measured), so the original configuration was restored: {failure}"

@@ -226,6 +226,21 @@ pub struct ApplyFailure {
     /// applier restores it itself when a switch fails). When `false`, the engine asks the applier
     /// to restore it once more and fails the run loudly if that fails too.
     pub original_live: bool,
+    /// Whose failure it is: the configuration's (it failed a check) or smart's own (its state
+    /// dir is full or read-only, the experiment does not fit the machine).
+    pub cause: FailureCause,
+}
+
+/// Whose failure an [`ApplyFailure`] is, which decides what the engine concludes from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The configuration failed a check (`validate`, reload, the live check, health): on the
+    /// configuration as found the baseline is unsound; on a switch the variant is reverted.
+    Config,
+    /// smart itself could not work (its state dir cannot be written, a command is missing):
+    /// this says nothing about the configuration, so the run stops with nothing decided and the
+    /// server is never blamed.
+    Smart,
 }
 
 impl fmt::Display for ApplyFailure {

@@ -599,28 +599,24 @@ fn file(
         );
         return (None, None);
     }
-    let resolved = base_dir.join(relative);
-    let text = source::read_limited(&resolved).and_then(|bytes| {
-        String::from_utf8(bytes).map_err(|e| {
-            format!(
-                "is not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            )
-        })
+    let text = source::read_inside(base_dir, relative).and_then(|(bytes, resolved)| {
+        let path = resolved.display().to_string();
+        String::from_utf8(bytes)
+            .map(|text| (text, resolved))
+            .map_err(|e| {
+                format!(
+                    "{path}: is not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                )
+            })
     });
     match text {
-        Ok(text) => {
+        Ok((text, resolved)) => {
             template_syntax(r, &text, &tf_field, Some(&resolved));
             (Some(text), Some(resolved))
         }
         Err(message) => {
-            r.problem(
-                &tf_field,
-                format!(
-                    "{}: {message}; template_file is relative to the experiment file",
-                    resolved.display()
-                ),
-            );
+            r.problem(&tf_field, message);
             (None, None)
         }
     }

@@ -5,7 +5,8 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -17,6 +18,13 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Reads a regular file of at most [`MAX_FILE_BYTES`]; the error says what is wrong and what to do.
 pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
+    check_regular(path)?;
+    let file = File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    read_open(file)
+}
+
+/// Refuses (before opening it, since opening a FIFO blocks) anything but a small regular file.
+fn check_regular(path: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
     if !meta.is_file() {
         return Err(if meta.is_dir() {
@@ -28,7 +36,74 @@ pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
     if meta.len() > MAX_FILE_BYTES {
         return Err(too_large(meta.len()));
     }
-    let file = File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    Ok(())
+}
+
+/// Reads a file an experiment names (`relative` to the experiment's directory `base_dir`), but
+/// only if it lies inside that directory once every symlink is followed: an experiment may not
+/// read (and so copy into a config file, a run record or the dashboard) a file it does not own.
+///
+/// The check is made on the file actually opened, at the moment of reading: after opening, the
+/// path is resolved again and must name the very same inode (device and inode number) inside the
+/// directory. A file swapped for a symlink after an earlier `smart validate`, or a directory
+/// swapped while this runs, is refused rather than followed. Returns the bytes and the resolved
+/// path.
+pub(crate) fn read_inside(base_dir: &Path, relative: &str) -> Result<(Vec<u8>, PathBuf), String> {
+    let fix = "a template must be a file in the experiment's directory (or below it): copy it \
+               there and name it relative to the experiment file";
+    let base = base_dir.canonicalize().map_err(|e| {
+        format!(
+            "cannot resolve the experiment's directory {}: {e}",
+            base_dir.display()
+        )
+    })?;
+    if Path::new(relative).is_absolute() {
+        return Err(format!(
+            "\"{relative}\" is an absolute path, outside the experiment's directory {}; {fix}",
+            base.display()
+        ));
+    }
+    let path = base.join(relative);
+    let outside = |real: &Path| {
+        format!(
+            "\"{relative}\" resolves to {}, outside the experiment's directory {}; {fix}",
+            real.display(),
+            base.display()
+        )
+    };
+    let unreadable = |e: std::io::Error| {
+        format!(
+            "{}: cannot read the file: {e}; template_file is relative to the experiment file",
+            path.display()
+        )
+    };
+    // Resolve first so an outside FIFO or device is never even opened.
+    let real = path.canonicalize().map_err(unreadable)?;
+    if !real.starts_with(&base) {
+        return Err(outside(&real));
+    }
+    check_regular(&real).map_err(|m| format!("{}: {m}", path.display()))?;
+    let file = File::open(&path).map_err(unreadable)?;
+    let opened = file.metadata().map_err(unreadable)?;
+    // What was opened must be what the path resolves to now, inside the directory.
+    let real = path.canonicalize().map_err(unreadable)?;
+    if !real.starts_with(&base) {
+        return Err(outside(&real));
+    }
+    let named = std::fs::metadata(&real).map_err(unreadable)?;
+    if (opened.dev(), opened.ino()) != (named.dev(), named.ino()) || !opened.is_file() {
+        return Err(format!(
+            "\"{relative}\" changed while it was read (a file or directory was swapped, perhaps \
+             for a symlink out of the experiment's directory {}); {fix}",
+            base.display()
+        ));
+    }
+    let bytes = read_open(file).map_err(|m| format!("{}: {m}", path.display()))?;
+    Ok((bytes, real))
+}
+
+/// Reads an open file, enforcing [`MAX_FILE_BYTES`] while reading (a file may grow).
+fn read_open(file: File) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)

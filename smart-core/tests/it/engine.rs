@@ -541,6 +541,30 @@ fn every_error_path_ends_on_the_original() {
 }
 
 #[test]
+fn smarts_own_failure_blames_neither_the_server_nor_the_variant() {
+    // Issue 14, finding 4: a full state disk before the run said "the configuration as found
+    // is not sound".
+    let mut h = Harness::new(&[("fast", FAST)], json!({}));
+    h.applier.fail_check = true;
+    h.applier.cause = smart_core::engine::FailureCause::Smart;
+    let report = h.run().unwrap();
+    assert_eq!(report.end, RunEnd::Failed);
+    let reason = report.end_reason.unwrap();
+    assert!(!reason.contains("not sound"), "{reason}");
+    assert!(reason.contains("the run could not start"), "{reason}");
+
+    // A switch that fails because smart cannot record it decides nothing about the variant.
+    let mut h = Harness::new(&[("fast", FAST), ("slow", SLOW)], json!({}));
+    h.applier.fail_switch.insert("fast".to_owned());
+    h.applier.cause = smart_core::engine::FailureCause::Smart;
+    let report = h.run().unwrap();
+    assert_eq!(report.end, RunEnd::Failed);
+    assert_eq!(report.decisions[0].decision, DecisionKind::Aborted);
+    assert_eq!(report.decisions[1].decision, DecisionKind::Aborted);
+    assert_eq!(report.live, smart_core::engine::LiveConfig::Original);
+}
+
+#[test]
 fn an_unsound_baseline_changes_nothing() {
     let mut h = Harness::new(&[("fast", FAST)], json!({}));
     h.applier.fail_check = true;

@@ -11,8 +11,8 @@ use serde_json::json;
 use smart_core::engine::sim::SimClock;
 use smart_core::engine::{
     Advice, AdviceAction, AdviceRequest, Applier, ApplyFailure, Arm, BlockMeasurement,
-    BlockRequest, Bounds, CancelToken, Clock, Coach, Conclusion, CycleBlock, Judge, JudgeStep,
-    Judgement, LiveProgress, PortError, Probe, Verdict,
+    BlockRequest, Bounds, CancelToken, Clock, Coach, Conclusion, CycleBlock, FailureCause, Judge,
+    JudgeStep, Judgement, LiveProgress, PortError, Probe, Verdict,
 };
 use smart_core::records::DecisionRecord;
 use smart_core::{Defaults, Experiment, validate};
@@ -229,6 +229,8 @@ pub(crate) struct FakeApplier {
     pub(crate) fail_restore: bool,
     /// A failed switch leaves the arm half-applied instead of restoring the original.
     pub(crate) switch_fails_unrestored: bool,
+    /// Whose failure a failed check or switch is (the configuration's unless a test says).
+    pub(crate) cause: FailureCause,
 }
 
 impl FakeApplier {
@@ -240,6 +242,7 @@ impl FakeApplier {
             fail_switch: BTreeSet::new(),
             fail_restore: false,
             switch_fails_unrestored: false,
+            cause: FailureCause::Config,
         }
     }
 }
@@ -251,6 +254,7 @@ impl Applier for FakeApplier {
             return Err(ApplyFailure {
                 message: "health check http://127.0.0.1/health answered 503".to_owned(),
                 original_live: true,
+                cause: self.cause,
             });
         }
         Ok(())
@@ -270,6 +274,7 @@ impl Applier for FakeApplier {
             return Err(ApplyFailure {
                 message: format!("validate `nginx -t` failed for {arm}: unknown directive"),
                 original_live: !self.switch_fails_unrestored,
+                cause: self.cause,
             });
         }
         *self.world.live.borrow_mut() = arm.to_owned();
@@ -286,6 +291,7 @@ impl Applier for FakeApplier {
             return Err(ApplyFailure {
                 message: "the restored file's checksum differs from the backup".to_owned(),
                 original_live: false,
+                cause: FailureCause::Config,
             });
         }
         self.world.reloads.set(self.world.reloads.get() + 1);
@@ -299,6 +305,7 @@ impl Applier for FakeApplier {
             return Err(ApplyFailure {
                 message: format!("closing with {} live", self.world.live()),
                 original_live: false,
+                cause: FailureCause::Config,
             });
         }
         Ok(())

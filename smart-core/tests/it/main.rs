@@ -2,10 +2,12 @@
 //! case per rule), the committed JSON Schema, the examples (rendered into a stock Debian nginx
 //! config and checked by a real nginx), and property tests over random input.
 
+mod containment;
 mod engine;
 mod examples;
 mod fakes;
 mod fuzz;
+mod fuzz_hostile;
 mod nginx_examples;
 mod prune;
 mod records;
