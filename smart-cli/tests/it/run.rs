@@ -5,6 +5,7 @@
 //! any probe, and SIGINT restores the original within seconds.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -316,6 +317,61 @@ fn interrupt_a_run(signal: &str) {
     let report = runs[0].report.as_ref().unwrap();
     assert_eq!(report.end, smart_core::engine::RunEnd::Cancelled);
     assert_eq!(report.live, smart_core::engine::LiveConfig::Original);
+}
+
+#[test]
+fn a_stop_whose_revert_fails_exits_3_not_5() {
+    let site = Site::start();
+    site.experiment(
+        "long",
+        "cache = false\ncompression_level = {{ level }}\nnoop = \"a\"\n",
+        json!([{"name": "level-1", "params": {"level": 1}}]),
+        json!({}),
+    );
+    let marker = site.path("reload-fails");
+    let reloaded = site.path("reloaded");
+    let file = site.path("experiments").join("long.json");
+    let mut value: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+    value["schedule"]["block_s"] = json!(2);
+    value["schedule"]["max_duration_s"] = json!(3600);
+    // The reload notes that the variant was written, and fails once the marker exists.
+    let reload = site.path("reload");
+    fs::write(
+        &reload,
+        format!(
+            "#!/bin/sh\ntest ! -e {marker} || exit 1\n: >{reloaded}\nexec kill -HUP {pid}\n",
+            marker = marker.display(),
+            reloaded = reloaded.display(),
+            pid = std::process::id()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&reload, fs::Permissions::from_mode(0o755)).unwrap();
+    value["apply"]["reload"] = json!([reload]);
+    fs::write(&file, value.to_string()).unwrap();
+    let child = site.smart(&["run", "long"]).spawn().unwrap();
+    // Stop once the variant's file is in place, so the revert must reload.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while !reloaded.exists() {
+        assert!(Instant::now() < deadline, "the variant was never applied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fs::write(&marker, "").unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("could not be restored"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
