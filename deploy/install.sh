@@ -199,9 +199,10 @@ assets() {
   [ "$count" -gt 0 ] || die "$MANIFEST: no [package.metadata.deb] assets found"
 }
 
-# maintainer SCRIPT ARG: runs the package's maintainer script on a real install.
+# maintainer SCRIPT ARG: runs the package's maintainer script on a real install, with the
+# environment dpkg gives it (deb-systemd-helper refuses to run without it).
 maintainer() {
-  host "$here/debian/$1" "$2"
+  host env DPKG_MAINTSCRIPT_PACKAGE=smart DPKG_MAINTSCRIPT_NAME="$1" "$here/debian/$1" "$2"
 }
 
 smart_binary() {
@@ -243,7 +244,7 @@ install_all() {
   # The dashboard site, which the package ships but leaves disabled. Both it and the stock site
   # claim default_server on port 80: the stock one steps aside (and comes back on --uninstall).
   link "$SITE" "$SITE_LINK"
-  if [ "$(readlink "$root$DEFAULT_LINK" 2>/dev/null || true)" = /etc/nginx/sites-available/default ]; then
+  if [[ "$(readlink "$root$DEFAULT_LINK" 2>/dev/null || true)" == *sites-available/default ]]; then
     rm -f "$root$DEFAULT_LINK"
     : >"$root$DEFAULT_MARK"
     say "disabled the stock default site (restored by --uninstall)"
