@@ -556,6 +556,29 @@ fn reload_until(nginx: &Nginx, ready: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// A one-day self-signed P-256 certificate for `name` (`kind` `DNS` or `IP` in its
+/// subjectAltName), written to `key` and `cert`.
+fn self_signed(name: &str, kind: &str, key: &Path, cert: &Path) {
+    ok(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
+        .args([
+            "-addext",
+            &format!("subjectAltName={kind}:{name}"),
+            "-keyout",
+        ])
+        .arg(key)
+        .arg("-out")
+        .arg(cert));
+}
+
 #[test]
 fn the_dashboard_site_serves_with_security_headers_basic_auth_and_tls() {
     let name = "deploy::the_dashboard_site_serves_with_security_headers_basic_auth_and_tls";
@@ -575,24 +598,12 @@ fn the_dashboard_site_serves_with_security_headers_basic_auth_and_tls() {
     // A certificate where certbot would put it.
     let live = root.path().join("etc/letsencrypt/live/dash.test");
     fs::create_dir_all(&live).unwrap();
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=dash.test",
-            "-keyout",
-        ])
-        .arg(live.join("privkey.pem"))
-        .arg("-out")
-        .arg(live.join("fullchain.pem")));
+    self_signed(
+        "dash.test",
+        "DNS",
+        &live.join("privkey.pem"),
+        &live.join("fullchain.pem"),
+    );
     // The real dashboard, as the agent renders it (empty state: no runs yet).
     let toml = root.path().join("etc/smart/smart.toml");
     let config = fs::read_to_string(&toml)
@@ -998,27 +1009,7 @@ fn the_bootstrap_refuses_a_bad_url_or_checksum_before_dpkg() {
     // A package served over https on loopback, with a certificate curl is told to trust.
     let payload = b"not really a package, but bytes with a known sha256";
     fs::write(d.join("smart.deb"), payload).unwrap();
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-        ])
-        .current_dir(d));
+    self_signed("127.0.0.1", "IP", &d.join("key.pem"), &d.join("cert.pem"));
     let port = smart_testkit::free_port();
     let mut server = Command::new("openssl")
         .args([

@@ -255,21 +255,28 @@ fn sigint_and_sigterm_restore_the_original_within_seconds() {
     }
 }
 
-fn interrupt_a_run(signal: &str) {
-    let site = Site::start();
+/// Writes the one-variant experiment `long` with blocks of `block_s` and an hour's time box, after
+/// `edit` has changed its JSON.
+fn long_experiment(site: &Site, block_s: u32, edit: impl FnOnce(&mut serde_json::Value)) {
     site.experiment(
         "long",
         "cache = false\ncompression_level = {{ level }}\nnoop = \"a\"\n",
         json!([{"name": "level-1", "params": {"level": 1}}]),
         json!({}),
     );
-    // Long blocks: a run that would take minutes.
     let file = site.path("experiments").join("long.json");
     let mut value: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
-    value["schedule"]["block_s"] = json!(60);
+    value["schedule"]["block_s"] = json!(block_s);
     value["schedule"]["max_duration_s"] = json!(3600);
+    edit(&mut value);
     fs::write(&file, value.to_string()).unwrap();
+}
+
+fn interrupt_a_run(signal: &str) {
+    let site = Site::start();
+    // Long blocks: a run that would take minutes.
+    long_experiment(&site, 60, |_| {});
     let child = site.smart(&["run", "long"]).spawn().unwrap();
     let pid = child.id().to_string();
     // Wait until a block runs, then interrupt.
@@ -322,19 +329,8 @@ fn interrupt_a_run(signal: &str) {
 #[test]
 fn a_stop_whose_revert_fails_exits_3_not_5() {
     let site = Site::start();
-    site.experiment(
-        "long",
-        "cache = false\ncompression_level = {{ level }}\nnoop = \"a\"\n",
-        json!([{"name": "level-1", "params": {"level": 1}}]),
-        json!({}),
-    );
     let marker = site.path("reload-fails");
     let reloaded = site.path("reloaded");
-    let file = site.path("experiments").join("long.json");
-    let mut value: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
-    value["schedule"]["block_s"] = json!(2);
-    value["schedule"]["max_duration_s"] = json!(3600);
     // The reload notes that the variant was written, and fails once the marker exists.
     let reload = site.path("reload");
     fs::write(
@@ -348,8 +344,7 @@ fn a_stop_whose_revert_fails_exits_3_not_5() {
     )
     .unwrap();
     fs::set_permissions(&reload, fs::Permissions::from_mode(0o755)).unwrap();
-    value["apply"]["reload"] = json!([reload]);
-    fs::write(&file, value.to_string()).unwrap();
+    long_experiment(&site, 2, |value| value["apply"]["reload"] = json!([reload]));
     let child = site.smart(&["run", "long"]).spawn().unwrap();
     // Stop once the variant's file is in place, so the revert must reload.
     let deadline = Instant::now() + Duration::from_secs(150);
