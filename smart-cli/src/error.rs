@@ -146,4 +146,11 @@ mod tests {
         assert_eq!(CliError::bad_input("x").failure.code(), 2);
         assert_eq!(Failure::LockHeld.code(), 4);
     }
+
+    #[test]
+    fn a_stop_has_its_own_documented_code() {
+        let failures = [Failure::BadInput, Failure::Runtime, Failure::LockHeld];
+        assert!(failures.iter().all(|f| f.code() != EXIT_STOPPED));
+        assert!(EXIT_CODES_HELP.contains(&format!("\n  {EXIT_STOPPED}  stopped on request")));
+    }
 }
