@@ -5,6 +5,7 @@
 //! any probe, and SIGINT restores the original within seconds.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -332,21 +333,28 @@ fn sigint_and_sigterm_restore_the_original_within_seconds() {
     }
 }
 
-fn interrupt_a_run(signal: &str) {
-    let site = Site::start();
+/// Writes the one-variant experiment `long` with blocks of `block_s` and an hour's time box, after
+/// `edit` has changed its JSON.
+fn long_experiment(site: &Site, block_s: u32, edit: impl FnOnce(&mut serde_json::Value)) {
     site.experiment(
         "long",
         "cache = false\ncompression_level = {{ level }}\nnoop = \"a\"\n",
         json!([{"name": "level-1", "params": {"level": 1}}]),
         json!({}),
     );
-    // Long blocks: a run that would take minutes.
     let file = site.path("experiments").join("long.json");
     let mut value: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
-    value["schedule"]["block_s"] = json!(60);
+    value["schedule"]["block_s"] = json!(block_s);
     value["schedule"]["max_duration_s"] = json!(3600);
+    edit(&mut value);
     fs::write(&file, value.to_string()).unwrap();
+}
+
+fn interrupt_a_run(signal: &str) {
+    let site = Site::start();
+    // Long blocks: a run that would take minutes.
+    long_experiment(&site, 60, |_| {});
     let child = site.smart(&["run", "long"]).spawn().unwrap();
     let pid = child.id().to_string();
     // Wait until a block runs, then interrupt.
@@ -379,7 +387,8 @@ fn interrupt_a_run(signal: &str) {
     );
     let out = child.wait_with_output().unwrap();
     let took = sent.elapsed();
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    // A deliberate stop with the original back: exit 5, which smart-agent.service counts as success.
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(
         site.decisions(),
@@ -393,6 +402,49 @@ fn interrupt_a_run(signal: &str) {
     let report = runs[0].report.as_ref().unwrap();
     assert_eq!(report.end, smart_core::engine::RunEnd::Cancelled);
     assert_eq!(report.live, smart_core::engine::LiveConfig::Original);
+}
+
+#[test]
+fn a_stop_whose_revert_fails_exits_3_not_5() {
+    let site = Site::start();
+    let marker = site.path("reload-fails");
+    let reloaded = site.path("reloaded");
+    // The reload notes that the variant was written, and fails once the marker exists.
+    let reload = site.path("reload");
+    fs::write(
+        &reload,
+        format!(
+            "#!/bin/sh\ntest ! -e {marker} || exit 1\n: >{reloaded}\nexec kill -HUP {pid}\n",
+            marker = marker.display(),
+            reloaded = reloaded.display(),
+            pid = std::process::id()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&reload, fs::Permissions::from_mode(0o755)).unwrap();
+    long_experiment(&site, 2, |value| value["apply"]["reload"] = json!([reload]));
+    let child = site.smart(&["run", "long"]).spawn().unwrap();
+    // Stop once the variant's file is in place, so the revert must reload.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while !reloaded.exists() {
+        assert!(Instant::now() < deadline, "the variant was never applied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fs::write(&marker, "").unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("could not be restored"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
