@@ -130,6 +130,11 @@ pub(crate) fn write_run(state_dir: &Path, spec: &RunSpec) -> String {
             "rate_per_s": 50.0
         },
         "baseline": baseline,
+        "apply": {
+            "files": [{"path": "/etc/nginx/smart.d/exp.conf", "template": "# {{name}}\n"}],
+            "validate": ["nginx", "-t"],
+            "reload": ["nginx", "-s", "reload"]
+        },
         "variants": spec.variants.iter().map(|v| serde_json::json!({
             "name": v.name,
             "params": v.params.iter().map(|(k, val)| (k.clone(), serde_json::Value::from(val.clone()))).collect::<serde_json::Map<_, _>>()

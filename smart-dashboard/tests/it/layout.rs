@@ -9,7 +9,8 @@
 //! The page is measured by a script served from the same origin (the site's CSP allows only
 //! such scripts), appended to a copy of the rendered page; it writes its findings into the
 //! framing page's DOM, which `--dump-dom` prints. The site sends the deploy site's CSP, except
-//! that same-origin framing is allowed.
+//! that same-origin framing is allowed. Set `SMART_DASHBOARD_SCREENSHOT=DIR` to also save a
+//! screenshot of each page at each width there.
 
 use std::collections::BTreeMap;
 
@@ -111,7 +112,7 @@ fn tables_reflow_at_desktop_and_phone_widths() {
         for (i, (_, path, _)) in pages.iter().enumerate() {
             extra.insert(
                 format!("frame-{width}-{i}.html"),
-                format!("<!DOCTYPE html><html><head><title>frame</title></head><body><iframe src=\"/{path}\" width=\"{width}\" height=\"900\"></iframe></body></html>"),
+                format!("<!DOCTYPE html><html><head><title>frame</title></head><body><iframe src=\"/{path}\" width=\"{width}\" height=\"2600\"></iframe></body></html>"),
             );
         }
     }
@@ -149,6 +150,11 @@ fn tables_reflow_at_desktop_and_phone_widths() {
                     .iter()
                     .map(|b| format!("{what} at {width} px: {b}")),
             );
+            if let Some(dir) = std::env::var_os("SMART_DASHBOARD_SCREENSHOT") {
+                let shot = std::path::Path::new(&dir).join(format!("layout-{width}-{i}.png"));
+                let shot = format!("--screenshot={}", shot.display());
+                chromium(&browser, &frame, &[&shot, "--window-size=1400,2700"]);
+            }
         }
     }
     assert!(
