@@ -7,6 +7,7 @@ mod dashboard;
 mod demo;
 mod deploy;
 mod e2e_nginx;
+mod generate;
 mod probe;
 mod run;
 mod support;
