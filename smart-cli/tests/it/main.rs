@@ -8,6 +8,7 @@ mod demo;
 mod deploy;
 mod e2e_nginx;
 mod generate;
+mod newcomer;
 mod probe;
 mod run;
 mod support;
