@@ -1,16 +1,9 @@
 //! `smart generate`: completions and man pages come from the clap definitions, name every
 //! subcommand, and parse; and `--config` is offered only where it does something.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn smart(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smart"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run smart")
-}
+use crate::support::smart;
 
 /// The subcommands a user sees in `smart --help`.
 const SUBCOMMANDS: [&str; 13] = [

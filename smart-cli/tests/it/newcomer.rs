@@ -2,15 +2,8 @@
 //! `smart init` writes, and error messages that say things once.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn smart(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smart"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run smart")
-}
+use crate::support::smart;
 
 fn repo_file(path: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
