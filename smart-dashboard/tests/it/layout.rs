@@ -157,6 +157,20 @@ fn tables_reflow_at_desktop_and_phone_widths() {
             }
         }
     }
+    // Opened from disk, as the README suggests after the demo: the live box explains calmly
+    // (muted, "offline"), not an orange "could not be read".
+    let index = format!("file://{}", out.path().join("index.html").display());
+    let (dom, _) = chromium(&browser, &index, &["--dump-dom"]);
+    assert!(
+        dom.contains("class=\"card live offline\""),
+        "the live box is not marked offline from file://:\n{dom}"
+    );
+    assert!(dom.contains("Opened as a file"), "no explanation:\n{dom}");
+    assert!(
+        !dom.contains("could not be read"),
+        "an alarm from file://:\n{dom}"
+    );
+
     assert!(
         failures.is_empty(),
         "layout problems:\n{}",
