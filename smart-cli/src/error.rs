@@ -89,11 +89,21 @@ impl CliError {
     }
 
     /// Writes `smart: error: ...` and one `  caused by: ...` line per source in the chain.
+    ///
+    /// A cause whose text the lines above already hold is skipped: many library errors put
+    /// their source's message into their own (`finding run …: there is no run …`), and printing
+    /// it again on a `caused by:` line said the same thing twice (issue 16).
     pub(crate) fn write_chain(&self, out: &mut impl Write) -> std::io::Result<()> {
-        writeln!(out, "smart: error: {}", self.error)?;
+        let mut said = self.error.to_string();
+        writeln!(out, "smart: error: {said}")?;
         let mut source = self.error.source();
         while let Some(cause) = source {
-            writeln!(out, "  caused by: {cause}")?;
+            let text = cause.to_string();
+            if !said.contains(&text) {
+                writeln!(out, "  caused by: {text}")?;
+                said.push('\n');
+                said.push_str(&text);
+            }
             source = cause.source();
         }
         Ok(())
@@ -143,6 +153,27 @@ mod tests {
             "smart: error: outer\n  caused by: inner\n"
         );
         assert_eq!(err.failure.code(), 3);
+
+        // A cause already in the message is not repeated.
+        #[derive(Debug)]
+        struct Repeats(std::io::Error);
+        impl fmt::Display for Repeats {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "reading /x: {}", self.0)
+            }
+        }
+        impl Error for Repeats {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = CliError::runtime(Repeats(std::io::Error::other("disk full")));
+        let mut out = Vec::new();
+        err.write_chain(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "smart: error: reading /x: disk full\n"
+        );
         assert_eq!(CliError::bad_input("x").failure.code(), 2);
         assert_eq!(Failure::LockHeld.code(), 4);
     }

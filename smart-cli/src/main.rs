@@ -16,6 +16,7 @@ mod audit;
 mod dashboard;
 mod demo;
 mod error;
+mod generate;
 mod history;
 mod init;
 mod probe;
@@ -39,55 +40,81 @@ use crate::error::{CliError, EXIT_BAD_INPUT, EXIT_CODES_HELP};
 /// and keeps a change only when the numbers prove it.
 #[derive(Debug, Parser)]
 #[command(name = "smart", version, about, long_about = None, after_help = EXIT_CODES_HELP)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
-/// Options every subcommand accepts.
-#[derive(Debug, clap::Args)]
+/// `--config`, for the subcommands that read the agent config. It is accepted before the
+/// subcommand (`smart --config PATH run`, as the systemd units write it) and after it (`smart run
+/// --config PATH`), but only the subcommands that read the file list it: `smart init --help` does
+/// not offer a flag that would do nothing (issue 16), and `smart --config PATH init` is refused.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct Global {
     /// The agent config file [default: ./smart.toml if present, else /etc/smart/smart.toml]
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub(crate) config: Option<PathBuf>,
+}
+
+// A subcommand's own arguments plus `--config`. (No doc comment: the subcommand's help text
+// comes from its own `Args`.)
+#[derive(Debug, clap::Args)]
+pub(crate) struct WithConfig<T: clap::Args> {
+    #[command(flatten)]
+    config: Global,
+    #[command(flatten)]
+    args: T,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
-    Validate(validate::Args),
+    Validate(WithConfig<validate::Args>),
     Init(init::Args),
     Probe(probe::Args),
-    Revert(revert::Args),
-    Recover(recover::Args),
-    Audit(audit::Args),
-    Dashboard(dashboard::Args),
-    Run(run::Args),
-    Status(status::Args),
-    History(history::Args),
-    Show(show::Args),
-    Prune(prune::Args),
+    Revert(WithConfig<revert::Args>),
+    Recover(WithConfig<recover::Args>),
+    Audit(WithConfig<audit::Args>),
+    Dashboard(WithConfig<dashboard::Args>),
+    Run(WithConfig<run::Args>),
+    Status(WithConfig<status::Args>),
+    History(WithConfig<history::Args>),
+    Show(WithConfig<show::Args>),
+    Prune(WithConfig<prune::Args>),
     Demo(demo::Args),
+    Generate(generate::Args),
 }
 
-/// Runs one subcommand.
-fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
+/// Runs one subcommand. `top` is what was given before the subcommand; a `--config` after it
+/// wins.
+fn dispatch(command: &Command, top: &Global) -> Result<ExitCode, CliError> {
+    let merged = |after: &Global| Global {
+        config: after.config.clone().or_else(|| top.config.clone()),
+    };
+    let no_config = |name: &str| match &top.config {
+        Some(path) => Err(CliError::bad_input(format!(
+            "`smart {name}` reads no agent config, so --config {} would do nothing; drop it",
+            path.display()
+        ))),
+        None => Ok(()),
+    };
     match command {
-        Command::Validate(args) => validate::run(args, global),
-        Command::Init(args) => init::run(args, global),
-        Command::Probe(args) => probe::run(args, global),
-        Command::Revert(args) => revert::run(args, global),
-        Command::Recover(args) => recover::run(args, global),
-        Command::Audit(args) => audit::run(args, global),
-        Command::Dashboard(args) => dashboard::run(args, global),
-        Command::Run(args) => run::run(args, global),
-        Command::Status(args) => status::run(args, global),
-        Command::History(args) => history::run(args, global),
-        Command::Show(args) => show::run(args, global),
-        Command::Prune(args) => prune::run(args, global),
-        Command::Demo(args) => demo::run(args, global),
+        Command::Validate(c) => validate::run(&c.args, &merged(&c.config)),
+        Command::Init(args) => no_config("init").and_then(|()| init::run(args, top)),
+        Command::Probe(args) => no_config("probe").and_then(|()| probe::run(args, top)),
+        Command::Revert(c) => revert::run(&c.args, &merged(&c.config)),
+        Command::Recover(c) => recover::run(&c.args, &merged(&c.config)),
+        Command::Audit(c) => audit::run(&c.args, &merged(&c.config)),
+        Command::Dashboard(c) => dashboard::run(&c.args, &merged(&c.config)),
+        Command::Run(c) => run::run(&c.args, &merged(&c.config)),
+        Command::Status(c) => status::run(&c.args, &merged(&c.config)),
+        Command::History(c) => history::run(&c.args, &merged(&c.config)),
+        Command::Show(c) => show::run(&c.args, &merged(&c.config)),
+        Command::Prune(c) => prune::run(&c.args, &merged(&c.config)),
+        Command::Demo(args) => no_config("demo").and_then(|()| demo::run(args, top)),
+        Command::Generate(args) => no_config("generate").and_then(|()| generate::run(args)),
     }
 }
 

@@ -172,6 +172,12 @@ fn probe_error(error: ProbeError) -> CliError {
 /// Parses `30s`, `500ms`, `2m`, `1h` or plain (fractional) seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    if let Some(rest) = text.strip_prefix('-') {
+        return Err(format!(
+            "durations cannot be negative; write a length of time such as {}",
+            if rest.is_empty() { "30s" } else { rest }
+        ));
+    }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
@@ -413,6 +419,12 @@ mod tests {
         check("5d", None);
         check("-3s", None);
         check("fast", None);
+        // A negative duration says so, and offers the positive one (issue 16: it said
+        // "unknown unit `-2s`").
+        assert_eq!(
+            parse_duration("-2s").unwrap_err(),
+            "durations cannot be negative; write a length of time such as 2s"
+        );
     }
 
     #[test]

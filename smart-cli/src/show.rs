@@ -11,12 +11,18 @@ use crate::run::summary;
 
 /// Show one run block by block, and its decisions with every reason
 ///
-/// RUN is a run id as `smart history` prints it, or `last` for the newest run.
+/// RUN is a run id as `smart history` prints it, or `last` for the newest run. Blocks are
+/// numbered CYCLE.POSITION from 1, as on the dashboard (1.1 is the first block of the first
+/// cycle). `--json` prints the whole run record (plan, report, blocks, decisions): a stable
+/// contract with the JSON Schema docs/run.schema.json.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
     /// The run id, or `last`
     run: String,
+    /// Print the run record as JSON (docs/run.schema.json)
+    #[arg(long)]
+    json: bool,
 }
 
 /// Prints the run.
@@ -38,6 +44,12 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         args.run.clone()
     };
     let record = records::load_run(state_dir, &id).map_err(CliError::bad_input)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&record)
+            .map_err(|e| CliError::runtime(format!("cannot print the run: {e}")))?;
+        println!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let plan = &record.run.plan;
     println!(
         "run {} of {} (definition {}), seed {}, started {}",
@@ -94,7 +106,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             b.block.variant,
             b.block.arm_name,
             kind,
-            format!("{}.{}", b.block.cycle, b.block.position),
+            format!("{}.{}", b.block.cycle + 1, b.block.position + 1),
             b.block.warmup_s,
             b.figures.requests,
             b.figures.errors,

@@ -8,6 +8,17 @@
   if (!box || !box.dataset.statusUrl) {
     return;
   }
+  // Opened from disk (file://), the browser may not fetch status.json at all: say so calmly and
+  // do not poll; the page shows the state as of its render, which is all a file can show.
+  if (typeof location !== 'undefined' && location.protocol === 'file:') {
+    box.classList.add('offline');
+    for (const el of box.querySelectorAll('[data-field="conn"]')) {
+      el.textContent = 'Opened as a file, so this box shows the state when the page was ' +
+        'rendered. For live updates every few seconds, serve the dashboard dir over HTTP ' +
+        '(for example `python3 -m http.server` in it) or rerun `smart dashboard` to refresh.';
+    }
+    return;
+  }
   const PERIOD_MS = 3000;
   const url = box.dataset.statusUrl;
   const renderedRun = box.dataset.runId || '';
@@ -54,6 +65,13 @@
     aborted: 'Aborted', 'kept-by-coach': 'Kept by coach',
   };
 
+  // How a run ended, worded as `format::run_end` words it in the rendered page.
+  const END = {
+    completed: 'the run completed', timed_out: 'the run stopped at its time limit',
+    cancelled: 'the run was cancelled',
+    baseline_unsound: 'the run stopped because the baseline was unsound', failed: 'the run failed',
+  };
+
   function show(s) {
     const running = s.state === 'running';
     const live = running ? s.live : null;
@@ -81,7 +99,7 @@
     set('rate', live ? live.rate_per_s.toFixed(1) + ' req/s' : '–');
     const decided = (s.decisions || []).map((d) => d[0] + ': ' + (LABELS[d[1]] || d[1]));
     set('decisions', decided.length ? decided.join(', ') : 'none yet');
-    set('end', s.end ? String(s.end).replace(/_/g, ' ') : '');
+    set('end', s.end ? END[s.end] || 'the run ended: ' + String(s.end).replace(/_/g, ' ') : '');
     set('updated', String(s.updated).slice(0, 19).replace('T', ' ') + ' UTC');
     const age = (Date.now() - Date.parse(s.updated)) / 1000;
     if (running && age > 120) {

@@ -188,6 +188,19 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// How a run ended, as a clause that reads after "; " ("the run completed"): the live box and a
+/// run page say it the same way, and so does the live script (`END` in `assets/dashboard.js`).
+pub(crate) fn run_end(end: smart_core::engine::RunEnd) -> &'static str {
+    use smart_core::engine::RunEnd;
+    match end {
+        RunEnd::Completed => "the run completed",
+        RunEnd::TimedOut => "the run stopped at its time limit",
+        RunEnd::Cancelled => "the run was cancelled",
+        RunEnd::BaselineUnsound => "the run stopped because the baseline was unsound",
+        RunEnd::Failed => "the run failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

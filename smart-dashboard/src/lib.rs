@@ -31,6 +31,7 @@
 //! ```
 
 mod error;
+mod explain;
 mod format;
 mod load;
 mod observer;

@@ -671,14 +671,18 @@ pub(crate) fn trend(id: &str, points: &[TrendPoint]) -> Option<String> {
     }
     out.push_str(r#""/>"#);
     let r = if sorted.len() > 40 { 3.0 } else { 4.5 };
-    for p in &sorted {
+    // Kept squares are drawn last and a little larger: the next run's baseline usually measures
+    // the kept configuration moments later, at the same level, and would otherwise cover it.
+    let (kept, baselines): (Vec<&TrendPoint>, Vec<&TrendPoint>) =
+        sorted.iter().partition(|p| p.kept);
+    for p in baselines.into_iter().chain(kept) {
         let _ = write!(out, r#"<a href="{}">"#, escape(&p.href));
         out.push_str(&sized_marker(
             usize::from(p.kept),
             false,
             frame.px(p.at),
             frame.py(p.p50_us),
-            r,
+            if p.kept { r * 1.4 } else { r },
             &p.label,
         ));
         out.push_str("</a>");

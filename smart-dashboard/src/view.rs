@@ -10,9 +10,9 @@ use smart_core::records::{
     BlockRecord, BlockSamples, DecisionKind, DecisionRecord, LatencyDistribution, RunState, Status,
 };
 
-use crate::format;
 use crate::load::{Run, State};
 use crate::svg::{self, BlockPoint, Distribution, Series, TrendPoint};
+use crate::{explain, format};
 
 /// What every page's head and foot show.
 #[derive(Debug, Serialize)]
@@ -33,6 +33,8 @@ pub(crate) struct DecisionTable {
 /// The index page.
 #[derive(Debug, Serialize)]
 pub(crate) struct IndexView {
+    /// What the chart under "Live configuration over time" shows.
+    pub(crate) trend_lead: String,
     pub(crate) head: Head,
     pub(crate) live: LiveView,
     pub(crate) trend_svg: String,
@@ -99,6 +101,9 @@ pub(crate) struct DecisionRow {
     pub(crate) cycles: u32,
     pub(crate) metric: String,
     pub(crate) duration: String,
+    /// One sentence: what was changed and what it did.
+    pub(crate) what: String,
+    /// The judge's reasons, the deciding one first.
     pub(crate) reasons: Vec<String>,
     pub(crate) coach: Vec<String>,
 }
@@ -189,8 +194,12 @@ pub(crate) fn index(state: &State, generated: &str) -> IndexView {
     let mut decisions: Vec<(&str, DecisionRow)> = state
         .runs
         .iter()
-        .flat_map(|run| run.record.decisions.iter())
-        .map(|d| (d.finished.as_str(), decision_row(root, d)))
+        .flat_map(|run| {
+            run.record
+                .decisions
+                .iter()
+                .map(move |d| (d.finished.as_str(), decision_row(root, d, run)))
+        })
         .collect();
     decisions.sort_by(|a, b| b.0.cmp(a.0));
     let all: Vec<&DecisionRecord> = state
@@ -239,6 +248,24 @@ pub(crate) fn index(state: &State, generated: &str) -> IndexView {
             started: format::time(&r.record.run.plan.started),
         })
         .collect();
+    // One run is no trend: a dot or two on a time axis says nothing. Its blocks in time order,
+    // baseline against variants, say what that run found.
+    let (trend_svg, trend_lead) = match state.runs.as_slice() {
+        [only] => {
+            let (series, points) = block_points(only);
+            (
+                svg::block_p50("trend", &series, &points).unwrap_or_default(),
+                format!(
+                    "Only one run so far ({}), so there is no trend yet: its blocks in time order, the baseline (the configuration it found) against each variant. From the second run on, this chart follows the live configuration's median run after run.",
+                    only.record.run.plan.experiment
+                ),
+            )
+        }
+        _ => (
+            svg::trend("trend", &trend_points(state, root)).unwrap_or_default(),
+            "The median latency of whatever configuration was live, run after run: each run first measures the configuration it finds (its baseline); when a variant is kept, its median becomes the new level.".to_owned(),
+        ),
+    };
     IndexView {
         head: Head {
             title: "Dashboard".to_owned(),
@@ -247,7 +274,8 @@ pub(crate) fn index(state: &State, generated: &str) -> IndexView {
             script: true,
         },
         live: live(state, root),
-        trend_svg: svg::trend("trend", &trend_points(state, root)).unwrap_or_default(),
+        trend_svg,
+        trend_lead,
         summary,
         decisions: DecisionTable {
             with_experiment: true,
@@ -359,8 +387,9 @@ fn live(state: &State, root: &str) -> LiveView {
         rendered_block: None,
         end: status
             .end
-            .map(|e| e.as_str().replace('_', " "))
-            .unwrap_or_default(),
+            .map(format::run_end)
+            .unwrap_or_default()
+            .to_owned(),
         updated: format::time_seconds(&status.updated),
     }
 }
@@ -492,7 +521,7 @@ fn is_coach(reason: &str) -> bool {
     reason.starts_with("the coach ")
 }
 
-fn decision_row(root: &str, d: &DecisionRecord) -> DecisionRow {
+fn decision_row(root: &str, d: &DecisionRecord, run: &Run) -> DecisionRow {
     let duration = match (
         format::parse_utc(&d.started),
         format::parse_utc(&d.finished),
@@ -533,7 +562,8 @@ fn decision_row(root: &str, d: &DecisionRecord) -> DecisionRow {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default(),
         duration,
-        reasons: d.reasons.clone(),
+        what: explain::what_changed(d, run.definition.as_ref()),
+        reasons: explain::deciding_first(d),
         coach: d.reasons.iter().filter(|r| is_coach(r)).cloned().collect(),
     }
 }
@@ -604,12 +634,12 @@ pub(crate) fn run_page(
             ) {
                 facts.push(fact("Duration", format::duration(b - a)));
             }
-            let end = report.end.as_str().replace('_', " ");
+            let end = format::run_end(report.end);
             facts.push(fact(
                 "Ended",
                 match &report.end_reason {
                     Some(reason) => format!("{end}: {reason}"),
-                    None => end,
+                    None => end.to_owned(),
                 },
             ));
             facts.push(fact(
@@ -647,46 +677,8 @@ pub(crate) fn run_page(
         plan.definition_hash.chars().take(16).collect(),
     ));
 
-    let mut series = vec![Series {
-        name: "baseline".to_owned(),
-        style: 0,
-    }];
-    for v in &plan.variants {
-        series.push(Series {
-            name: v.clone(),
-            style: style_of(run, v, Arm::Variant),
-        });
-    }
     let blocks = &record.blocks;
-    let points: Vec<BlockPoint> = blocks
-        .iter()
-        .map(|b| BlockPoint {
-            index: b.block.index,
-            style: style_of(run, &b.block.arm_name, b.block.arm),
-            soak: b.block.kind == BlockKind::Soak,
-            p50_us: b.figures.p50_us,
-            error_pct: if b.figures.requests == 0 {
-                0.0
-            } else {
-                b.figures.errors as f64 / b.figures.requests as f64 * 100.0
-            },
-            label: format!(
-                "block {} · {}{} · p50 {} · errors {}",
-                b.block.index,
-                b.block.arm_name,
-                if b.block.kind == BlockKind::Soak {
-                    " (soak)"
-                } else {
-                    ""
-                },
-                b.figures
-                    .p50_us
-                    .map(|u| format::latency(u as f64))
-                    .unwrap_or_else(|| "–".to_owned()),
-                format::rate_pct(b.figures.errors, b.figures.requests)
-            ),
-        })
-        .collect();
+    let (series, points) = block_points(run);
     let distributions = latencies.distributions(&series);
     let coach = record
         .decisions
@@ -741,7 +733,7 @@ pub(crate) fn run_page(
             rows: record
                 .decisions
                 .iter()
-                .map(|d| decision_row(root, d))
+                .map(|d| decision_row(root, d, run))
                 .collect(),
         },
         coach,
@@ -822,6 +814,51 @@ impl ArmLatencies {
             })
             .collect()
     }
+}
+
+/// A run's arms as chart series (baseline first) and its blocks as chart points.
+fn block_points(run: &Run) -> (Vec<Series>, Vec<BlockPoint>) {
+    let mut series = vec![Series {
+        name: "baseline".to_owned(),
+        style: 0,
+    }];
+    for v in &run.record.run.plan.variants {
+        series.push(Series {
+            name: v.clone(),
+            style: style_of(run, v, Arm::Variant),
+        });
+    }
+    let blocks = &run.record.blocks;
+    let points: Vec<BlockPoint> = blocks
+        .iter()
+        .map(|b| BlockPoint {
+            index: b.block.index,
+            style: style_of(run, &b.block.arm_name, b.block.arm),
+            soak: b.block.kind == BlockKind::Soak,
+            p50_us: b.figures.p50_us,
+            error_pct: if b.figures.requests == 0 {
+                0.0
+            } else {
+                b.figures.errors as f64 / b.figures.requests as f64 * 100.0
+            },
+            label: format!(
+                "block {} · {}{} · p50 {} · errors {}",
+                b.block.index,
+                b.block.arm_name,
+                if b.block.kind == BlockKind::Soak {
+                    " (soak)"
+                } else {
+                    ""
+                },
+                b.figures
+                    .p50_us
+                    .map(|u| format::latency(u as f64))
+                    .unwrap_or_else(|| "–".to_owned()),
+                format::rate_pct(b.figures.errors, b.figures.requests)
+            ),
+        })
+        .collect();
+    (series, points)
 }
 
 fn block_row(run: &Run, b: &BlockRecord) -> BlockRow {

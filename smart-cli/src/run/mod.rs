@@ -2,6 +2,7 @@
 //! the real probe, judge and applier, and records every run under the state dir.
 
 mod clock;
+mod nothing;
 mod progress;
 
 use std::io::Write;
@@ -74,6 +75,10 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let runtime = runtime()?;
     let cancel = cancel_on_signal(&runtime);
     recover(&runtime, &config, &lock)?;
+    if pending.is_empty() && args.once {
+        let history = records::history(state_dir).map_err(CliError::runtime)?;
+        println!("{}", nothing::message(config.experiments_dir(), &history));
+    }
     // A run that ended early for any reason but the stop.
     let mut failed = false;
     // The stop cut work short: a run was cancelled, or experiments were left in the queue.
@@ -250,10 +255,8 @@ fn decided_in<'h>(
 fn dry_run(args: &Args, config: &AgentConfig) -> Result<ExitCode, CliError> {
     let queue = queue(args, config)?;
     if queue.is_empty() {
-        println!(
-            "nothing to run: every experiment in {} has a decision for its current definition",
-            config.experiments_dir().display()
-        );
+        let history = records::history(config.state_dir()).map_err(CliError::runtime)?;
+        println!("{}", nothing::message(config.experiments_dir(), &history));
         return Ok(ExitCode::SUCCESS);
     }
     let mut total = 0.0;

@@ -88,6 +88,32 @@ fn the_demo_keeps_the_win_reverts_the_loss_and_keeps_no_noop() {
         "{}",
         text(&history.stdout)
     );
+    // `show` numbers cycles from 1, as the dashboard does, and prints the record as JSON.
+    let show = smart(temp.path(), &["show", "last", "--config", config]);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    let first_block = text(&show.stdout)
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(first_block.contains(" 1.1 "), "{}", text(&show.stdout));
+    assert!(
+        !text(&show.stdout).contains(" 0.0 "),
+        "{}",
+        text(&show.stdout)
+    );
+    let json = smart(temp.path(), &["show", "last", "--json", "--config", config]);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let record: records::RunRecord = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        record.decisions.len(),
+        1,
+        "the last run is the demo's last experiment"
+    );
+    assert_eq!(
+        record.blocks[0].block.cycle, 0,
+        "the record keeps 0-based fields"
+    );
 }
 
 #[test]

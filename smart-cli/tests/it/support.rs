@@ -1,4 +1,4 @@
-//! Set-up shared by the tests that run `smart` against the demo target.
+//! Set-up shared by the tests that run `smart`: the binary itself, and the demo target.
 
 use std::path::Path;
 
@@ -21,4 +21,13 @@ pub(crate) fn demo_target(config: &Path) -> (tokio::runtime::Runtime, DemoTarget
         target
     });
     (runtime, target)
+}
+
+/// Runs the real `smart` binary with `args` in `cwd` and returns what it did.
+pub(crate) fn smart(cwd: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_smart"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run the smart binary")
 }

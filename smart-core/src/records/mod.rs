@@ -38,7 +38,7 @@ pub use prune::{
 };
 pub use read::{
     BlockFigures, BlockRecord, BlockSamples, RunFile, RunRecord, for_each_samples, history,
-    list_runs, load_run, load_samples, read_status,
+    list_runs, load_run, load_samples, read_status, run_schema,
 };
 pub use status::{RunState, Status, status_schema};
 pub use writer::Records;

@@ -91,8 +91,9 @@ pub struct BlockSamples {
     pub latencies_us: Vec<u64>,
 }
 
-/// One run, read back whole (without samples).
-#[derive(Debug, Clone, PartialEq)]
+/// One run, read back whole (without samples). `smart show RUN --json` prints it: a stable
+/// contract with the JSON Schema docs/run.schema.json ([`run_schema`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunRecord {
     /// The plan and report.
     pub run: RunFile,
@@ -100,6 +101,12 @@ pub struct RunRecord {
     pub blocks: Vec<BlockRecord>,
     /// The decisions (empty while the run is under way).
     pub decisions: Vec<DecisionRecord>,
+}
+
+/// The JSON Schema of [`RunRecord`], as `smart show RUN --json` prints it (committed as
+/// docs/run.schema.json; a test keeps the file current).
+pub fn run_schema() -> schemars::Schema {
+    schemars::schema_for!(RunRecord)
 }
 
 /// Every run in `state_dir`, oldest first (an empty list when there is none yet).

@@ -9,7 +9,8 @@ use serde_json::json;
 use smart_core::audit::{Action, Line, Outcome};
 use smart_core::engine::{Event, EventKind, Observer, ObserverError, Phase, RunEnd};
 use smart_core::records::{
-    self, DecisionKind, METRICS_HEADER, Records, RunState, history_schema, status_schema,
+    self, DecisionKind, METRICS_HEADER, Records, RunState, history_schema, run_schema,
+    status_schema,
 };
 
 use crate::engine::Harness;
@@ -288,6 +289,27 @@ fn the_committed_schemas_are_current_and_real_output_satisfies_them() {
         assert!(output[0].get(key).is_some(), "{key} missing");
     }
     assert_eq!(output[2]["decision"], "aborted");
+
+    // `smart show RUN --json` prints a RunRecord: every run here satisfies its schema.
+    let run = check_committed("run.schema.json", &run_schema());
+    let validator = jsonschema::validator_for(&run).unwrap();
+    let runs = records::list_runs(dir.path()).unwrap();
+    assert_eq!(runs.len(), 2);
+    let mut blocks = 0;
+    for file in runs {
+        let record = records::load_run(dir.path(), &file.plan.run_id).unwrap();
+        blocks += record.blocks.len();
+        let output = serde_json::to_value(&record).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&output)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        for key in ["run", "blocks", "decisions"] {
+            assert!(output.get(key).is_some(), "{key} missing");
+        }
+    }
+    assert!(blocks > 0, "no run with blocks was checked");
 
     let written: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.path().join("status.json")).unwrap()).unwrap();

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use crate::{fixtures, render};
 
 /// The header the deploy site's nginx sends (issue 9).
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
 /// A loopback HTTP/1.1 server for one directory: every response carries [`CSP`]; `status.json`
 /// is served as written for the first request and as `next_status` afterwards, as if the engine
 /// had moved on while the page was open.
-struct Site {
+pub(crate) struct Site {
     port: u16,
     stop: Arc<AtomicBool>,
     status_requests: Arc<AtomicUsize>,
@@ -33,7 +33,21 @@ struct Site {
 }
 
 impl Site {
-    fn serve(root: &Path, next_status: Vec<u8>, extra: BTreeMap<String, String>) -> Site {
+    pub(crate) fn serve(
+        root: &Path,
+        next_status: Vec<u8>,
+        extra: BTreeMap<String, String>,
+    ) -> Site {
+        Site::serve_with(root, next_status, extra, CSP)
+    }
+
+    /// Like [`Site::serve`], with `csp` as the Content-Security-Policy header.
+    pub(crate) fn serve_with(
+        root: &Path,
+        next_status: Vec<u8>,
+        extra: BTreeMap<String, String>,
+        csp: &'static str,
+    ) -> Site {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -52,7 +66,7 @@ impl Site {
                     let status_requests = status_requests.clone();
                     thread::spawn(move || {
                         let (root, next, extra, _) = &*shared;
-                        let _ = answer(stream, root, next, extra, &status_requests);
+                        let _ = answer(stream, root, next, extra, &status_requests, csp);
                     });
                 }
             })
@@ -65,7 +79,7 @@ impl Site {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.port)
     }
 }
@@ -86,6 +100,7 @@ fn answer(
     next_status: &[u8],
     extra: &BTreeMap<String, String>,
     status_requests: &AtomicUsize,
+    csp: &str,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -127,7 +142,7 @@ fn answer(
     let mut out = stream;
     write!(
         out,
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nContent-Security-Policy: {CSP}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nContent-Security-Policy: {csp}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     out.write_all(&body)?;
@@ -136,7 +151,7 @@ fn answer(
 
 /// Runs headless Chromium on `url` with `extra` arguments; returns (stdout, stderr). Killed
 /// after 90 s.
-fn chromium(chromium: &Path, url: &str, extra: &[&str]) -> (String, String) {
+pub(crate) fn chromium(chromium: &Path, url: &str, extra: &[&str]) -> (String, String) {
     let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(chromium)
         .args([
@@ -191,7 +206,7 @@ fn chromium(chromium: &Path, url: &str, extra: &[&str]) -> (String, String) {
 /// Console messages and CSP violations in Chromium's log. Chromium logs every console message
 /// as `INFO:CONSOLE` whatever its level, and the dashboard's script logs nothing, so any console
 /// line is a problem (an error, an uncaught exception, a failed load).
-fn problems(log: &str) -> Vec<&str> {
+pub(crate) fn problems(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|l| {
             l.contains(":CONSOLE")

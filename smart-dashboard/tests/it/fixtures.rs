@@ -130,6 +130,11 @@ pub(crate) fn write_run(state_dir: &Path, spec: &RunSpec) -> String {
             "rate_per_s": 50.0
         },
         "baseline": baseline,
+        "apply": {
+            "files": [{"path": "/etc/nginx/smart.d/exp.conf", "template": "# {{name}}\n"}],
+            "validate": ["nginx", "-t"],
+            "reload": ["nginx", "-s", "reload"]
+        },
         "variants": spec.variants.iter().map(|v| serde_json::json!({
             "name": v.name,
             "params": v.params.iter().map(|(k, val)| (k.clone(), serde_json::Value::from(val.clone()))).collect::<serde_json::Map<_, _>>()
@@ -527,5 +532,52 @@ pub(crate) fn history(state_dir: &Path, n: usize, samples_per_block: usize) -> V
         write_run(state_dir, &spec);
         specs.push(spec);
     }
+    specs
+}
+
+/// The standard runs plus one with the long texts real servers produce: a long experiment name,
+/// long variant names, parameter values that are paths, a long coach answer and a revert whose
+/// errors rose (so its "Why" has three reasons). For the layout test.
+pub(crate) fn long_texts(state_dir: &Path) -> Vec<RunSpec> {
+    let mut specs = standard(state_dir);
+    let mut long = RunSpec {
+        experiment: "nginx-proxy-buffering-and-upstream-keepalive-for-the-api-gateway-backends"
+            .to_owned(),
+        description: "Does buffering upstream responses to /var/lib/nginx/proxy-temp/api-gateway-backends-eu-west-1 and keeping 64 idle upstream connections lower the API's median latency without raising its errors?".to_owned(),
+        start: EPOCH + 3 * 86_400,
+        seed: 0x5eed_0004,
+        base_p50_us: 12_400,
+        variants: vec![
+            variant(
+                "proxy-buffering-on-with-temp-path-on-the-local-ssd-and-keepalive-64",
+                &[
+                    (
+                        "proxy_temp_path",
+                        "/var/lib/nginx/proxy-temp/api-gateway-backends-eu-west-1/ssd-scratch-volume",
+                    ),
+                    ("keepalive", "64"),
+                ],
+                11_100,
+                0.05,
+                DecisionKind::Inconclusive,
+            ),
+            variant(
+                "proxy-buffering-off-keepalive-256",
+                &[("proxy_buffering", "off"), ("keepalive", "256")],
+                12_900,
+                2.4,
+                DecisionKind::Revert,
+            ),
+        ],
+        cycles: 2,
+        samples_per_block: 200,
+        finished: true,
+        audit: true,
+    };
+    long.variants[0].coach = Some(
+        "the median improved by about ten percent but the interval still reaches the two percent threshold; with the upstream pool at https://api-gateway-backends.internal.example.com:8443/healthz/deep-check?include=dependencies a longer test would likely settle it".to_owned(),
+    );
+    write_run(state_dir, &long);
+    specs.push(long);
     specs
 }

@@ -7,6 +7,7 @@ mod browser;
 mod engine;
 mod escaping;
 mod fixtures;
+mod layout;
 mod live;
 mod pages;
 mod retention;

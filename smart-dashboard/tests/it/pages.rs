@@ -257,3 +257,64 @@ fn a_live_render_also_writes_the_pages_that_are_missing() {
         "kept as it is"
     );
 }
+
+#[test]
+fn each_decision_says_what_changed_and_what_it_did_and_the_run_end_reads_as_a_sentence() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let specs = fixtures::standard(state.path());
+    render(state.path(), out.path());
+    let index = fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(
+        index.contains("<p class=\"what\">Set level = 4 (baseline level = off) in /etc/nginx/smart.d/exp.conf: p50 \u{2212}11.9 %, errors 0.00 pp; kept, it is live now.</p>"),
+        "no sentence for the kept gzip level:\n{index}"
+    );
+    assert!(index.contains("Set level = 9 (baseline level = off) in /etc/nginx/smart.d/exp.conf: p50 +21.4 %, errors +0.05 pp; reverted, the original configuration is back."));
+    let run = fs::read_to_string(out.path().join(format!("runs/{}.html", specs[0].id()))).unwrap();
+    assert!(run.contains("<dd>the run completed</dd>"), "{run}");
+    assert!(!run.contains("ended completed"));
+}
+
+#[test]
+fn kept_markers_are_drawn_over_the_baselines_of_later_runs() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    fixtures::standard(state.path());
+    render(state.path(), out.path());
+    let index = fs::read_to_string(out.path().join("index.html")).unwrap();
+    let trend = index.split("id=\"trend\"").nth(1).unwrap();
+    let trend = &trend[..trend.find("</svg>").unwrap()];
+    let trend = trend
+        .split("<g class=\"data\">")
+        .nth(1)
+        .expect("a data group");
+    let last_baseline = trend.rfind("class=\"mark s0").expect("baseline markers");
+    let first_kept = trend.find("class=\"mark s1").expect("a kept marker");
+    assert!(
+        first_kept > last_baseline,
+        "a kept square is drawn before a baseline circle that can cover it"
+    );
+}
+
+#[test]
+fn with_one_run_the_index_charts_its_blocks_not_a_dot_on_a_time_axis() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let specs = fixtures::standard(tempfile::tempdir().unwrap().path());
+    fixtures::write_run(state.path(), &specs[0]);
+    render(state.path(), out.path());
+    let index = fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(
+        index.contains("Only one run so far (nginx-gzip-level)"),
+        "{index}"
+    );
+    let summary = summarized(&index);
+    // Two variants, 2 ABBA cycles each: 16 blocks, one marker each (and 3 in the legend), as on
+    // the run's page.
+    assert!(
+        summary.contains(
+            "[svg #trend \"Median latency per block, in time order\": 3 legend entries, 19 marks"
+        ),
+        "{summary}"
+    );
+}

@@ -21,9 +21,10 @@ const status = {
   decisions: [], updated: '2026-11-26T21:00:00Z', pid: 1,
 };
 const fields = {};
+const classes = new Set();
 const box = {
   dataset: { statusUrl: 'status.json', runId: 'r1', decisions: '0', state: 'running', baselineP50Us: '1000' },
-  classList: { add() {}, remove() {} },
+  classList: { add(c) { classes.add(c); }, remove(c) { classes.delete(c); } },
   querySelectorAll(selector) {
     const name = /data-field="([^"]+)"/.exec(selector)[1];
     fields[name] = fields[name] || { textContent: '' };
@@ -40,6 +41,7 @@ const document = {
 };
 const sandbox = {
   document,
+  location: { protocol: process.argv[3] || 'http:' },
   fetch: async () => { fetches += 1; return { ok: true, json: async () => status }; },
   setInterval: (fn, ms) => { const id = nextId++; intervals.set(id, { fn, ms, due: now + ms }); return id; },
   clearInterval: (id) => { intervals.delete(id); },
@@ -73,6 +75,17 @@ function check(what, ok) {
 
 (async () => {
   vm.runInNewContext(script, sandbox);
+  if (sandbox.location.protocol === 'file:') {
+    // Opened from disk: no polling, a calm explanation, no "stale" (orange) state.
+    await advance(10000);
+    check('a page opened as a file does not poll', fetches === 0 && intervals.size === 0);
+    const conn = (fields.conn && fields.conn.textContent) || '';
+    check('it explains live updates: ' + conn, conn.startsWith('Opened as a file') && conn.includes('over HTTP'));
+    check('without alarm words', !/paused|could not|error|failed/i.test(conn));
+    check('and is marked offline, not stale', classes.has('offline') && !classes.has('stale'));
+    console.log('ok: ' + checks + ' checks');
+    return;
+  }
   await advance(0);
   check('a visible page polls at once', fetches === 1);
   check('the live box shows the polled status', fields.p50 && fields.p50.textContent === '1.50 ms');
@@ -94,5 +107,8 @@ function check(what, ok) {
   listeners.visibilitychange();
   await advance(0);
   check('a second "visible" event starts no second timer', intervals.size === 1 && fetches === 6);
+  Object.assign(status, { state: 'finished', end: 'completed', live: null });
+  await advance(3000);
+  check('a finished run reads "the run completed"', fields.end && fields.end.textContent === 'the run completed');
   console.log('ok: ' + checks + ' checks');
 })().catch((err) => { console.error('FAILED: ' + err.stack); process.exit(1); });

@@ -1,0 +1,69 @@
+//! What a newcomer meets in the first hour (issue 16): the README's first command, the config
+//! `smart init` writes, and error messages that say things once.
+
+use std::path::Path;
+
+use crate::support::smart;
+
+fn repo_file(path: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    std::fs::read_to_string(root.join(path)).unwrap()
+}
+
+#[test]
+fn the_readme_says_the_first_build_takes_minutes_before_the_minute_of_demo() {
+    let readme = repo_file("README.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let demo = readme.find("-- demo").expect("the demo command");
+    let build = readme
+        .find("first build takes about 10 minutes")
+        .expect("the README does not say how long the first build takes");
+    // Said right under the command, before the demo section.
+    assert!(build > demo && build < readme.find("## The demo").unwrap());
+}
+
+#[test]
+fn init_describes_the_coach_as_docs_coach_api_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = smart(dir.path(), &["init", "site"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let config = std::fs::read_to_string(dir.path().join("site/smart.toml")).unwrap();
+    assert!(!config.contains("LLM"), "{config}");
+    assert!(!config.contains("suggests experiments"), "{config}");
+    assert!(
+        config.contains("may weigh in on the ones the statistics could not settle"),
+        "{config}"
+    );
+    // The same role as the coach's own documentation gives it.
+    assert!(repo_file("docs/coach-api.md").contains("may weigh in on the"));
+}
+
+#[test]
+fn a_missing_run_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("smart.toml"), "state_dir = \"state\"\n").unwrap();
+    let out = smart(dir.path(), &["show", "bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("there is no run `bogus`").count(),
+        1,
+        "said more than once:\n{err}"
+    );
+    assert!(err.contains("smart history"), "no next step:\n{err}");
+}
+
+#[test]
+fn a_negative_duration_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = smart(
+        dir.path(),
+        &["probe", "http://127.0.0.1:9/", "--duration=-2s"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("durations cannot be negative"), "{err}");
+    assert!(!err.contains("unknown unit"), "{err}");
+}
