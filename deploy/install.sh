@@ -220,17 +220,38 @@ smart_binary() {
   echo "$built"
 }
 
+# generate BINARY DIR: what scripts/build-deb puts under target/release/generated/ (man pages and
+# shell completions from the binary's own clap definitions), written into DIR.
+generate() {
+  "$1" generate man "$2/man" >/dev/null
+  gzip -9n "$2"/man/*.1
+  "$1" generate completions bash >"$2/smart.bash"
+  "$1" generate completions zsh >"$2/_smart"
+  "$1" generate completions fish >"$2/smart.fish"
+}
+
 install_all() {
-  local bin list src dst mode
+  local bin list src dst mode generated one
   bin="$(smart_binary)"
   list="$(assets)"
+  generated="$(mktemp -d)"
+  # shellcheck disable=SC2064 # expand now: the local is gone when the trap runs
+  trap "rm -rf '$generated'" EXIT
+  generate "$bin" "$generated"
   while read -r src dst mode; do
     case "$src" in
       target/release/smart) src="$bin" ;;
+      target/release/generated/*) src="$generated/${src#target/release/generated/}" ;;
     esac
     case "$dst" in
       # The agent config and the experiments are an admin's to edit (dpkg conffiles).
       "$ETC"/*) put_once "$src" "$dst" "$mode" ;;
+      # A glob (the subcommands' man pages): each file it matches, into the same directory.
+      *'*'*)
+        for one in $src; do
+          put "$one" "$(dirname "$dst")/$(basename "$one")" "$mode"
+        done
+        ;;
       *) put "$src" "$dst" "$mode" ;;
     esac
   done <<<"$list"
@@ -308,7 +329,15 @@ uninstall_all() {
     restore_default=1
   fi
   while read -r src dst mode; do
-    remove "$dst"
+    case "$dst" in
+      # A glob (the subcommands' man pages): the installed files it matches, and only those.
+      *'*'*)
+        for one in "$root"$dst; do
+          [ -e "$one" ] && remove "${one#"$root"}"
+        done
+        ;;
+      *) remove "$dst" ;;
+    esac
   done <<<"$list"
   remove "$SITE_LINK" "$TLS_LINK" "$TLS_SITE" "$ETC/htpasswd" "$ETC/nginx-auth.conf" "$DEFAULT_MARK"
   # The state, the dashboard, the smart user and the site links, as `apt purge smart` removes
