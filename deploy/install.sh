@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# install.sh: install (or, with --uninstall, remove) the smart agent on a Debian or Ubuntu server:
-# the binary, the `smart` user, its directories, the systemd units and timer, the polkit rule, the
-# nginx dashboard site and the example experiments. Idempotent: a second run changes nothing.
+# install.sh: install (or, with --uninstall, remove) smart on a Debian or Ubuntu server from a
+# checkout, the same way the Debian package does: the files are the package's own list
+# ([package.metadata.deb] assets in smart-cli/Cargo.toml), and the setup is the package's own
+# maintainer scripts (deploy/debian/postinst, prerm, postrm). On top of the package it enables the
+# dashboard site (disabling nginx's stock default site, which also claims port 80's default
+# server) and, on request, basic auth and HTTPS. Idempotent: a second run changes nothing.
+# The package (scripts/build-deb, then `apt install ./smart_*.deb`) is the tested path; use one or
+# the other on a server, not both.
 #
 # Usage: deploy/install.sh [--binary PATH] [--root DIR] [--basic-auth USER] [--tls-domain DOMAIN]
 #        deploy/install.sh --uninstall [--root DIR]
 #
 #   --binary PATH        install this smart binary (default: build it with cargo, or use
 #                        target/release/smart when it is newer than the sources)
-#   --root DIR           install into the staging root DIR instead of /: users, ownership,
-#                        systemctl (but `systemctl --root DIR enable`) and nginx are not touched,
-#                        and what would have run is printed as `skipped (--root): ...`
+#   --root DIR           install the package's files into the staging root DIR instead of /: the
+#                        maintainer scripts (user, state dirs, enabling the timer), ownership,
+#                        systemctl and nginx are not run, and what would have run is printed as
+#                        `skipped (--root): ...`
 #   --basic-auth USER    protect the dashboard with HTTP basic auth; the password is read from
 #                        $SMART_DASHBOARD_PASSWORD, else from standard input
 #   --tls-domain DOMAIN  add the HTTPS server block for DOMAIN (run certbot certonly first; see
 #                        docs/deployment.md)
 #   --uninstall          remove everything this script installs, state and audit log included
+#                        (like `apt purge smart`: the backups of a run still open are kept)
 #
 # See docs/deployment.md for what goes where and docs/security.md for why.
 set -euo pipefail
@@ -30,7 +37,7 @@ auth_user=""
 tls_domain=""
 
 usage() {
-  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -68,23 +75,14 @@ if [ -n "$tls_domain" ] && [ -z "$root" ] && [ ! -e "/etc/letsencrypt/live/$tls_
   die "--tls-domain $tls_domain: no certificate yet; run: certbot certonly --webroot -w /var/www/letsencrypt -d $tls_domain (see docs/deployment.md)"
 fi
 
-UNITS=(smart-agent.service smart-agent.timer smart-recover.service smart-nginx-test.service smart-somaxconn@.service)
-BIN=/usr/local/bin/smart
 ETC=/etc/smart
-STATE=/var/lib/smart
-WWW=/var/www/smart
-ACME=/var/www/letsencrypt
-SMARTD=/etc/nginx/smart.d
-DOCS=/usr/local/share/doc/smart
 SITE=/etc/nginx/sites-available/smart-dashboard.conf
 SITE_LINK=/etc/nginx/sites-enabled/smart-dashboard.conf
 TLS_SITE=/etc/nginx/sites-available/smart-dashboard-tls.conf
 TLS_LINK=/etc/nginx/sites-enabled/smart-dashboard-tls.conf
-HEADERS=/etc/nginx/snippets/smart-headers.conf
-INCLUDE=/etc/nginx/conf.d/smart.conf
-POLKIT=/etc/polkit-1/rules.d/50-smart.rules
 DEFAULT_LINK=/etc/nginx/sites-enabled/default
 DEFAULT_MARK=/etc/smart/default-site-disabled
+MANIFEST="$repo/smart-cli/Cargo.toml"
 
 say() { echo "install.sh: $*"; }
 
@@ -132,19 +130,6 @@ put_once() {
   put "$@"
 }
 
-# dir PATH MODE [OWNER]
-dir() {
-  local path="$root$1" mode="$2" owner="${3:-root:root}"
-  if [ ! -d "$path" ]; then
-    mkdir -p "$path"
-    say "created $1"
-  fi
-  if [ "$(stat -c %a "$path")" != "$mode" ]; then
-    chmod "$mode" "$path"
-  fi
-  own "$owner" "$path"
-}
-
 # link TARGET LINK
 link() {
   local target="$1" path="$root$2"
@@ -181,17 +166,42 @@ prune() {
   done
 }
 
-systemctl_enable() {
-  if [ -n "$root" ]; then
-    if command -v systemctl >/dev/null 2>&1; then
-      systemctl --root="$root" --quiet enable "$@"
-    else
-      say "skipped (--root, no systemctl): systemctl enable $*"
+# The package's assets, one `SOURCE DEST MODE` line each: SOURCE an absolute path in this checkout
+# (or `target/release/smart` for the binary), DEST the absolute installed path.
+assets() {
+  local in_deb=0 in_assets=0 line src dst mode count=0
+  while IFS= read -r line; do
+    case "$line" in
+      '[package.metadata.deb]') in_deb=1; continue ;;
+      '['*) in_deb=0 ;;
+    esac
+    [ "$in_deb" -eq 1 ] || continue
+    if [ "$line" = 'assets = [' ]; then
+      in_assets=1
+      continue
     fi
-  else
-    systemctl daemon-reload
-    systemctl enable "$@"
-  fi
+    [ "$in_assets" -eq 1 ] || continue
+    [ "$line" != ']' ] || break
+    if ! [[ "$line" =~ ^\ +\[\"([^\"]+)\",\ \"([^\"]+)\",\ \"([0-7]{3,4})\"\],?$ ]]; then
+      die "$MANIFEST: cannot read the asset line '$line': keep one [\"source\", \"dest\", \"mode\"] per line"
+    fi
+    src="${BASH_REMATCH[1]}" dst="/${BASH_REMATCH[2]}" mode="${BASH_REMATCH[3]}"
+    case "$src" in
+      target/release/*) ;;
+      *) src="$(realpath -m "$repo/smart-cli/$src")" ;;
+    esac
+    case "$dst" in
+      */) dst="$dst$(basename "$src")" ;;
+    esac
+    echo "$src $dst $mode"
+    count=$((count + 1))
+  done <"$MANIFEST"
+  [ "$count" -gt 0 ] || die "$MANIFEST: no [package.metadata.deb] assets found"
+}
+
+# maintainer SCRIPT ARG: runs the package's maintainer script on a real install.
+maintainer() {
+  host "$here/debian/$1" "$2"
 }
 
 smart_binary() {
@@ -210,43 +220,29 @@ smart_binary() {
 }
 
 install_all() {
-  local bin
+  local bin list src dst mode
   bin="$(smart_binary)"
+  list="$(assets)"
+  while read -r src dst mode; do
+    case "$src" in
+      target/release/smart) src="$bin" ;;
+    esac
+    case "$dst" in
+      # The agent config and the experiments are an admin's to edit (dpkg conffiles).
+      "$ETC"/*) put_once "$src" "$dst" "$mode" ;;
+      *) put "$src" "$dst" "$mode" ;;
+    esac
+  done <<<"$list"
 
-  if [ -z "$root" ] && ! id -u smart >/dev/null 2>&1; then
-    useradd --system --user-group --home-dir "$STATE" --no-create-home \
-      --shell /usr/sbin/nologin --comment "smart self-tuning agent" smart
-    say "created user smart"
-  elif [ -n "$root" ]; then
-    say "skipped (--root): useradd --system --user-group smart"
+  if [ -z "$root" ] && [ ! -x /usr/lib/polkit-1/polkitd ]; then
+    say "warning: polkitd is not installed (apt-get install polkitd): without it the agent cannot run nginx -t, reload nginx or set sysctls"
   fi
+  # The smart user, its dirs, the enabled units and the started timer; never an experiment.
+  maintainer postinst configure
 
-  put "$bin" "$BIN" 755
-
-  dir "$ETC" 755
-  dir "$ETC/experiments" 755
-  put_once "$here/smart.toml" "$ETC/smart.toml" 644
-  local exp
-  for exp in "$here"/experiments/*.json; do
-    put_once "$exp" "$ETC/experiments/$(basename "$exp")" 644
-  done
-  dir "$STATE" 750 smart:smart
-  dir "$WWW" 2750 smart:www-data
-  dir "$ACME" 755
-  dir "$SMARTD" 755 smart:smart
-
-  local unit
-  for unit in "${UNITS[@]}"; do
-    put "$here/systemd/$unit" "/etc/systemd/system/$unit" 644
-  done
-  put "$here/polkit/50-smart.rules" "$POLKIT" 644
-
-  put "$here/nginx/smart-headers.conf" "$HEADERS" 644
-  put "$here/nginx/smart-include.conf" "$INCLUDE" 644
-  put "$here/nginx/smart-dashboard.conf" "$SITE" 644
+  # The dashboard site, which the package ships but leaves disabled. Both it and the stock site
+  # claim default_server on port 80: the stock one steps aside (and comes back on --uninstall).
   link "$SITE" "$SITE_LINK"
-  # Both sites claim default_server on port 80: the stock one steps aside (and comes back on
-  # --uninstall).
   if [ "$(readlink "$root$DEFAULT_LINK" 2>/dev/null || true)" = /etc/nginx/sites-available/default ]; then
     rm -f "$root$DEFAULT_LINK"
     : >"$root$DEFAULT_MARK"
@@ -263,20 +259,8 @@ install_all() {
     rm -f "$tls"
     link "$TLS_SITE" "$TLS_LINK"
   fi
-
-  for doc in deployment.md security.md troubleshooting.md quickstart.md; do
-    put "$repo/docs/$doc" "$DOCS/$doc" 644
-  done
-
-  if [ -z "$root" ] && [ ! -x /usr/lib/polkit-1/polkitd ]; then
-    say "warning: polkitd is not installed (apt-get install polkitd): without it the agent cannot run nginx -t, reload nginx or set sysctls"
-  fi
-  systemctl_enable smart-agent.timer smart-recover.service
-  # A first dashboard, so the site shows something before the first round.
-  host runuser -u smart -- "$BIN" --config "$ETC/smart.toml" dashboard
   host nginx -t -q
   host systemctl reload-or-restart nginx.service
-  host systemctl start smart-agent.timer
   say "done: the first round runs within the hour (systemctl list-timers smart-agent.timer)"
 }
 
@@ -314,38 +298,35 @@ EOF
 }
 
 uninstall_all() {
-  # Tolerant: a half-installed or already removed system has nothing to stop.
-  host systemctl disable --now smart-agent.timer smart-recover.service || true
-  # Stopping a run makes smart put the original config back before it exits.
-  host systemctl stop smart-agent.service || true
-  if [ -n "$root" ] && command -v systemctl >/dev/null 2>&1 && [ -e "$root/etc/systemd/system/smart-agent.timer" ]; then
-    systemctl --root="$root" --quiet disable smart-agent.timer smart-recover.service
+  local list src dst mode restore_default=0
+  list="$(assets)"
+  # Stops the timer and the agent (a running experiment is reverted first) and recovers any run
+  # left open; fails, changing nothing, when an original cannot be put back.
+  maintainer prerm remove
+  if [ -e "$root$DEFAULT_MARK" ]; then
+    restore_default=1
   fi
-  local unit
-  for unit in "${UNITS[@]}"; do
-    remove "/etc/systemd/system/$unit"
-  done
-  remove "$POLKIT" "$HEADERS" "$INCLUDE" "$SITE_LINK" "$SITE" "$TLS_LINK" "$TLS_SITE" \
-    "$SMARTD" "$WWW" "$ACME" "$STATE" "$DOCS" "$BIN"
-  if [ -e "$root$DEFAULT_MARK" ] && [ -e "$root/etc/nginx/sites-available/default" ]; then
+  while read -r src dst mode; do
+    remove "$dst"
+  done <<<"$list"
+  remove "$SITE_LINK" "$TLS_LINK" "$TLS_SITE" "$ETC/htpasswd" "$ETC/nginx-auth.conf" "$DEFAULT_MARK"
+  # The state, the dashboard, the smart user and the site links, as `apt purge smart` removes
+  # them (the backups of a run still open are kept).
+  maintainer postrm purge
+  if [ "$restore_default" -eq 1 ] && [ -e "$root/etc/nginx/sites-available/default" ]; then
     ln -sfn /etc/nginx/sites-available/default "$root$DEFAULT_LINK"
     say "re-enabled the stock default site"
   fi
-  remove "$ETC"
-  prune /etc/systemd/system/timers.target.wants /etc/systemd/system/multi-user.target.wants \
-    /etc/polkit-1/rules.d /etc/nginx/snippets /etc/nginx/conf.d /etc/nginx/sites-enabled \
-    /etc/nginx/sites-available /usr/local/bin /usr/local/share/doc /var/www /var/lib
+  local dirs=()
+  while read -r src dst mode; do
+    dirs+=("$(dirname "$dst")")
+  done <<<"$list"
+  prune "${dirs[@]}" /etc/nginx/sites-enabled
   if [ -z "$root" ]; then
     systemctl daemon-reload
     if nginx -t -q; then
       systemctl reload-or-restart nginx.service
     fi
-    if id -u smart >/dev/null 2>&1; then
-      userdel smart
-      say "removed user smart"
-    fi
-  else
-    say "skipped (--root): userdel smart"
   fi
   say "uninstalled"
 }

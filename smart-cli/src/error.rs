@@ -4,7 +4,9 @@
 //! Every subcommand's `run` returns `Result<ExitCode, CliError>`. Wrap a library error with the
 //! constructor that says whose fault it is: [`CliError::bad_input`] (exit 2) when the user can fix
 //! it by changing a file or an argument, [`CliError::runtime`] (exit 3) when something failed while
-//! doing the work, [`CliError::lock_held`] (exit 4) when another run holds the lock.
+//! doing the work, [`CliError::lock_held`] (exit 4) when another run holds the lock. A deliberate
+//! stop is not an error: `smart run` returns [`EXIT_STOPPED`] (exit 5) itself once the original
+//! is back.
 
 use std::error::Error;
 use std::fmt;
@@ -17,6 +19,11 @@ pub(crate) const EXIT_BAD_INPUT: u8 = 2;
 pub(crate) const EXIT_RUNTIME: u8 = 3;
 /// Exit code: another `smart` run holds the lock.
 pub(crate) const EXIT_LOCK_HELD: u8 = 4;
+/// Exit code: stopped on request (SIGINT/SIGTERM, e.g. `systemctl stop`) with a run under way; the
+/// original config was restored and the run recorded as cancelled. Distinct from 3 so that a
+/// service manager can count a deliberate stop as success (`SuccessExitStatus=4 5` in
+/// smart-agent.service); a stop whose restore failed exits 3.
+pub(crate) const EXIT_STOPPED: u8 = 5;
 
 /// The exit codes as `smart --help` and the docs list them.
 pub(crate) const EXIT_CODES_HELP: &str = "\
@@ -24,7 +31,9 @@ Exit codes:
   0  success
   2  bad input or usage: fix the file, field or argument named in the message; nothing was changed
   3  runtime failure: a command, check or I/O failed while working (the message says which)
-  4  another smart run holds the lock (the message names its PID)";
+  4  another smart run holds the lock (the message names its PID)
+  5  stopped on request (SIGINT/SIGTERM) mid-run: the original config was restored and the run
+     recorded as cancelled (a stop whose restore failed exits 3)";
 
 /// Whose fault a failure is, which decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

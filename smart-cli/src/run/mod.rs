@@ -37,9 +37,9 @@ const RESCAN: Duration = Duration::from_secs(60);
 /// another, then keeps watching the directory until SIGINT/SIGTERM; `--once` stops after the
 /// queue (for a systemd timer). With names, runs those experiments once, decided or not. Any
 /// interrupted earlier run is recovered first. SIGINT or SIGTERM stops probing, restores the
-/// original config, records the run and exits 3 (0 when no run was under way). Records go under
-/// the state dir (see `smart
-/// history`, `smart show`); progress goes to stderr, one line per decision to stdout.
+/// original config, records the run as cancelled and exits 5 (3 if the restore failed; 0 when no
+/// run was under way). Records go under the state dir (see `smart history`, `smart show`);
+/// progress goes to stderr, one line per decision to stdout.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -74,10 +74,14 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let runtime = runtime()?;
     let cancel = cancel_on_signal(&runtime);
     recover(&runtime, &config, &lock)?;
+    // A run that ended early for any reason but the stop.
     let mut failed = false;
+    // The stop cut work short: a run was cancelled, or experiments were left in the queue.
+    let mut stopped = false;
     loop {
         for experiment in &pending {
             if cancel.is_cancelled() {
+                stopped = true;
                 break;
             }
             let ctx = RunContext {
@@ -87,7 +91,12 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
                 runtime: &runtime,
                 cancel: &cancel,
             };
-            failed |= !run_one(&ctx, &mut coach, experiment)?;
+            // A run whose restore failed has already returned exit 3 through `?`.
+            match run_one(&ctx, &mut coach, experiment)? {
+                RunEnd::Completed => {}
+                RunEnd::Cancelled => stopped = true,
+                RunEnd::TimedOut | RunEnd::BaselineUnsound | RunEnd::Failed => failed = true,
+            }
         }
         if args.once || !args.names.is_empty() || cancel.is_cancelled() {
             break;
@@ -103,9 +112,12 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         }
         pending = queue(args, &config)?;
     }
-    // A signal while waiting for work is a clean stop; one that cut a run short made it fail.
+    // A failure outranks the stop that followed it; a signal while waiting for work is no stop of
+    // anything (exit 0), one that cut work short exits 5 with the original back.
     if failed {
         Ok(ExitCode::from(crate::error::EXIT_RUNTIME))
+    } else if stopped {
+        Ok(ExitCode::from(crate::error::EXIT_STOPPED))
     } else {
         Ok(ExitCode::SUCCESS)
     }
@@ -283,12 +295,12 @@ pub(crate) struct RunContext<'a> {
     pub(crate) cancel: &'a CancelToken,
 }
 
-/// Runs one experiment; `Ok(false)` when its run did not complete (the records say why).
+/// Runs one experiment and says how its run ended (the records say why when it ended early).
 fn run_one(
     ctx: &RunContext<'_>,
     coach: &mut MaybeCoach,
     experiment: &Experiment,
-) -> Result<bool, CliError> {
+) -> Result<RunEnd, CliError> {
     let report = execute(ctx, coach, experiment)?;
     let run_id = &report.run_id;
     for d in &report.decisions {
@@ -302,7 +314,6 @@ fn run_one(
     match report.end {
         RunEnd::Completed => {
             println!("{}: run {run_id} completed; {live}", experiment.name());
-            Ok(true)
         }
         end => {
             println!(
@@ -311,9 +322,9 @@ fn run_one(
                 end.as_str(),
                 report.end_reason.as_deref().unwrap_or("")
             );
-            Ok(false)
         }
     }
+    Ok(report.end)
 }
 
 /// Runs one experiment through the engine with the real probe, judge and applier, the records,

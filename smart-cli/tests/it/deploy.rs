@@ -1,6 +1,8 @@
 //! Checks of `deploy/`: the systemd units (verified against the freshly built binary, and their
-//! sandbox scored), the polkit rule, the nginx dashboard site (served by a real nginx), install.sh
-//! in a staging root (twice, then --uninstall), ufw.sh, shellcheck on every script, cloud-init.
+//! sandbox scored), the polkit rule and the sysctl unit's own bounds, the nginx dashboard site
+//! (served by a real nginx), install.sh in a staging root (twice, then --uninstall), the Debian
+//! package (built by scripts/build-deb, the same files as install.sh, lintian clean), the man page,
+//! ufw.sh, shellcheck on every script, cloud-init.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,7 +18,7 @@ use smart_testkit::{Nginx, require_tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_smart");
 
-/// The units install.sh installs, as named in `deploy/systemd/`.
+/// The units the package installs, as named in `deploy/systemd/`.
 const UNITS: &[&str] = &[
     "smart-agent.service",
     "smart-agent.timer",
@@ -110,7 +112,7 @@ fn units_for_this_build() -> (tempfile::TempDir, Vec<PathBuf>) {
     for unit in UNITS {
         let body = fs::read_to_string(deploy(&format!("systemd/{unit}")))
             .unwrap()
-            .replace("/usr/local/bin/smart ", &format!("{BIN} "));
+            .replace("/usr/bin/smart ", &format!("{BIN} "));
         let name = unit.replace("@.", "@4096.");
         let path = dir.path().join(name);
         fs::write(&path, body).unwrap();
@@ -212,12 +214,28 @@ fn the_units_run_the_agent_on_schedule_in_a_sandbox() {
     check(
         "smart-agent.service",
         "ExecStart",
-        "/usr/local/bin/smart --config /etc/smart/smart.toml run --once",
+        "/usr/bin/smart --config /etc/smart/smart.toml run --once",
     );
     check(
         "smart-recover.service",
         "ExecStart",
-        "/usr/local/bin/smart --config /etc/smart/smart.toml recover",
+        "/usr/bin/smart --config /etc/smart/smart.toml recover",
+    );
+    // A deliberate stop (exit 5) and a skipped round (exit 4) are no failure of the unit.
+    check("smart-agent.service", "SuccessExitStatus", "4 5");
+    // No ordering against nginx.service: the revert's reload would wait behind the stop job.
+    for (key, value) in directives("smart-agent.service") {
+        if key == "After" || key == "Before" {
+            assert!(
+                !value.contains("nginx"),
+                "smart-agent.service {key}={value}"
+            );
+        }
+    }
+    check(
+        "smart-nginx-test.service",
+        "CapabilityBoundingSet",
+        "CAP_NET_BIND_SERVICE CAP_DAC_OVERRIDE CAP_CHOWN",
     );
     check(
         "smart-recover.service",
@@ -244,82 +262,8 @@ fn the_units_run_the_agent_on_schedule_in_a_sandbox() {
     }
 }
 
-#[test]
-fn polkit_allows_exactly_the_privileged_steps_of_the_shipped_experiments() {
-    if !require_tool("node", "deploy::polkit_allows_exactly_the_privileged_steps") {
-        return;
-    }
-    let cases: &[(&str, &str, &str, &str, bool)] = &[
-        // (action, user, unit, verb, allowed)
-        ("manage-units", "smart", "nginx.service", "reload", true),
-        (
-            "manage-units",
-            "smart",
-            "smart-nginx-test.service",
-            "start",
-            true,
-        ),
-        (
-            "manage-units",
-            "smart",
-            "smart-somaxconn@4096.service",
-            "start",
-            true,
-        ),
-        ("manage-units", "smart", "nginx.service", "stop", false),
-        ("manage-units", "smart", "nginx.service", "restart", false),
-        ("manage-units", "smart", "ssh.service", "reload", false),
-        (
-            "manage-units",
-            "smart",
-            "smart-nginx-test.service",
-            "stop",
-            false,
-        ),
-        (
-            "manage-units",
-            "smart",
-            "smart-somaxconn@.service",
-            "start",
-            false,
-        ),
-        (
-            "manage-units",
-            "smart",
-            "smart-somaxconn@1 x.service",
-            "start",
-            false,
-        ),
-        (
-            "manage-units",
-            "smart",
-            "smart-somaxconn@12345678.service",
-            "start",
-            false,
-        ),
-        (
-            "manage-units",
-            "smart",
-            "smart-somaxconn@-1.service",
-            "start",
-            false,
-        ),
-        (
-            "manage-units",
-            "smart",
-            "xsmart-somaxconn@1.service",
-            "start",
-            false,
-        ),
-        ("manage-units", "www-data", "nginx.service", "reload", false),
-        (
-            "manage-unit-files",
-            "smart",
-            "nginx.service",
-            "reload",
-            false,
-        ),
-    ];
+/// What the shipped polkit rule answers for each `(action, user, unit, verb)`: allowed or not.
+fn polkit_allows(cases: &[(&str, &str, &str, &str)]) -> Vec<bool> {
     let mut js = String::from(
         "const fs = require('fs');\nlet rule;\n\
          const polkit = { Result: { YES: 'yes', NO: 'no', NOT_HANDLED: null }, addRule(f) { rule = f; } };\n",
@@ -329,16 +273,189 @@ fn polkit_allows_exactly_the_privileged_steps_of_the_shipped_experiments() {
         deploy("polkit/50-smart.rules").display().to_string()
     ));
     js.push_str("const out = [];\n");
-    for (action, user, unit, verb, _) in cases {
+    for (action, user, unit, verb) in cases {
         js.push_str(&format!(
             "out.push(rule({{ id: 'org.freedesktop.systemd1.{action}', lookup: k => k === 'unit' ? {unit:?} : k === 'verb' ? {verb:?} : undefined }}, {{ user: {user:?} }}) === 'yes');\n"
         ));
     }
     js.push_str("console.log(JSON.stringify(out));\n");
     let output = ok(Command::new("node").args(["-e", &js]));
-    let got: Vec<bool> = serde_json::from_slice(&output.stdout).unwrap();
-    for (case, allowed) in cases.iter().zip(got) {
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// somaxconn values around and inside the bounds both the rule and the unit enforce (128-65535,
+/// plain decimal): (instance, admitted).
+const SOMAXCONN: &[(&str, bool)] = &[
+    ("128", true),
+    ("1024", true),
+    ("4096", true),
+    ("16384", true),
+    ("65535", true),
+    ("1", false),
+    ("127", false),
+    ("65536", false),
+    ("100000", false),
+    ("0200", false),
+    ("0", false),
+    ("-1", false),
+    ("1e4", false),
+    ("4096 x", false),
+    ("", false),
+];
+
+#[test]
+fn polkit_allows_exactly_the_privileged_steps_of_the_shipped_experiments() {
+    if !require_tool("node", "deploy::polkit_allows_exactly_the_privileged_steps") {
+        return;
+    }
+    let mut cases: Vec<(&str, &str, String, &str, bool)> = vec![
+        // (action, user, unit, verb, allowed)
+        (
+            "manage-units",
+            "smart",
+            "nginx.service".into(),
+            "reload",
+            true,
+        ),
+        (
+            "manage-units",
+            "smart",
+            "smart-nginx-test.service".into(),
+            "start",
+            true,
+        ),
+        (
+            "manage-units",
+            "smart",
+            "nginx.service".into(),
+            "stop",
+            false,
+        ),
+        (
+            "manage-units",
+            "smart",
+            "nginx.service".into(),
+            "restart",
+            false,
+        ),
+        (
+            "manage-units",
+            "smart",
+            "ssh.service".into(),
+            "reload",
+            false,
+        ),
+        (
+            "manage-units",
+            "smart",
+            "smart-nginx-test.service".into(),
+            "stop",
+            false,
+        ),
+        (
+            "manage-units",
+            "smart",
+            "smart-somaxconn@4096.service".into(),
+            "stop",
+            false,
+        ),
+        (
+            "manage-units",
+            "smart",
+            "xsmart-somaxconn@4096.service".into(),
+            "start",
+            false,
+        ),
+        (
+            "manage-units",
+            "smart",
+            "smart-somaxconn@4096.service.x".into(),
+            "start",
+            false,
+        ),
+        (
+            "manage-units",
+            "www-data",
+            "nginx.service".into(),
+            "reload",
+            false,
+        ),
+        (
+            "manage-unit-files",
+            "smart",
+            "nginx.service".into(),
+            "reload",
+            false,
+        ),
+    ];
+    // Every value the shipped experiment sets, and the kernel defaults a revert puts back.
+    for (value, allowed) in SOMAXCONN {
+        cases.push((
+            "manage-units",
+            "smart",
+            format!("smart-somaxconn@{value}.service"),
+            "start",
+            *allowed,
+        ));
+    }
+    let asked: Vec<(&str, &str, &str, &str)> = cases
+        .iter()
+        .map(|(a, u, unit, v, _)| (*a, *u, unit.as_str(), *v))
+        .collect();
+    for (case, allowed) in cases.iter().zip(polkit_allows(&asked)) {
         assert_eq!(allowed, case.4, "{case:?}");
+    }
+}
+
+/// The `ExecStartPre=` argvs of `smart-somaxconn@.service` with the instance `value` put in, as
+/// systemd runs them (`%i` replaced, `$$` a literal `$`).
+fn somaxconn_checks(value: &str) -> Vec<Vec<String>> {
+    directives("smart-somaxconn@.service")
+        .into_iter()
+        .filter(|(k, _)| k == "ExecStartPre")
+        .map(|(_, v)| {
+            v.split_whitespace()
+                .map(|w| w.replace("%i", value).replace("$$", "$"))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_sysctl_unit_refuses_the_values_polkit_refuses() {
+    if !require_tool(
+        "node",
+        "deploy::the_sysctl_unit_refuses_the_values_polkit_refuses",
+    ) {
+        return;
+    }
+    let asked: Vec<String> = SOMAXCONN
+        .iter()
+        .map(|(value, _)| format!("smart-somaxconn@{value}.service"))
+        .collect();
+    let polkit = polkit_allows(
+        &asked
+            .iter()
+            .map(|unit| ("manage-units", "smart", unit.as_str(), "start"))
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        !somaxconn_checks("4096").is_empty(),
+        "no ExecStartPre check"
+    );
+    for ((value, admitted), by_polkit) in SOMAXCONN.iter().zip(polkit) {
+        // `%i` fills one argument, whatever it holds (as "4096 x" shows).
+        let passes = somaxconn_checks(value).iter().all(|argv| {
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        });
+        assert_eq!(passes, *admitted, "the unit's checks on `{value}`");
+        assert_eq!(by_polkit, *admitted, "polkit on `{value}`");
     }
 }
 
@@ -451,6 +568,10 @@ fn the_dashboard_site_serves_with_security_headers_basic_auth_and_tls() {
         root.path(),
         &["--basic-auth", "admin", "--tls-domain", "dash.test"],
     );
+    // The dirs the package's postinst creates (skipped in a staging root).
+    for dir in ["var/www/smart", "etc/nginx/smart.d", "var/lib/smart"] {
+        fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
     // A certificate where certbot would put it.
     let live = root.path().join("etc/letsencrypt/live/dash.test");
     fs::create_dir_all(&live).unwrap();
@@ -587,7 +708,7 @@ fn install_twice_changes_nothing_and_uninstall_restores_the_root() {
     let before = tree(root.path());
 
     let args = ["--basic-auth", "admin", "--tls-domain", "dash.test"];
-    install(root.path(), &args);
+    let first_run = install(root.path(), &args);
     let first = tree(root.path());
     let second_run = install(root.path(), &args);
     assert_eq!(first, tree(root.path()), "the second run changed the tree");
@@ -595,27 +716,38 @@ fn install_twice_changes_nothing_and_uninstall_restores_the_root() {
     for word in ["installed", "created", "linked", "removed", "disabled"] {
         assert!(!said.contains(word), "second run: {said}");
     }
+    // The package's maintainer script does the rest on a real host; a staging root only says so.
+    let said = text(&first_run.stdout);
+    assert!(
+        said.contains("skipped (--root): ") && said.contains("/deploy/debian/postinst configure"),
+        "{said}"
+    );
 
     let check = |path: &str, want: &str| {
         let got = first.get(path).map(String::as_str).unwrap_or("missing");
         assert!(got.starts_with(want), "{path}: {got}, expected {want}");
     };
-    check("usr/local/bin/smart", "file 755");
+    check("usr/bin/smart", "file 755");
+    check("usr/share/man/man1/smart.1", "file 644");
     check("etc/smart", "dir 755");
     check("etc/smart/smart.toml", "file 644");
     check("etc/smart/experiments/nginx-file-cache.json", "file 644");
     check("etc/smart/experiments/sysctl-somaxconn.json", "file 644");
     check("etc/smart/htpasswd", "file 640");
     check("etc/smart/nginx-auth.conf", "file 644");
-    check("var/lib/smart", "dir 750");
-    check("var/www/smart", "dir 2750");
-    check("etc/nginx/smart.d", "dir 755");
     check("etc/nginx/conf.d/smart.conf", "file 644");
     check("etc/nginx/snippets/smart-headers.conf", "file 644");
-    check("etc/polkit-1/rules.d/50-smart.rules", "file 644");
+    check("usr/share/polkit-1/rules.d/50-smart.rules", "file 644");
+    check("usr/share/doc/smart/deployment.md", "file 644");
+    check(
+        "usr/share/doc/smart/examples/experiments/nginx-gzip-level.json",
+        "file 644",
+    );
     for unit in UNITS {
-        check(&format!("etc/systemd/system/{unit}"), "file 644");
+        check(&format!("lib/systemd/system/{unit}"), "file 644");
     }
+    // What the postinst creates with the smart user's ownership is not staged.
+    check("var/lib/smart", "missing");
     check(
         "etc/nginx/sites-enabled/smart-dashboard.conf",
         "link -> /etc/nginx/sites-available/smart-dashboard.conf",
@@ -625,16 +757,6 @@ fn install_twice_changes_nothing_and_uninstall_restores_the_root() {
         "link -> /etc/nginx/sites-available/smart-dashboard-tls.conf",
     );
     check("etc/nginx/sites-enabled/default", "missing");
-    if smart_testkit::find_in_path("systemctl").is_some() {
-        check(
-            "etc/systemd/system/timers.target.wants/smart-agent.timer",
-            "link -> /etc/systemd/system/smart-agent.timer",
-        );
-        check(
-            "etc/systemd/system/multi-user.target.wants/smart-recover.service",
-            "link -> /etc/systemd/system/smart-recover.service",
-        );
-    }
     let tls = fs::read_to_string(
         root.path()
             .join("etc/nginx/sites-available/smart-dashboard-tls.conf"),
@@ -772,7 +894,7 @@ fn every_script_passes_shellcheck() {
 }
 
 #[test]
-fn cloud_init_installs_the_packages_and_runs_install_and_ufw() {
+fn cloud_init_carries_the_bootstrap_script_and_needs_one_edit() {
     let config = cloud_config();
     // Only keys cloud-init knows (a typo would be ignored by it, silently).
     let known = [
@@ -793,8 +915,11 @@ fn cloud_init_installs_the_packages_and_runs_install_and_ufw() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    for needed in ["nginx", "ufw", "polkitd", "openssl", "git"] {
+    for needed in ["nginx", "ufw", "polkitd", "curl", "ca-certificates"] {
         assert!(packages.contains(&needed), "packages lack {needed}");
+    }
+    for compiler in ["build-essential", "gcc", "cargo", "rustc", "git"] {
+        assert!(!packages.contains(&compiler), "packages install {compiler}");
     }
     let files = config["write_files"].as_vec().unwrap();
     for file in files {
@@ -809,15 +934,362 @@ fn cloud_init_installs_the_packages_and_runs_install_and_ufw() {
         .find(|f| f["path"].as_str() == Some(first))
         .unwrap_or_else(|| panic!("runcmd runs {first}, which write_files does not write"));
     assert_eq!(bootstrap["permissions"].as_str(), Some("0755"));
-    let script = bootstrap["content"].as_str().unwrap();
-    let install_at = script.find("/deploy/install.sh").expect("runs install.sh");
-    let ufw_at = script.find("/deploy/ufw.sh").expect("runs ufw.sh");
-    assert!(
-        install_at < ufw_at,
-        "the firewall goes up after the install"
+    // The script the systemd test runs is the one cloud-init writes, byte for byte.
+    assert_eq!(
+        bootstrap["content"].as_str().unwrap(),
+        fs::read_to_string(deploy("smart-bootstrap")).unwrap(),
+        "deploy/cloud-init.yaml must carry deploy/smart-bootstrap verbatim"
     );
+    // The one edit: the package's https URL and its checksum, and nothing else to fill in.
+    let env = files
+        .iter()
+        .find(|f| f["path"].as_str() == Some("/etc/smart-install.env"))
+        .expect("writes /etc/smart-install.env")["content"]
+        .as_str()
+        .unwrap();
+    let keys: Vec<&str> = env.lines().map(|l| l.split('=').next().unwrap()).collect();
+    assert_eq!(keys, ["SMART_DEB_URL", "SMART_DEB_SHA256"], "{env}");
+    assert!(env.contains("SMART_DEB_URL=https://"), "{env}");
+    let yaml = fs::read_to_string(deploy("cloud-init.yaml")).unwrap();
+    for line in yaml.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for pair in words.windows(2) {
+            assert!(
+                !(pair[0].ends_with('|') && ["sh", "bash", "-", "sudo"].contains(&pair[1])),
+                "cloud-init.yaml pipes into a shell: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cloud_init_yaml_passes_cloud_init_schema() {
+    if !require_tool(
+        "cloud-init",
+        "deploy::cloud_init_yaml_passes_cloud_init_schema",
+    ) {
+        return;
+    }
+    let output = ok(Command::new("cloud-init")
+        .args(["schema", "--config-file"])
+        .arg(deploy("cloud-init.yaml")));
     assert!(
-        script.contains("sha256sum -c"),
-        "a downloaded binary is checked"
+        text(&output.stdout).contains("Valid cloud-config"),
+        "{}",
+        text(&output.stdout)
     );
+    // The check bites: an unknown module key with the wrong type fails it.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    fs::write(&broken, "#cloud-config\npackages: 5\n").unwrap();
+    let output = Command::new("cloud-init")
+        .args(["schema", "--config-file"])
+        .arg(&broken)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+}
+
+#[test]
+fn the_bootstrap_refuses_a_bad_url_or_checksum_before_dpkg() {
+    let name = "deploy::the_bootstrap_refuses_a_bad_url_or_checksum_before_dpkg";
+    if !require_tool("openssl", name) || !require_tool("curl", name) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A package served over https on loopback, with a certificate curl is told to trust.
+    let payload = b"not really a package, but bytes with a known sha256";
+    fs::write(d.join("smart.deb"), payload).unwrap();
+    ok(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(d));
+    let port = smart_testkit::free_port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server", "-quiet", "-WWW", "-cert", "cert.pem", "-key", "key.pem",
+        ])
+        .args(["-accept", &format!("127.0.0.1:{port}")])
+        .current_dir(d)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "openssl s_server never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every command that would change the machine is a fake that notes it ran.
+    let bin = d.join("bin");
+    fs::create_dir(&bin).unwrap();
+    // apt-get fails, so the script stops right after it and never reaches the nginx site.
+    for fake in ["apt-get", "dpkg", "nginx", "systemctl", "ufw"] {
+        let path = bin.join(fake);
+        fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho {fake} \"$@\" >>{}/ran\nexit 100\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let good = format!("{:x}", Sha256::digest(payload));
+    let url = format!("https://127.0.0.1:{port}/smart.deb");
+    let run = |url: &str, sha: &str| {
+        let env = d.join("install.env");
+        fs::write(
+            &env,
+            format!("SMART_DEB_URL={url}\nSMART_DEB_SHA256={sha}\n"),
+        )
+        .unwrap();
+        Command::new(deploy("smart-bootstrap"))
+            .arg(&env)
+            .env("PATH", &path)
+            .env("CURL_CA_BUNDLE", d.join("cert.pem"))
+            .env("TMPDIR", d)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let wrong = "0".repeat(64);
+    for (url, sha, code, message) in [
+        (url.as_str(), wrong.as_str(), 3, "nothing was installed"),
+        // s_server answers a missing file with an error page: other bytes, the same refusal.
+        (
+            &format!("https://127.0.0.1:{port}/missing.deb"),
+            &good,
+            3,
+            "nothing was installed",
+        ),
+        (
+            &format!("https://127.0.0.1:{}/smart.deb", smart_testkit::free_port()),
+            &good,
+            3,
+            "cannot download",
+        ),
+        (&url.replace("https://", "http://"), &good, 2, "https://"),
+        (url.as_str(), "", 2, "SMART_DEB_SHA256"),
+        (url.as_str(), &good[..63], 2, "64 hex digits"),
+        ("", &good, 2, "SMART_DEB_URL"),
+    ] {
+        let output = run(url, sha);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{url} {sha}: {}",
+            text(&output.stderr)
+        );
+        assert!(
+            text(&output.stderr).contains(message),
+            "{}",
+            text(&output.stderr)
+        );
+        assert!(
+            !d.join("ran").exists(),
+            "{url} {sha}: something ran before the checksum"
+        );
+    }
+    // The check bites: the right checksum reaches apt-get with the downloaded file (a fake here;
+    // the booted-systemd test installs the real package this way).
+    let output = run(&url, &good);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(output.status.code(), Some(100), "{}", text(&output.stderr));
+    let ran = fs::read_to_string(d.join("ran")).unwrap();
+    assert!(
+        ran.starts_with("apt-get install -y --no-install-recommends ")
+            && ran.ends_with("/smart.deb\n"),
+        "{ran}"
+    );
+}
+
+/// `(path, mode)` of every regular file under `root`, relative to it.
+fn files_in(root: &Path) -> std::collections::BTreeSet<(String, String)> {
+    tree(root)
+        .into_iter()
+        .filter_map(|(path, what)| {
+            let mut words = what.split_whitespace();
+            (words.next() == Some("file")).then(|| (path, words.next().unwrap().to_owned()))
+        })
+        .collect()
+}
+
+/// Where scripts/build-deb finds cargo-deb, if it is there: its cache dir, else `PATH`.
+fn cargo_deb_present() -> bool {
+    let root = std::env::var_os("SMART_CARGO_DEB_ROOT").map_or_else(
+        || PathBuf::from("/var/cache/smart-ci/cargo-deb"),
+        PathBuf::from,
+    );
+    root.join("bin/cargo-deb").is_file() || smart_testkit::find_in_path("cargo-deb").is_some()
+}
+
+#[test]
+fn the_package_holds_what_install_sh_installs_and_lintian_passes() {
+    let name = "deploy::the_package_holds_what_install_sh_installs_and_lintian_passes";
+    if !require_tool("dpkg-deb", name)
+        || !require_tool("lintian", name)
+        || (!cargo_deb_present() && !require_tool("cargo-deb", name))
+    {
+        return;
+    }
+    // The package from this build's binary, as CI packages its release build.
+    let target = tempfile::tempdir().unwrap();
+    fs::create_dir_all(target.path().join("release")).unwrap();
+    fs::copy(BIN, target.path().join("release/smart")).unwrap();
+    let out = ok(Command::new(repo_root().join("scripts/build-deb"))
+        .arg("--fast")
+        .env("CARGO_TARGET_DIR", target.path()));
+    let deb = PathBuf::from(text(&out.stdout).trim());
+    let file_name = deb.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        file_name.starts_with("smart_") && file_name.ends_with("_amd64.deb"),
+        "{file_name}"
+    );
+
+    // Its files are exactly what install.sh stages, from the same list, with the same modes
+    // (dpkg compresses the man page; the copyright and changelog are the package's own).
+    let unpacked = tempfile::tempdir().unwrap();
+    ok(Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(unpacked.path()));
+    let packaged: std::collections::BTreeSet<(String, String)> = files_in(unpacked.path())
+        .into_iter()
+        .filter(|(path, _)| {
+            !path.starts_with("usr/share/doc/smart/changelog")
+                && path != "usr/share/doc/smart/copyright"
+        })
+        .map(|(path, mode)| (path.trim_end_matches(".gz").to_owned(), mode))
+        .collect();
+    let staged = tempfile::tempdir().unwrap();
+    install(staged.path(), &[]);
+    assert_eq!(packaged, files_in(staged.path()));
+
+    // The package's conffiles are everything under /etc, its maintainer scripts the shared ones.
+    let control = tempfile::tempdir().unwrap();
+    ok(Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(&deb)
+        .arg(control.path()));
+    let conffiles = fs::read_to_string(control.path().join("conffiles")).unwrap();
+    let etc: Vec<&str> = packaged
+        .iter()
+        .filter(|(path, _)| path.starts_with("etc/"))
+        .map(|(path, _)| path.as_str())
+        .collect();
+    for path in &etc {
+        assert!(
+            conffiles.lines().any(|l| l == format!("/{path}")),
+            "{path} is no conffile: {conffiles}"
+        );
+    }
+    for script in ["postinst", "prerm", "postrm"] {
+        assert_eq!(
+            fs::read(control.path().join(script)).unwrap(),
+            fs::read(deploy(&format!("debian/{script}"))).unwrap(),
+            "{script}"
+        );
+    }
+
+    // lintian: no error and no warning (every override in the package says why).
+    let lintian = Command::new("lintian")
+        .args(["--fail-on", "error,warning", "--no-tag-display-limit"])
+        .arg(&deb)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        lintian.status.success(),
+        "lintian {}:\n{}{}",
+        deb.display(),
+        text(&lintian.stdout),
+        text(&lintian.stderr)
+    );
+}
+
+/// `(code, meaning)` pairs under `Exit codes:` in `smart --help`.
+fn exit_codes_in_help() -> Vec<(String, String)> {
+    let help = text(&ok(Command::new(BIN).arg("--help")).stdout);
+    let mut codes: Vec<(String, String)> = Vec::new();
+    for line in help.split("Exit codes:\n").nth(1).unwrap().lines() {
+        match line.trim_start().split_once("  ") {
+            Some((code, meaning)) if code.parse::<u8>().is_ok() => {
+                codes.push((code.to_owned(), meaning.trim().to_owned()));
+            }
+            _ => {
+                let last = codes.last_mut().unwrap();
+                last.1 = format!("{} {}", last.1, line.trim());
+            }
+        }
+    }
+    codes
+}
+
+#[test]
+fn the_man_page_lists_every_command_and_exit_code_of_smart_help() {
+    let page = fs::read_to_string(deploy("smart.1")).unwrap();
+    let help = text(&ok(Command::new(BIN).arg("--help")).stdout);
+    let commands = help
+        .split("Commands:\n")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap();
+    let mut count = 0;
+    for line in commands
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+    {
+        let command = line.split_whitespace().next().unwrap();
+        if command != "help" {
+            assert!(
+                page.contains(&format!("\n.B {command}\n")),
+                "smart.1 lacks `{command}`"
+            );
+            count += 1;
+        }
+    }
+    assert!(count >= 10, "{commands}");
+    // EXIT STATUS: `.TP`, `.B CODE`, then the meaning, as `smart --help` words it.
+    let status = page.split(".SH EXIT STATUS\n").nth(1).unwrap();
+    let status = status.split("\n.SH").next().unwrap();
+    let in_page: Vec<(String, String)> = status
+        .split(".TP\n")
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| {
+            let (code, meaning) = entry.split_once('\n').unwrap();
+            (
+                code.trim_start_matches(".B ").to_owned(),
+                meaning.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect();
+    let codes = exit_codes_in_help();
+    assert!(codes.iter().any(|(code, _)| code == "5"), "{codes:?}");
+    assert_eq!(in_page, codes);
 }
