@@ -870,7 +870,8 @@ fn every_script_passes_shellcheck() {
         return;
     }
     let mut scripts = Vec::new();
-    for dir in ["deploy", "scripts"] {
+    // .ci/run too: CI's own script (it drives the package build and scripts/test-systemd).
+    for dir in ["deploy", "scripts", ".ci"] {
         let mut stack = vec![repo_root().join(dir)];
         while let Some(dir) = stack.pop() {
             for entry in fs::read_dir(&dir).unwrap() {
@@ -896,7 +897,10 @@ fn every_script_passes_shellcheck() {
         }
     }
     assert!(
-        scripts.iter().any(|s| s.ends_with("install.sh")) && scripts.len() >= 4,
+        ["install.sh", "scripts/test-systemd", ".ci/run"]
+            .iter()
+            .all(|name| scripts.iter().any(|s| s.ends_with(name)))
+            && scripts.len() >= 4,
         "{scripts:?}"
     );
     ok(Command::new("shellcheck").args(&scripts));
