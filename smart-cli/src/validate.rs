@@ -67,6 +67,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             experiment.decision(),
             experiment.guardrails(),
             variants,
+            experiment.target().rate_per_s,
             smart_decide::TYPICAL_PAIR_SD,
         ) {
             Ok(feasibility) => {

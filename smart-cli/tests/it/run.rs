@@ -449,7 +449,6 @@ fn off_a_terminal_progress_is_plain_log_lines() {
         "level-9: switching to level-9".to_owned(),
         "level-9: block 1/16 (".to_owned(),
         "restoring the original configuration".to_owned(),
-        "level-9: revert: ".to_owned(),
         format!("run {run_id} completed; the original config is live"),
     ] {
         assert!(
@@ -457,6 +456,18 @@ fn off_a_terminal_progress_is_plain_log_lines() {
             "no line with `{expected}`:\n{stderr}"
         );
     }
+    // The decision has its line; which decision it is depends on real timing (a busy machine can
+    // make gzip-9's loss inconclusive), so only its presence is asserted.
+    assert!(
+        [
+            "level-9: revert: ",
+            "level-9: inconclusive: ",
+            "level-9: keep: "
+        ]
+        .iter()
+        .any(|d| lines.iter().any(|l| l.contains(d))),
+        "no decision line:\n{stderr}"
+    );
     // One line per block (none per progress tick), and a cool-down after each switch.
     let block_lines: Vec<&&str> = lines
         .iter()

@@ -33,7 +33,7 @@ pub use ports::{
 pub use run::run;
 pub use types::{
     Advice, AdviceAction, AdviceRequest, ApplyFailure, Arm, BlockMeasurement, BlockRequest, Bounds,
-    Conclusion, CycleBlock, JudgeStep, Judgement, LiveProgress, PortError, Verdict,
+    Conclusion, CycleBlock, HostPressure, JudgeStep, Judgement, LiveProgress, PortError, Verdict,
 };
 
 use crate::records::DecisionRecord;

@@ -78,6 +78,7 @@ impl Probe for FakeProbe<'_> {
             mean_us: Some(latencies.iter().sum::<u64>() as f64 / n as f64),
             rate_per_s: 20.0,
             aborted: None,
+            host: None,
         })
     }
 }
