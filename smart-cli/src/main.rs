@@ -13,6 +13,7 @@
 
 mod agent_config;
 mod audit;
+mod calibrate;
 mod dashboard;
 mod demo;
 mod error;
@@ -59,6 +60,7 @@ enum Command {
     Validate(validate::Args),
     Init(init::Args),
     Probe(probe::Args),
+    Calibrate(calibrate::Args),
     Revert(revert::Args),
     Recover(recover::Args),
     Audit(audit::Args),
@@ -76,6 +78,7 @@ fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
         Command::Validate(args) => validate::run(args, global),
         Command::Init(args) => init::run(args, global),
         Command::Probe(args) => probe::run(args, global),
+        Command::Calibrate(args) => calibrate::run(args, global),
         Command::Revert(args) => revert::run(args, global),
         Command::Recover(args) => recover::run(args, global),
         Command::Audit(args) => audit::run(args, global),
