@@ -11,10 +11,17 @@ pub(crate) const MIN_ANSWERED: usize = 30;
 /// A look needs at least this many usable block pairs (3 degrees of freedom).
 pub(crate) const MIN_PAIRS: usize = 4;
 /// Partner blocks whose CPU, memory or I/O pressure (percent of the block stalled) differ by more
-/// than this many points were measured on different hosts, in effect: their cycle carries no keep.
-pub(crate) const DISTURBED_PRESSURE_PP: f64 = 15.0;
-/// Partner blocks whose stolen CPU share differs by more than this many points: the same.
+/// than this many points, and by more than [`DISTURBED_RATIO`] times, were measured on different
+/// hosts, in effect: their cycle carries no keep.
+pub(crate) const DISTURBED_PRESSURE_PP: f64 = 20.0;
+/// Partner blocks whose stolen CPU share differs by more than this many points (and the ratio):
+/// the same.
 pub(crate) const DISTURBED_STEAL_PP: f64 = 10.0;
+/// How many times one partner's pressure must exceed the other's (below 1 % counts as 1 %) for a
+/// difference to count: on a host that is busy all the time (70 % against 90 % stalled) both
+/// blocks share the contention, and a burst that hits one partner alone (2 % against 40 %) is
+/// what biases a pair.
+pub(crate) const DISTURBED_RATIO: f64 = 2.0;
 
 /// One adjacent (baseline, variant) block pair whose latencies both count.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,7 +78,8 @@ fn disturbance(a: &BlockStats, b: &BlockStats) -> Option<(f64, String)> {
         .filter_map(|&(name, x, y, limit)| {
             let (x, y) = (x?, y?);
             let excess = (x - y).abs() / limit;
-            (excess > 1.0).then(|| {
+            let ratio = x.max(y) / x.min(y).max(1.0);
+            (excess > 1.0 && ratio > DISTURBED_RATIO).then(|| {
                 let what = if name == "steal" {
                     "stolen CPU".to_string()
                 } else {

@@ -569,3 +569,49 @@ fn a_variant_that_only_fails_is_reverted_and_its_errors_are_shown() {
             .contains("100.0 % errors (500 of 500 requests)")
     );
 }
+
+/// Sets the CPU pressure of a cycle's blocks (in position order).
+fn with_cpu(mut blocks: Vec<BlockSample>, cpu: [f64; 4]) -> Vec<BlockSample> {
+    for (b, c) in blocks.iter_mut().zip(cpu) {
+        b.host = Some(smart_core::engine::HostPressure {
+            cpu_some_pct: Some(c),
+            ..Default::default()
+        });
+    }
+    blocks
+}
+
+#[test]
+fn cycles_whose_partner_blocks_saw_different_host_pressure_carry_no_keep() {
+    // A clear win in every cycle, but a neighbour's burst hit one partner of every pair: no cycle
+    // may carry a keep.
+    let mut j = judge(&["v"]);
+    for c in 0..8 {
+        let step = j
+            .record_cycle(
+                0,
+                &with_cpu(exact_cycle(c, -0.3, -0.3), [2.0, 45.0, 3.0, 2.0]),
+            )
+            .unwrap();
+        assert_ne!(step, Step::Stop(Verdict::Keep), "cycle {c}");
+    }
+    let outcome = j.conclude();
+    assert_eq!(outcome.kept, None);
+    let why = reasons(&outcome, 0);
+    assert!(
+        why.contains("8 cycle(s) left out of the keep test"),
+        "{why}"
+    );
+    assert!(why.contains("CPU pressure 2 % against 45 %"), "{why}");
+    // A host busy all the time (70 % against 90 %) is shared by both partners: kept.
+    let mut j = judge(&["v"]);
+    let kept = (0..8).any(|c| {
+        j.record_cycle(
+            0,
+            &with_cpu(exact_cycle(c, -0.3, -0.3), [70.0, 90.0, 75.0, 88.0]),
+        )
+        .unwrap()
+            == Step::Stop(Verdict::Keep)
+    });
+    assert!(kept, "{}", reasons(&j.conclude(), 0));
+}
