@@ -13,7 +13,7 @@ use crate::reasons;
 use crate::report::{ArmSummary, Interval, Outcome, Step, VariantReport, Verdict};
 use crate::sample::{Arm, BlockSample, BlockStats};
 use crate::sequential::{Boundaries, Spending};
-use crate::signflip::{Patterns, Sequential, SignLook, Units, spent};
+use crate::signflip::{Patterns, Sequential, SignLook, Units, spent, weights};
 use crate::stats::{mean, mover_difference, norm_quantile, quantile_sorted, t_upper_critical};
 
 /// The alpha-spending function of the normal-theory looks that only ever stop without a keep (a
@@ -130,8 +130,10 @@ struct SignLookAt {
 ///     requests: 500,
 ///     errors: 0,
 ///     cut_short: false,
+///     quantiles: None,
+///     host: None,
 /// };
-/// for cycle in 0..8 {
+/// for cycle in 0..12 {
 ///     let blocks = [
 ///         block(Arm::Baseline, cycle, 0, 20),
 ///         block(Arm::Variant, cycle, 1, 14),
@@ -590,7 +592,11 @@ impl Judge {
             d: &state.units[..used],
             v: &state.spreads[..used],
         };
-        let estimate = mean(units.d);
+        // The estimate the weighted test is centred on: the weighted mean contrast.
+        let w = weights(units.v);
+        let total: f64 = w.iter().sum();
+        let estimate = (!units.d.is_empty() && total > 0.0)
+            .then(|| units.d.iter().zip(&w).map(|(d, w)| d * w).sum::<f64>() / total);
         let exact_change = sign.and_then(|(j, _)| {
             let looks: Vec<SignLook> = state.sign_looks[..=j].iter().map(|l| l.look).collect();
             let (lower, upper) = Patterns::new(self.max_cycles).bounds(&units, &looks, level);

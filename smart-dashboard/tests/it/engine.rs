@@ -118,7 +118,7 @@ fn experiment() -> smart_core::Experiment {
             "reload": ["nginx", "-s", "reload"]
         },
         "variants": [{"name": "fast", "params": {"max": 1000}}],
-        "schedule": {"block_s": 10, "cooldown_s": 2, "max_cycles": 4, "soak_s": 10, "max_duration_s": 3600}
+        "schedule": {"block_s": 10, "cooldown_s": 2, "max_cycles": 8, "soak_s": 10, "max_duration_s": 3600}
     })
     .to_string();
     validate::validate_text(
