@@ -435,6 +435,7 @@ fn main() {
     let mut seed = 20_261_203_u64;
     let mut scale = 1.0;
     let mut only: Option<String> = None;
+    let mut only_family: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next();
@@ -442,11 +443,17 @@ fn main() {
             only = value;
             continue;
         }
+        if arg == "--family" {
+            only_family = value;
+            continue;
+        }
         match (arg.as_str(), value.as_deref().map(str::parse::<f64>)) {
             ("--seed", Some(Ok(v))) => seed = v as u64,
             ("--runs-scale", Some(Ok(v))) if v > 0.0 => scale = v,
             _ => {
-                println!("usage: simulate [--seed N] [--runs-scale X] [--plan default|demo]");
+                println!(
+                    "usage: simulate [--seed N] [--runs-scale X] [--plan default|demo] [--family NAME]"
+                );
                 std::process::exit(2);
             }
         }
@@ -468,6 +475,10 @@ fn main() {
             continue;
         }
         for family in Family::ALL {
+            if only_family.as_deref().is_some_and(|f| f != family.name()) {
+                index += 2;
+                continue;
+            }
             let rows = [
                 Row {
                     scenario: "A/A",

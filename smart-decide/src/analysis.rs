@@ -95,7 +95,7 @@ fn disturbance(a: &BlockStats, b: &BlockStats) -> Option<(f64, String)> {
 /// right without overlap: ABBA gives (A,B) and (B,A); AB gives one pair; AABB gives the middle one.
 pub(crate) fn pairs(blocks: &[BlockStats], metric: Metric) -> CyclePairs {
     let (mut lat, mut err) = (Vec::new(), Vec::new());
-    let mut disturbed: Option<(f64, String)> = None;
+    let mut partners: Vec<(&BlockStats, &BlockStats)> = Vec::new();
     let mut i = 0;
     while i + 1 < blocks.len() {
         let (a, b) = (&blocks[i], &blocks[i + 1]);
@@ -112,11 +112,7 @@ pub(crate) fn pairs(blocks: &[BlockStats], metric: Metric) -> CyclePairs {
         if base.cut_short || var.cut_short {
             continue;
         }
-        if let Some(d) = disturbance(base, var)
-            && disturbed.as_ref().is_none_or(|old| d.0 > old.0)
-        {
-            disturbed = Some(d);
-        }
+        partners.push((base, var));
         if base.requests > 0 && var.requests > 0 {
             err.push(ErrorPair {
                 diff: var.error_rate() - base.error_rate(),
@@ -133,11 +129,66 @@ pub(crate) fn pairs(blocks: &[BlockStats], metric: Metric) -> CyclePairs {
             });
         }
     }
+    let disturbed = match partners[..] {
+        [first, second] => disagreement(first, second),
+        [(base, var)] => disturbance(base, var),
+        _ => None,
+    };
     CyclePairs {
         latency: lat,
         errors: err,
         disturbed: disturbed.map(|d| d.1),
     }
+}
+
+/// For an ABBA cycle's two pairs: the strongest disagreement between the pairs' host-pressure
+/// differences (variant minus baseline). A variant that itself changes the server's CPU use
+/// (gzip off saves CPU, so its blocks stall less) shifts both pairs alike and is not flagged; a
+/// neighbour's burst that hits one block shifts one pair only. Flipping the cycle's order negates
+/// both differences, so this, like the spread weights, is the same under every sign pattern.
+fn disagreement(
+    (b1, v1): (&BlockStats, &BlockStats),
+    (b2, v2): (&BlockStats, &BlockStats),
+) -> Option<(f64, String)> {
+    let hosts = [b1.host?, v1.host?, b2.host?, v2.host?];
+    let figure = |f: fn(&smart_core::engine::HostPressure) -> Option<f64>| -> Option<[f64; 4]> {
+        Some([f(&hosts[0])?, f(&hosts[1])?, f(&hosts[2])?, f(&hosts[3])?])
+    };
+    let figures = [
+        (
+            "CPU pressure",
+            figure(|h| h.cpu_some_pct),
+            DISTURBED_PRESSURE_PP,
+        ),
+        (
+            "memory pressure",
+            figure(|h| h.memory_some_pct),
+            DISTURBED_PRESSURE_PP,
+        ),
+        (
+            "I/O pressure",
+            figure(|h| h.io_some_pct),
+            DISTURBED_PRESSURE_PP,
+        ),
+        ("stolen CPU", figure(|h| h.steal_pct), DISTURBED_STEAL_PP),
+    ];
+    figures
+        .iter()
+        .filter_map(|&(name, values, limit)| {
+            let [b1, v1, b2, v2] = values?;
+            let (d1, d2) = (v1 - b1, v2 - b2);
+            let excess = (d1 - d2).abs() / limit;
+            (excess > 1.0).then(|| {
+                (
+                    excess,
+                    format!(
+                        "{name} variant minus baseline {d1:+.0} points in one pair, {d2:+.0} in \
+                         the other"
+                    ),
+                )
+            })
+        })
+        .max_by(|p, q| p.0.total_cmp(&q.0))
 }
 
 /// Mean, standard error and count of a sample of pair differences.
