@@ -13,6 +13,7 @@
 
 mod agent_config;
 mod audit;
+mod calibrate;
 mod dashboard;
 mod demo;
 mod error;
@@ -74,6 +75,7 @@ enum Command {
     Validate(WithConfig<validate::Args>),
     Init(init::Args),
     Probe(probe::Args),
+    Calibrate(WithConfig<calibrate::Args>),
     Revert(WithConfig<revert::Args>),
     Recover(WithConfig<recover::Args>),
     Audit(WithConfig<audit::Args>),
@@ -104,6 +106,7 @@ fn dispatch(command: &Command, top: &Global) -> Result<ExitCode, CliError> {
         Command::Validate(c) => validate::run(&c.args, &merged(&c.config)),
         Command::Init(args) => no_config("init").and_then(|()| init::run(args, top)),
         Command::Probe(args) => no_config("probe").and_then(|()| probe::run(args, top)),
+        Command::Calibrate(c) => calibrate::run(&c.args, &merged(&c.config)),
         Command::Revert(c) => revert::run(&c.args, &merged(&c.config)),
         Command::Recover(c) => recover::run(&c.args, &merged(&c.config)),
         Command::Audit(c) => audit::run(&c.args, &merged(&c.config)),

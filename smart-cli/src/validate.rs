@@ -61,30 +61,11 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             Human(durations.expected_s),
             durations.expected_s.ceil(),
         );
-        // What the schedule can decide at all (smart-decide's estimate, typical noise assumed).
-        match smart_decide::feasibility(
-            experiment.schedule(),
-            experiment.decision(),
-            experiment.guardrails(),
-            variants,
-            smart_decide::TYPICAL_PAIR_SD,
-        ) {
-            Ok(feasibility) => {
-                let label = if feasibility.reachable {
-                    "decision"
-                } else {
-                    "warning"
-                };
-                for note in &feasibility.notes {
-                    let _ = writeln!(out, "  {label}: {note}");
-                }
-            }
-            Err(e) => {
-                let _ = writeln!(
-                    out,
-                    "  warning: cannot tell what this schedule can detect: {e}"
-                );
-            }
+        // What the schedule can decide at all (smart-decide's estimate, from the noise `smart
+        // calibrate` measured on this server when there is one).
+        let measured = crate::calibrate::measured_pair_sd(config.state_dir(), experiment);
+        for note in crate::calibrate::feasibility_notes(experiment, measured) {
+            let _ = writeln!(out, "  {note}");
         }
     }
     let _ = out.flush();

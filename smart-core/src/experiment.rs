@@ -306,7 +306,7 @@ fn default_block_s() -> f64 {
     10.0
 }
 fn default_max_cycles() -> u32 {
-    8
+    12
 }
 fn default_interleave() -> bool {
     true
@@ -361,6 +361,13 @@ pub struct Decision {
     #[serde(default = "default_max_error_increase_pp")]
     #[schemars(range(min = 0, max = 100))]
     pub max_error_increase_pp: f64,
+    /// The most the error rate may grow relative to the baseline's, as a multiple (1.5: at most
+    /// half as many errors again), at the confidence bound. Increases smaller than a quarter of
+    /// `max_error_increase_pp` are not held to it: with almost no errors in either arm no sample
+    /// can prove a ratio.
+    #[serde(default = "default_max_error_ratio")]
+    #[schemars(range(min = 1))]
+    pub max_error_ratio: f64,
     /// The confidence level of the decision, in (0, 1).
     #[serde(default = "default_confidence")]
     #[schemars(extend("exclusiveMinimum" = 0), extend("exclusiveMaximum" = 1))]
@@ -373,6 +380,9 @@ fn default_min_improvement_pct() -> f64 {
 fn default_max_error_increase_pp() -> f64 {
     2.0
 }
+fn default_max_error_ratio() -> f64 {
+    1.5
+}
 fn default_confidence() -> f64 {
     0.95
 }
@@ -383,6 +393,7 @@ impl Default for Decision {
             metric: Metric::default(),
             min_improvement_pct: default_min_improvement_pct(),
             max_error_increase_pp: default_max_error_increase_pp(),
+            max_error_ratio: default_max_error_ratio(),
             confidence: default_confidence(),
         }
     }

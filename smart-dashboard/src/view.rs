@@ -162,6 +162,8 @@ pub(crate) struct BlockRow {
     pub(crate) p90: String,
     pub(crate) p99: String,
     pub(crate) rate: String,
+    /// What the host was doing: PSI stall shares, load and steal ("–" when not recorded).
+    pub(crate) host: String,
     pub(crate) note: String,
 }
 
@@ -889,6 +891,22 @@ fn block_row(run: &Run, b: &BlockRecord) -> BlockRow {
         p90: lat(f.p90_us),
         p99: lat(f.p99_us),
         rate: format!("{:.1}", f.rate_per_s),
+        host: f.host.map_or_else(
+            || "–".to_owned(),
+            |h| {
+                let pct =
+                    |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.0} %"));
+                format!(
+                    "CPU {} · mem {} · I/O {} · load {} · steal {}",
+                    pct(h.cpu_some_pct),
+                    pct(h.memory_some_pct),
+                    pct(h.io_some_pct),
+                    h.load1
+                        .map_or_else(|| "–".to_owned(), |l| format!("{l:.1}")),
+                    pct(h.steal_pct)
+                )
+            },
+        ),
         note: f.aborted.clone().unwrap_or_default(),
     }
 }

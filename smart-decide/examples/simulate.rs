@@ -1,151 +1,246 @@
-//! Proves the judge's error rates by simulating whole experiments through its state machine.
+//! Proves the judge's error rates by simulating whole experiments through its state machine, on
+//! families of noise that real servers produce.
 //!
 //! Run it with:
 //!
 //! ```text
-//! cargo run --release -p smart-decide --example simulate
-//! cargo run --release -p smart-decide --example simulate -- --seed 7 --runs-scale 0.1
+//! nice cargo run --release -p smart-decide --example simulate
+//! nice cargo run --release -p smart-decide --example simulate -- --seed 7 --runs-scale 0.1
 //! ```
 //!
-//! Every run draws its own server: log-normal latencies with σ uniform in [0.3, 1.0] around a
-//! 20 ms median, AR(1) autocorrelation (ρ = 0.5) from request to request, a heavy tail (2 % of
-//! requests slowed by a Pareto factor of shape 1.5), a 0.5 % background error rate, timeouts at
-//! 2 s, and a drifting level: a random walk of ±10 % (uniform step) per 10-second block, plus a
-//! proportional step during each 5-second cool-down. It measures at 50 requests per second with
-//! the default schedule (10 s blocks, ABBA cycles in random order, at most 8 cycles) and the
-//! default decision and guardrails, and feeds the judge exactly as the engine does. Results are
-//! reproducible: each run's generator is seeded from the seed, the scenario and the run number.
+//! Every run draws its own server from a noise family (see [`Family`]) and measures it on a
+//! schedule (the default one, or the demo's), feeding the judge exactly as the engine does: ABBA
+//! or BAAB drawn per cycle, cycles until the judge stops. Results are reproducible: each run's
+//! generator is seeded from the seed, the row and the run number, whatever the thread count.
+
+use std::time::Instant;
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Pareto, StandardNormal};
+use smart_core::engine::HostPressure;
 use smart_core::experiment::{Decision, Guardrails, Schedule};
-use smart_decide::{Arm, BlockSample, Judge, Step, Verdict};
+use smart_decide::{Arm, BlockSample, Judge, Step, Verdict, feasibility};
 
-/// Requests per block: 50 req/s for 10 s.
-const REQUESTS_PER_BLOCK: usize = 500;
 const MEDIAN_US: f64 = 20_000.0;
 const TIMEOUT_US: f64 = 2_000_000.0;
+/// Request-to-request autocorrelation inside a block (AR(1) on the log scale).
 const AUTOCORRELATION: f64 = 0.5;
 const TAIL_SHARE: f64 = 0.02;
 const TAIL_SHAPE: f64 = 1.5;
 const BASE_ERROR_RATE: f64 = 0.005;
-const DRIFT_STEP: f64 = 0.10;
-/// The seed tool's periods: 5 minutes each, 30 blocks of 10 s.
-const SEED_RULE_BLOCKS: usize = 30;
+
+/// The noise a family adds to the base server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Family {
+    /// Log-normal latencies, σ uniform in [0.3, 1.0], a 2 % Pareto tail, a random-walk drift of
+    /// ±10 % (uniform) per block.
+    Base,
+    /// The base, with σ = 1 for every run.
+    LogNormal1,
+    /// Pareto latencies (shape 1.5: infinite variance) around the median.
+    Pareto,
+    /// Each block is in a fast or a slow mode (×2.5) for its whole length (a cache hot or cold, a
+    /// neighbour's burst), 30 % slow.
+    Regime,
+    /// AR(1) block-level drift, φ = 0.9, innovation sd 0.1 (moderate).
+    Ar1Moderate,
+    /// AR(1) block-level drift, φ = 0.9, innovation sd 0.25 (strong).
+    Ar1Strong,
+    /// A step change of +50 % at a random block.
+    Step,
+    /// A linear trend of +2 % per block.
+    Trend,
+    /// 5 requests per second: 50 answers per 10-second block (20 on the demo schedule).
+    FewAnswers,
+    /// A noisy neighbour: 15 % of blocks run under CPU pressure (40 % stalled against 2 %), 1.6×
+    /// slower; the probe reports the pressure.
+    Pressure,
+}
+
+impl Family {
+    const ALL: [Family; 10] = [
+        Family::Base,
+        Family::LogNormal1,
+        Family::Pareto,
+        Family::Regime,
+        Family::Ar1Moderate,
+        Family::Ar1Strong,
+        Family::Step,
+        Family::Trend,
+        Family::FewAnswers,
+        Family::Pressure,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Family::Base => "base",
+            Family::LogNormal1 => "lognormal σ 1",
+            Family::Pareto => "pareto 1.5",
+            Family::Regime => "regime switch",
+            Family::Ar1Moderate => "AR(1) drift 0.1",
+            Family::Ar1Strong => "AR(1) drift 0.25",
+            Family::Step => "step +50 %",
+            Family::Trend => "trend +2 %/block",
+            Family::FewAnswers => "few answers",
+            Family::Pressure => "host pressure",
+        }
+    }
+
+    /// Whether the 20 % win must be kept ≥ 95 % on the default schedule under this family.
+    fn win_target(self) -> bool {
+        !matches!(
+            self,
+            Family::Ar1Strong | Family::FewAnswers | Family::Regime | Family::Pressure
+        )
+    }
+}
+
+/// A schedule and the rate it is measured at.
+#[derive(Debug, Clone)]
+struct Plan {
+    name: &'static str,
+    schedule: Schedule,
+    rate_per_s: f64,
+}
+
+fn plans() -> Vec<Plan> {
+    vec![
+        Plan {
+            name: "default",
+            schedule: Schedule::default(),
+            rate_per_s: 50.0,
+        },
+        Plan {
+            name: "demo",
+            schedule: Schedule {
+                cooldown_s: 0.5,
+                block_s: 2.0,
+                max_cycles: 8,
+                ..Schedule::default()
+            },
+            rate_per_s: 100.0,
+        },
+    ]
+}
 
 /// One variant's true effect.
 #[derive(Debug, Clone, Copy)]
 struct Effect {
     latency_factor: f64,
-    extra_errors: f64,
+    error_rate: f64,
 }
 
 const NONE: Effect = Effect {
     latency_factor: 1.0,
-    extra_errors: 0.0,
+    error_rate: BASE_ERROR_RATE,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Rule {
-    /// The judge, as the engine drives it.
-    Judge,
-    /// The seed's rule: one 5-minute period each, keep if p50 looks 10 % better.
-    Seed,
-}
-
-struct Scenario {
-    name: &'static str,
-    runs: usize,
-    rule: Rule,
-    /// The true effects of the variants; `winner` is the one that should be kept, if any.
-    effects: Vec<Effect>,
-    winner: Option<usize>,
-    target: &'static str,
-    met: fn(&Tally) -> bool,
-}
-
-/// Counts over the runs of one scenario.
-#[derive(Debug, Default, Clone)]
-struct Tally {
-    runs: usize,
-    keep: usize,
-    keep_right: usize,
-    keep_wrong: usize,
-    revert: usize,
-    inconclusive: usize,
-    guardrail: usize,
-    cycles: u64,
-    variant_tests: u64,
-    pair_sd: Vec<f64>,
-}
-
-impl Tally {
-    fn pct(&self, n: usize) -> f64 {
-        100.0 * n as f64 / self.runs.max(1) as f64
-    }
-
-    fn merge(&mut self, other: Tally) {
-        self.runs += other.runs;
-        self.keep += other.keep;
-        self.keep_right += other.keep_right;
-        self.keep_wrong += other.keep_wrong;
-        self.revert += other.revert;
-        self.inconclusive += other.inconclusive;
-        self.guardrail += other.guardrail;
-        self.cycles += other.cycles;
-        self.variant_tests += other.variant_tests;
-        self.pair_sd.extend(other.pair_sd);
-    }
-
-    fn mean_cycles(&self) -> f64 {
-        self.cycles as f64 / self.variant_tests.max(1) as f64
-    }
-}
 
 /// The simulated server: its noise for this run and where its drift has wandered.
 struct Server {
     rng: Xoshiro256PlusPlus,
+    family: Family,
     sigma: f64,
     level: f64,
     ar: f64,
+    blocks: u32,
+    step_at: u32,
     tail: Pareto<f64>,
 }
 
 impl Server {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, family: Family) -> Self {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let sigma = rng.random_range(0.3..=1.0);
+        let sigma = if family == Family::LogNormal1 {
+            1.0
+        } else {
+            rng.random_range(0.3..=1.0)
+        };
         let ar: f64 = StandardNormal.sample(&mut rng);
+        let step_at = rng.random_range(0..32);
         Server {
             rng,
+            family,
             sigma,
             level: 0.0,
             ar,
+            blocks: 0,
+            step_at,
             tail: Pareto::new(1.0, TAIL_SHAPE).expect("valid Pareto parameters"),
         }
     }
 
-    /// Moves the drift on by `fraction` of a block's time.
+    /// Moves the level on by `fraction` of a block's time.
     fn drift(&mut self, fraction: f64) {
-        self.level += self.rng.random_range(-DRIFT_STEP..=DRIFT_STEP) * fraction.sqrt();
+        match self.family {
+            Family::Ar1Moderate | Family::Ar1Strong => {
+                let sd = if self.family == Family::Ar1Moderate {
+                    0.1
+                } else {
+                    0.25
+                };
+                let e: f64 = StandardNormal.sample(&mut self.rng);
+                let phi = 0.9_f64.powf(fraction);
+                self.level = phi * self.level + sd * (1.0 - phi * phi).sqrt() / 0.19_f64.sqrt() * e;
+            }
+            Family::Trend => self.level += 0.02 * fraction,
+            _ => self.level += self.rng.random_range(-0.1..=0.1) * fraction.sqrt(),
+        }
     }
 
-    /// Measures one 10-second block of `arm` under `effect`.
-    fn block(&mut self, arm: Arm, cycle: u32, position: u32, effect: Effect) -> BlockSample {
-        let shift = effect.latency_factor.ln();
-        let error_rate = BASE_ERROR_RATE + effect.extra_errors;
-        let mut latencies_us = Vec::with_capacity(REQUESTS_PER_BLOCK);
+    /// Measures one block of `arm` under `effect`.
+    fn block(
+        &mut self,
+        plan: &Plan,
+        arm: Arm,
+        cycle: u32,
+        position: u32,
+        effect: Effect,
+    ) -> BlockSample {
+        let rate = if self.family == Family::FewAnswers {
+            plan.rate_per_s / 10.0
+        } else {
+            plan.rate_per_s
+        };
+        let requests = (rate * plan.schedule.block_s).round() as usize;
+        let mut shift = effect.latency_factor.ln();
+        if self.family == Family::Regime && self.rng.random_bool(0.3) {
+            shift += 2.5_f64.ln();
+        }
+        if self.family == Family::Step && self.blocks >= self.step_at {
+            shift += 1.5_f64.ln();
+        }
+        let mut host = HostPressure {
+            cpu_some_pct: Some(2.0 * self.rng.random_range(0.5..1.5)),
+            memory_some_pct: Some(0.0),
+            io_some_pct: Some(0.5),
+            load1: Some(1.0),
+            steal_pct: Some(0.0),
+        };
+        if self.family == Family::Pressure && self.rng.random_bool(0.15) {
+            shift += 1.6_f64.ln();
+            host.cpu_some_pct = Some(40.0 * self.rng.random_range(0.7..1.3));
+            host.load1 = Some(6.0);
+        }
+        self.blocks += 1;
+        let mut latencies_us = Vec::with_capacity(requests);
         let mut errors = 0;
         let innovation = (1.0 - AUTOCORRELATION * AUTOCORRELATION).sqrt();
-        for _ in 0..REQUESTS_PER_BLOCK {
+        for _ in 0..requests {
             let e: f64 = StandardNormal.sample(&mut self.rng);
             self.ar = AUTOCORRELATION * self.ar + innovation * e;
-            let mut latency = MEDIAN_US * (self.level + shift + self.sigma * self.ar).exp();
-            if self.rng.random_bool(TAIL_SHARE) {
+            let noise = if self.family == Family::Pareto {
+                // Pareto around the median: 2^(1/1.5) is the median of Pareto(1, 1.5).
+                let u: f64 = self.tail.sample(&mut self.rng);
+                (u / 2f64.powf(1.0 / TAIL_SHAPE)).ln()
+            } else {
+                self.sigma * self.ar
+            };
+            let mut latency = MEDIAN_US * (self.level + shift + noise).exp();
+            if self.family != Family::Pareto && self.rng.random_bool(TAIL_SHARE) {
                 latency *= self.tail.sample(&mut self.rng);
             }
-            if latency > TIMEOUT_US || self.rng.random_bool(error_rate) {
+            if latency > TIMEOUT_US || self.rng.random_bool(effect.error_rate) {
                 errors += 1;
             } else {
                 latencies_us.push(latency as u64);
@@ -157,9 +252,11 @@ impl Server {
             cycle,
             position,
             latencies_us,
-            requests: REQUESTS_PER_BLOCK as u64,
+            requests: requests as u64,
             errors,
             cut_short: false,
+            quantiles: None,
+            host: Some(host),
         }
     }
 }
@@ -170,18 +267,48 @@ fn median_us(block: &BlockSample) -> f64 {
     v.get(v.len() / 2).map_or(f64::NAN, |&x| x as f64)
 }
 
-/// One whole experiment through the judge; returns the tally of this run.
-fn run_judge(scenario: &Scenario, seed: u64) -> Tally {
-    let mut server = Server::new(seed);
-    let schedule = Schedule::default();
+/// What one run ended with.
+#[derive(Debug, Default, Clone)]
+struct Tally {
+    runs: usize,
+    keep: usize,
+    revert: usize,
+    inconclusive: usize,
+    guardrail: usize,
+    cycles: u64,
+    seed_keep: usize,
+    seed_runs: usize,
+    pair_sd: Vec<f64>,
+}
+
+impl Tally {
+    fn pct(&self, n: usize) -> f64 {
+        100.0 * n as f64 / self.runs.max(1) as f64
+    }
+
+    fn merge(&mut self, o: Tally) {
+        self.runs += o.runs;
+        self.keep += o.keep;
+        self.revert += o.revert;
+        self.inconclusive += o.inconclusive;
+        self.guardrail += o.guardrail;
+        self.cycles += o.cycles;
+        self.seed_keep += o.seed_keep;
+        self.seed_runs += o.seed_runs;
+        self.pair_sd.extend(o.pair_sd);
+    }
+}
+
+/// One whole experiment through the judge.
+fn run_judge(plan: &Plan, family: Family, effect: Effect, seed: u64, seed_rule: bool) -> Tally {
+    let mut server = Server::new(seed, family);
+    let schedule = &plan.schedule;
     let cooldown = schedule.cooldown_s / schedule.block_s;
-    let names: Vec<String> = (0..scenario.effects.len())
-        .map(|i| format!("v{i}"))
-        .collect();
+    let names = vec!["v0".to_string()];
     let mut judge = Judge::new(
         &Decision::default(),
         &Guardrails::default(),
-        &schedule,
+        schedule,
         &names,
     )
     .expect("default settings are valid");
@@ -190,111 +317,91 @@ fn run_judge(scenario: &Scenario, seed: u64) -> Tally {
         ..Tally::default()
     };
     let mut diffs = Vec::new();
-    for (v, &effect) in scenario.effects.iter().enumerate() {
-        tally.variant_tests += 1;
-        for cycle in 0..schedule.max_cycles {
-            let order = if server.rng.random_bool(0.5) {
-                [Arm::Baseline, Arm::Variant, Arm::Variant, Arm::Baseline]
+    for cycle in 0..schedule.max_cycles {
+        let order = if server.rng.random_bool(0.5) {
+            [Arm::Baseline, Arm::Variant, Arm::Variant, Arm::Baseline]
+        } else {
+            [Arm::Variant, Arm::Baseline, Arm::Baseline, Arm::Variant]
+        };
+        let mut blocks = Vec::with_capacity(4);
+        for (position, &arm) in order.iter().enumerate() {
+            if position == 0 || order[position - 1] != arm {
+                server.drift(cooldown);
+            }
+            let e = if arm == Arm::Variant { effect } else { NONE };
+            blocks.push(server.block(plan, arm, cycle, position as u32, e));
+        }
+        for pair in blocks.chunks(2) {
+            let (b, v) = if pair[0].arm == Arm::Baseline {
+                (&pair[0], &pair[1])
             } else {
-                [Arm::Variant, Arm::Baseline, Arm::Baseline, Arm::Variant]
+                (&pair[1], &pair[0])
             };
-            let mut blocks = Vec::with_capacity(4);
-            for (position, &arm) in order.iter().enumerate() {
-                if position == 0 || order[position - 1] != arm {
-                    server.drift(cooldown);
-                }
-                let e = if arm == Arm::Variant { effect } else { NONE };
-                blocks.push(server.block(arm, cycle, position as u32, e));
-            }
-            for pair in blocks.chunks(2) {
-                let (b, v) = if pair[0].arm == Arm::Baseline {
-                    (&pair[0], &pair[1])
-                } else {
-                    (&pair[1], &pair[0])
-                };
-                diffs.push((median_us(v) / median_us(b)).ln());
-            }
-            tally.cycles += 1;
-            let step = judge
-                .record_cycle(v, &blocks)
-                .expect("cycles are fed in order");
-            if let Step::Stop(_) = step {
-                break;
-            }
+            diffs.push((median_us(v) / median_us(b)).ln());
+        }
+        tally.cycles += 1;
+        if let Step::Stop(_) = judge.record_cycle(0, &blocks).expect("cycles in order") {
+            break;
         }
     }
-    if scenario.effects.iter().all(|e| e.latency_factor == 1.0) {
-        let m = diffs.iter().sum::<f64>() / diffs.len() as f64;
-        let var = diffs.iter().map(|d| (d - m).powi(2)).sum::<f64>() / (diffs.len() - 1) as f64;
+    let finite: Vec<f64> = diffs.into_iter().filter(|d| d.is_finite()).collect();
+    if effect.latency_factor == 1.0 && finite.len() >= 2 {
+        let m = finite.iter().sum::<f64>() / finite.len() as f64;
+        let var = finite.iter().map(|d| (d - m).powi(2)).sum::<f64>() / (finite.len() - 1) as f64;
         tally.pair_sd.push(var.sqrt());
     }
     let outcome = judge.conclude();
     tally.guardrail = usize::from(outcome.variants.iter().any(|r| r.guardrail.is_some()));
-    match outcome.kept.as_deref() {
-        Some(kept) => {
-            tally.keep = 1;
-            let right = scenario.winner.map(|w| names[w].as_str()) == Some(kept);
-            tally.keep_right = usize::from(right);
-            tally.keep_wrong = usize::from(!right);
-        }
-        None if outcome
-            .variants
-            .iter()
-            .all(|r| r.verdict == Verdict::Revert) =>
-        {
-            tally.revert = 1
-        }
-        None => tally.inconclusive = 1,
+    match (outcome.kept.is_some(), outcome.variants[0].verdict) {
+        (true, _) => tally.keep = 1,
+        (false, Verdict::Revert) => tally.revert = 1,
+        _ => tally.inconclusive = 1,
+    }
+    if seed_rule {
+        // The seed's rule on a fresh server of the same family: one 5-minute period each, keep
+        // when the variant's p50 looks 10 % better.
+        let mut server = Server::new(seed ^ 0xabcd, family);
+        let per_period = (300.0 / plan.schedule.block_s).round() as u32;
+        let mut period = |arm: Arm, e: Effect| {
+            let mut all = Vec::new();
+            for i in 0..per_period {
+                all.extend(server.block(plan, arm, 0, i, e).latencies_us);
+            }
+            all.sort_unstable();
+            all.get(all.len() / 2).map_or(f64::NAN, |&x| x as f64)
+        };
+        let baseline = period(Arm::Baseline, NONE);
+        let variant = period(Arm::Variant, effect);
+        tally.seed_runs = 1;
+        tally.seed_keep = usize::from(variant <= 0.9 * baseline);
     }
     tally
 }
 
-/// The seed's rule on the same simulated server: one baseline period, one variant period.
-fn run_seed_rule(scenario: &Scenario, seed: u64) -> Tally {
-    let mut server = Server::new(seed);
-    let effect = scenario.effects[0];
-    let mut period = |arm: Arm, effect: Effect| {
-        let mut all = Vec::new();
-        for i in 0..SEED_RULE_BLOCKS {
-            all.extend(server.block(arm, 0, i as u32, effect).latencies_us);
-        }
-        all.sort_unstable();
-        all[all.len() / 2] as f64
-    };
-    let baseline = period(Arm::Baseline, NONE);
-    let variant = period(Arm::Variant, effect);
-    let keep = variant <= 0.9 * baseline;
-    let right = keep && scenario.winner.is_some();
-    Tally {
-        runs: 1,
-        keep: usize::from(keep),
-        keep_right: usize::from(right),
-        keep_wrong: usize::from(keep && !right),
-        revert: usize::from(!keep),
-        inconclusive: 0,
-        guardrail: 0,
-        cycles: 0,
-        variant_tests: 1,
-        pair_sd: Vec::new(),
-    }
+/// A row of the table.
+struct Row {
+    scenario: &'static str,
+    effect: Effect,
+    runs: usize,
+    seed_rule_runs: usize,
 }
 
-fn run_scenario(index: u64, scenario: &Scenario, seed: u64, threads: usize) -> Tally {
-    let run = |r: usize| {
-        let run_seed = splitmix(seed ^ splitmix(index << 32 | r as u64));
-        match scenario.rule {
-            Rule::Judge => run_judge(scenario, run_seed),
-            Rule::Seed => run_seed_rule(scenario, run_seed),
-        }
-    };
+fn run_row(index: u64, row: &Row, plan: &Plan, family: Family, seed: u64, threads: usize) -> Tally {
     let mut total = Tally::default();
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
                     let mut tally = Tally::default();
-                    for r in (t..scenario.runs).step_by(threads) {
-                        tally.merge(run(r));
+                    for r in (t..row.runs).step_by(threads) {
+                        let run_seed = splitmix(seed ^ splitmix(index << 32 | r as u64));
+                        tally.merge(run_judge(
+                            plan,
+                            family,
+                            row.effect,
+                            run_seed,
+                            r < row.seed_rule_runs,
+                        ));
                     }
                     tally
                 })
@@ -309,150 +416,190 @@ fn run_scenario(index: u64, scenario: &Scenario, seed: u64, threads: usize) -> T
 
 /// SplitMix64: spreads nearby seeds over the whole seed space.
 fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    smart_core::engine::splitmix64(x)
 }
 
-fn scenarios(scale: f64) -> Vec<Scenario> {
-    let runs = |n: usize| ((n as f64 * scale).round() as usize).max(10);
-    let win = |f: f64| Effect {
-        latency_factor: f,
-        extra_errors: 0.0,
-    };
-    vec![
-        Scenario {
-            name: "A/A",
-            runs: runs(10_000),
-            rule: Rule::Judge,
-            effects: vec![NONE],
-            winner: None,
-            target: "keep <= 5 % (aim 1 %)",
-            met: |t| t.pct(t.keep) <= 5.0,
-        },
-        Scenario {
-            name: "win-20",
-            runs: runs(4000),
-            rule: Rule::Judge,
-            effects: vec![win(0.8)],
-            winner: Some(0),
-            target: "keep >= 95 %, mean cycles <= 4",
-            met: |t| t.pct(t.keep_right) >= 95.0 && t.mean_cycles() <= 4.0,
-        },
-        Scenario {
-            name: "win-9",
-            runs: runs(4000),
-            rule: Rule::Judge,
-            effects: vec![win(0.91)],
-            winner: None,
-            target: "keep <= 5 %",
-            met: |t| t.pct(t.keep) <= 5.0,
-        },
-        Scenario {
-            name: "loss-20",
-            runs: runs(4000),
-            rule: Rule::Judge,
-            effects: vec![win(1.2)],
-            winner: None,
-            target: "keep 0, revert >= 95 %",
-            met: |t| t.keep == 0 && t.pct(t.revert) >= 95.0,
-        },
-        Scenario {
-            name: "errors+3",
-            runs: runs(4000),
-            rule: Rule::Judge,
-            effects: vec![Effect {
-                latency_factor: 0.7,
-                extra_errors: 0.03,
-            }],
-            winner: None,
-            target: "keep 0",
-            met: |t| t.keep == 0,
-        },
-        Scenario {
-            name: "three-variants",
-            runs: runs(4000),
-            rule: Rule::Judge,
-            effects: vec![NONE, win(0.8), NONE],
-            winner: Some(1),
-            target: "right kept >= 90 %, wrong <= 5 %",
-            met: |t| t.pct(t.keep_right) >= 90.0 && t.pct(t.keep_wrong) <= 5.0,
-        },
-        Scenario {
-            name: "seed-rule",
-            runs: runs(2000),
-            rule: Rule::Seed,
-            effects: vec![NONE],
-            winner: None,
-            target: "(anchor: the seed's rule on A/A)",
-            met: |_| true,
-        },
-    ]
+/// Wilson's 95 % interval of `k` in `n`, in percent.
+fn wilson95(k: usize, n: usize) -> (f64, f64) {
+    let (n, p, z) = (n as f64, k as f64 / n.max(1) as f64, 1.959_964);
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    (
+        100.0 * (centre - half).max(0.0),
+        100.0 * (centre + half).min(1.0),
+    )
 }
 
 #[expect(clippy::print_stdout, reason = "an example program prints its table")]
 fn main() {
-    let mut seed = 20_261_126_u64;
+    let mut seed = 20_261_203_u64;
     let mut scale = 1.0;
+    let mut only: Option<String> = None;
+    let mut only_family: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next();
+        if arg == "--plan" {
+            only = value;
+            continue;
+        }
+        if arg == "--family" {
+            only_family = value;
+            continue;
+        }
         match (arg.as_str(), value.as_deref().map(str::parse::<f64>)) {
             ("--seed", Some(Ok(v))) => seed = v as u64,
             ("--runs-scale", Some(Ok(v))) if v > 0.0 => scale = v,
             _ => {
-                println!("usage: simulate [--seed N] [--runs-scale X]");
+                println!(
+                    "usage: simulate [--seed N] [--runs-scale X] [--plan default|demo] [--family NAME]"
+                );
                 std::process::exit(2);
             }
         }
     }
+    let started = Instant::now();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-    println!("seed {seed}, {threads} threads; default schedule and thresholds, 50 req/s");
+    let runs = |n: usize| ((n as f64 * scale).round() as usize).max(10);
+    println!("seed {seed}, {threads} threads, runs scale {scale}; default decision and guardrails");
     println!();
     println!(
-        "| scenario | runs | keep % | revert % | inconclusive % | mean cycles | guardrail % | target | met |"
+        "| schedule | family | scenario | runs | keep % (95 % CI) | revert % | inconclusive % | mean cycles | guardrail % | seed rule keep % | predicted keep % | target | met |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---|---|");
-    let mut pair_sd = Vec::new();
-    for (i, scenario) in scenarios(scale).iter().enumerate() {
-        let t = run_scenario(i as u64, scenario, seed, threads);
-        let keep = if scenario.effects.len() > 1 {
-            format!(
-                "{:.2} (right {:.2}, wrong {:.2})",
+    println!("|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|");
+    let mut index = 0u64;
+    let mut all_met = true;
+    for plan in plans() {
+        if only.as_deref().is_some_and(|o| o != plan.name) {
+            index += 2 * Family::ALL.len() as u64 + 2;
+            continue;
+        }
+        for family in Family::ALL {
+            if only_family.as_deref().is_some_and(|f| f != family.name()) {
+                index += 2;
+                continue;
+            }
+            let rows = [
+                Row {
+                    scenario: "A/A",
+                    effect: NONE,
+                    runs: runs(4000),
+                    seed_rule_runs: runs(500),
+                },
+                Row {
+                    scenario: "win-20",
+                    effect: Effect {
+                        latency_factor: 0.8,
+                        error_rate: BASE_ERROR_RATE,
+                    },
+                    runs: runs(600),
+                    seed_rule_runs: 0,
+                },
+            ];
+            let mut pair_sd = Vec::new();
+            for row in &rows {
+                index += 1;
+                let t = run_row(index, row, &plan, family, seed, threads);
+                pair_sd.extend(t.pair_sd.iter().copied());
+                let (lo, hi) = wilson95(t.keep, t.runs);
+                let (target, met, predicted) = if row.effect.latency_factor == 1.0 {
+                    (
+                        "keep <= 1 %",
+                        100.0 * t.keep as f64 / t.runs as f64 <= 1.0,
+                        None,
+                    )
+                } else {
+                    pair_sd.sort_by(f64::total_cmp);
+                    let sd = pair_sd.get(pair_sd.len() / 2).copied().unwrap_or(0.1);
+                    let rate = if family == Family::FewAnswers {
+                        plan.rate_per_s / 10.0
+                    } else {
+                        plan.rate_per_s
+                    };
+                    let predicted = feasibility(
+                        &plan.schedule,
+                        &Decision::default(),
+                        &Guardrails::default(),
+                        1,
+                        rate,
+                        sd,
+                    )
+                    .ok()
+                    .and_then(|f| f.power_at_twice_threshold)
+                    .map(|p| p * 100.0);
+                    if plan.name == "default" && family.win_target() {
+                        ("keep >= 95 %", t.pct(t.keep) >= 95.0, predicted)
+                    } else {
+                        ("(power shown)", true, predicted)
+                    }
+                };
+                all_met &= met;
+                let seed_col = if t.seed_runs > 0 {
+                    format!("{:.1}", 100.0 * t.seed_keep as f64 / t.seed_runs as f64)
+                } else {
+                    "".to_string()
+                };
+                println!(
+                    "| {} | {} | {} | {} | {:.2} ({lo:.2}–{hi:.2}) | {:.2} | {:.2} | {:.2} | {:.2} | {seed_col} | {} | {target} | {} |",
+                    plan.name,
+                    family.name(),
+                    row.scenario,
+                    t.runs,
+                    t.pct(t.keep),
+                    t.pct(t.revert),
+                    t.pct(t.inconclusive),
+                    t.cycles as f64 / t.runs.max(1) as f64,
+                    t.pct(t.guardrail),
+                    predicted.map_or_else(String::new, |p| format!("{p:.0}")),
+                    if met { "yes" } else { "NO" }
+                );
+            }
+        }
+        // Error trade-offs on the base family: never kept.
+        for (scenario, effect) in [
+            (
+                "errors +3 pp, 30 % faster",
+                Effect {
+                    latency_factor: 0.7,
+                    error_rate: BASE_ERROR_RATE + 0.03,
+                },
+            ),
+            (
+                "errors 0.5 % -> 2.0 %, 20 % faster",
+                Effect {
+                    latency_factor: 0.8,
+                    error_rate: 0.02,
+                },
+            ),
+        ] {
+            index += 1;
+            let row = Row {
+                scenario,
+                effect,
+                runs: runs(2000),
+                seed_rule_runs: 0,
+            };
+            let t = run_row(index, &row, &plan, Family::Base, seed, threads);
+            let (lo, hi) = wilson95(t.keep, t.runs);
+            let met = t.keep == 0;
+            all_met &= met;
+            println!(
+                "| {} | base | {scenario} | {} | {:.2} ({lo:.2}–{hi:.2}) | {:.2} | {:.2} | {:.2} | {:.2} |  |  | keep 0 | {} |",
+                plan.name,
+                t.runs,
                 t.pct(t.keep),
-                t.pct(t.keep_right),
-                t.pct(t.keep_wrong)
-            )
-        } else {
-            format!("{:.2}", t.pct(t.keep))
-        };
-        let cycles = if scenario.rule == Rule::Seed {
-            "1 period each (5 min)".to_string()
-        } else {
-            format!("{:.2}", t.mean_cycles())
-        };
-        println!(
-            "| {} | {} | {keep} | {:.2} | {:.2} | {cycles} | {:.2} | {} | {} |",
-            scenario.name,
-            t.runs,
-            t.pct(t.revert),
-            t.pct(t.inconclusive),
-            t.pct(t.guardrail),
-            scenario.target,
-            if (scenario.met)(&t) { "yes" } else { "NO" }
-        );
-        pair_sd.extend(t.pair_sd);
+                t.pct(t.revert),
+                t.pct(t.inconclusive),
+                t.cycles as f64 / t.runs.max(1) as f64,
+                t.pct(t.guardrail),
+                if met { "yes" } else { "NO" }
+            );
+        }
     }
-    pair_sd.sort_by(f64::total_cmp);
-    if !pair_sd.is_empty() {
-        let q = |p: f64| pair_sd[((pair_sd.len() - 1) as f64 * p) as usize];
-        println!();
-        println!(
-            "block-pair noise (sd of ln p50 ratio, no-effect runs): median {:.3}, p10 {:.3}, p90 {:.3}",
-            q(0.5),
-            q(0.1),
-            q(0.9)
-        );
-    }
+    println!();
+    println!(
+        "all targets met: {}; wall time {:.0} s",
+        if all_met { "yes" } else { "NO" },
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -4,12 +4,24 @@
 use smart_core::experiment::Metric;
 
 use crate::sample::{Arm, BlockStats};
-use crate::stats::{mean, norm_sf, sd, t_two_sided_p, t_upper_critical};
+use crate::stats::{mean, mover_difference, norm_sf, sd, t_two_sided_p, t_upper_critical};
 
 /// A block needs at least this many answered requests for its latency figures to count.
 pub(crate) const MIN_ANSWERED: usize = 30;
 /// A look needs at least this many usable block pairs (3 degrees of freedom).
 pub(crate) const MIN_PAIRS: usize = 4;
+/// Partner blocks whose CPU, memory or I/O pressure (percent of the block stalled) differ by more
+/// than this many points, and by more than [`DISTURBED_RATIO`] times, were measured on different
+/// hosts, in effect: their cycle carries no keep.
+pub(crate) const DISTURBED_PRESSURE_PP: f64 = 20.0;
+/// Partner blocks whose stolen CPU share differs by more than this many points (and the ratio):
+/// the same.
+pub(crate) const DISTURBED_STEAL_PP: f64 = 10.0;
+/// How many times one partner's pressure must exceed the other's (below 1 % counts as 1 %) for a
+/// difference to count: on a host that is busy all the time (70 % against 90 % stalled) both
+/// blocks share the contention, and a burst that hits one partner alone (2 % against 40 %) is
+/// what biases a pair.
+pub(crate) const DISTURBED_RATIO: f64 = 2.0;
 
 /// One adjacent (baseline, variant) block pair whose latencies both count.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +34,9 @@ pub(crate) struct LatencyPair {
     pub(crate) p99: f64,
 }
 
+/// `(requests, errors)` of one arm.
+pub(crate) type Counts = (u64, u64);
+
 /// One adjacent (baseline, variant) block pair whose request counts both count.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ErrorPair {
@@ -31,10 +46,56 @@ pub(crate) struct ErrorPair {
     pub(crate) variant: (u64, u64),
 }
 
+/// One cycle split into pairs: latency pairs, error pairs, and the strongest host-pressure
+/// difference between partner blocks, when one passed the limits (in plain English).
+pub(crate) struct CyclePairs {
+    pub(crate) latency: Vec<LatencyPair>,
+    pub(crate) errors: Vec<ErrorPair>,
+    pub(crate) disturbed: Option<String>,
+}
+
+/// The strongest difference in host pressure between two partner blocks that passes the limits.
+fn disturbance(a: &BlockStats, b: &BlockStats) -> Option<(f64, String)> {
+    let (ha, hb) = (a.host?, b.host?);
+    let figures = [
+        (
+            "CPU",
+            ha.cpu_some_pct,
+            hb.cpu_some_pct,
+            DISTURBED_PRESSURE_PP,
+        ),
+        (
+            "memory",
+            ha.memory_some_pct,
+            hb.memory_some_pct,
+            DISTURBED_PRESSURE_PP,
+        ),
+        ("I/O", ha.io_some_pct, hb.io_some_pct, DISTURBED_PRESSURE_PP),
+        ("steal", ha.steal_pct, hb.steal_pct, DISTURBED_STEAL_PP),
+    ];
+    figures
+        .iter()
+        .filter_map(|&(name, x, y, limit)| {
+            let (x, y) = (x?, y?);
+            let excess = (x - y).abs() / limit;
+            let ratio = x.max(y) / x.min(y).max(1.0);
+            (excess > 1.0 && ratio > DISTURBED_RATIO).then(|| {
+                let what = if name == "steal" {
+                    "stolen CPU".to_string()
+                } else {
+                    format!("{name} pressure")
+                };
+                (excess, format!("{what} {x:.0} % against {y:.0} %"))
+            })
+        })
+        .max_by(|p, q| p.0.total_cmp(&q.0))
+}
+
 /// Splits one cycle's blocks (sorted by position) into adjacent pairs of opposite arms, left to
 /// right without overlap: ABBA gives (A,B) and (B,A); AB gives one pair; AABB gives the middle one.
-pub(crate) fn pairs(blocks: &[BlockStats], metric: Metric) -> (Vec<LatencyPair>, Vec<ErrorPair>) {
+pub(crate) fn pairs(blocks: &[BlockStats], metric: Metric) -> CyclePairs {
     let (mut lat, mut err) = (Vec::new(), Vec::new());
+    let mut partners: Vec<(&BlockStats, &BlockStats)> = Vec::new();
     let mut i = 0;
     while i + 1 < blocks.len() {
         let (a, b) = (&blocks[i], &blocks[i + 1]);
@@ -51,6 +112,7 @@ pub(crate) fn pairs(blocks: &[BlockStats], metric: Metric) -> (Vec<LatencyPair>,
         if base.cut_short || var.cut_short {
             continue;
         }
+        partners.push((base, var));
         if base.requests > 0 && var.requests > 0 {
             err.push(ErrorPair {
                 diff: var.error_rate() - base.error_rate(),
@@ -67,7 +129,66 @@ pub(crate) fn pairs(blocks: &[BlockStats], metric: Metric) -> (Vec<LatencyPair>,
             });
         }
     }
-    (lat, err)
+    let disturbed = match partners[..] {
+        [first, second] => disagreement(first, second),
+        [(base, var)] => disturbance(base, var),
+        _ => None,
+    };
+    CyclePairs {
+        latency: lat,
+        errors: err,
+        disturbed: disturbed.map(|d| d.1),
+    }
+}
+
+/// For an ABBA cycle's two pairs: the strongest disagreement between the pairs' host-pressure
+/// differences (variant minus baseline). A variant that itself changes the server's CPU use
+/// (gzip off saves CPU, so its blocks stall less) shifts both pairs alike and is not flagged; a
+/// neighbour's burst that hits one block shifts one pair only. Flipping the cycle's order negates
+/// both differences, so this, like the spread weights, is the same under every sign pattern.
+fn disagreement(
+    (b1, v1): (&BlockStats, &BlockStats),
+    (b2, v2): (&BlockStats, &BlockStats),
+) -> Option<(f64, String)> {
+    let hosts = [b1.host?, v1.host?, b2.host?, v2.host?];
+    let figure = |f: fn(&smart_core::engine::HostPressure) -> Option<f64>| -> Option<[f64; 4]> {
+        Some([f(&hosts[0])?, f(&hosts[1])?, f(&hosts[2])?, f(&hosts[3])?])
+    };
+    let figures = [
+        (
+            "CPU pressure",
+            figure(|h| h.cpu_some_pct),
+            DISTURBED_PRESSURE_PP,
+        ),
+        (
+            "memory pressure",
+            figure(|h| h.memory_some_pct),
+            DISTURBED_PRESSURE_PP,
+        ),
+        (
+            "I/O pressure",
+            figure(|h| h.io_some_pct),
+            DISTURBED_PRESSURE_PP,
+        ),
+        ("stolen CPU", figure(|h| h.steal_pct), DISTURBED_STEAL_PP),
+    ];
+    figures
+        .iter()
+        .filter_map(|&(name, values, limit)| {
+            let [b1, v1, b2, v2] = values?;
+            let (d1, d2) = (v1 - b1, v2 - b2);
+            let excess = (d1 - d2).abs() / limit;
+            (excess > 1.0).then(|| {
+                (
+                    excess,
+                    format!(
+                        "{name} variant minus baseline {d1:+.0} points in one pair, {d2:+.0} in \
+                         the other"
+                    ),
+                )
+            })
+        })
+        .max_by(|p, q| p.0.total_cmp(&q.0))
 }
 
 /// Mean, standard error and count of a sample of pair differences.
@@ -79,7 +200,7 @@ pub(crate) struct Moments {
 }
 
 impl Moments {
-    fn of(xs: &[f64]) -> Option<Self> {
+    pub(crate) fn of(xs: &[f64]) -> Option<Self> {
         let m = mean(xs)?;
         let s = sd(xs)?;
         Some(Moments {
@@ -89,7 +210,7 @@ impl Moments {
         })
     }
 
-    fn df(&self) -> f64 {
+    pub(crate) fn df(&self) -> f64 {
         (self.n - 1) as f64
     }
 }
@@ -107,9 +228,9 @@ pub(crate) struct Look {
     pub(crate) p50: f64,
     /// Mean log ratio of the 99th percentiles.
     pub(crate) p99: f64,
-    /// Error-rate differences over the pairs, and the pooled (Agresti-Caffo) difference and its
-    /// standard error; `None` below two error pairs.
-    pub(crate) errors: Option<(Moments, f64, f64)>,
+    /// Error-rate differences over the pairs, and the pooled (requests, errors) of the baseline
+    /// and the variant; `None` below two error pairs.
+    pub(crate) errors: Option<(Moments, Counts, Counts)>,
 }
 
 impl Look {
@@ -121,20 +242,9 @@ impl Look {
         err: &[ErrorPair],
     ) -> Option<Self> {
         let metric = Moments::of(&lat.iter().map(|p| p.metric).collect::<Vec<_>>())?;
-        let errors = Moments::of(&err.iter().map(|p| p.diff).collect::<Vec<_>>()).map(|m| {
-            let sum = |f: fn(&ErrorPair) -> (u64, u64)| {
-                err.iter()
-                    .map(f)
-                    .fold((0u64, 0u64), |(n, x), (a, b)| (n + a, x + b))
-            };
-            let (nb, xb) = sum(|p| p.baseline);
-            let (nv, xv) = sum(|p| p.variant);
-            // Agresti and Caffo (2000): add one success and one failure to each arm.
-            let pb = (xb as f64 + 1.0) / (nb as f64 + 2.0);
-            let pv = (xv as f64 + 1.0) / (nv as f64 + 2.0);
-            let se =
-                (pb * (1.0 - pb) / (nb as f64 + 2.0) + pv * (1.0 - pv) / (nv as f64 + 2.0)).sqrt();
-            (m, pv - pb, se)
+        let errors = error_moments(err).map(|m| {
+            let (baseline, variant) = error_counts(err);
+            (m, baseline, variant)
         });
         Some(Look {
             cycle,
@@ -160,13 +270,9 @@ impl Look {
         let c = t_upper_critical(self.metric.df(), upper_tail);
         let m = &self.metric;
         let metric = (m.mean - c * m.se, m.mean + c * m.se);
-        let errors = self.errors.map(|(pairs, pooled, pooled_se)| {
-            let c = t_upper_critical(pairs.df(), upper_tail);
-            (
-                (pairs.mean - c * pairs.se).min(pooled - z * pooled_se),
-                (pairs.mean + c * pairs.se).max(pooled + z * pooled_se),
-            )
-        });
+        let errors = self
+            .errors
+            .map(|(pairs, baseline, variant)| error_interval(&pairs, baseline, variant, z));
         let unbounded = (f64::NEG_INFINITY, f64::INFINITY);
         Bounds {
             metric: if c.is_finite() { metric } else { unbounded },
@@ -177,6 +283,38 @@ impl Look {
             },
         }
     }
+}
+
+/// The pooled error counts at a look: `(requests, errors)` of the baseline and of the variant.
+pub(crate) fn error_counts(err: &[ErrorPair]) -> ((u64, u64), (u64, u64)) {
+    let sum = |f: fn(&ErrorPair) -> (u64, u64)| {
+        err.iter()
+            .map(f)
+            .fold((0u64, 0u64), |(n, x), (a, b)| (n + a, x + b))
+    };
+    (sum(|p| p.baseline), sum(|p| p.variant))
+}
+
+/// Bounds of the error-rate difference (fractions) at normal quantile `z`: the wider of the paired
+/// t interval over the blocks' differences `pairs` (robust to bursts of errors) and Newcombe's
+/// hybrid score interval of the pooled `(requests, errors)` counts (sensible at zero errors).
+pub(crate) fn error_interval(
+    pairs: &Moments,
+    baseline: (u64, u64),
+    variant: (u64, u64),
+    z: f64,
+) -> (f64, f64) {
+    let c = t_upper_critical(pairs.df(), norm_sf(z));
+    let (lo, hi) = mover_difference(variant, baseline, 1.0, z);
+    (
+        (pairs.mean - c * pairs.se).min(lo),
+        (pairs.mean + c * pairs.se).max(hi),
+    )
+}
+
+/// The error pairs' differences summarised, for [`error_interval`]; `None` below two pairs.
+pub(crate) fn error_moments(err: &[ErrorPair]) -> Option<Moments> {
+    Moments::of(&err.iter().map(|p| p.diff).collect::<Vec<_>>())
 }
 
 /// Confidence bounds at one look for one boundary.
@@ -204,11 +342,16 @@ mod tests {
             p90: p50 * 2.0,
             p99: p50 * 4.0,
             mean: p50 * 1.2,
+            host: None,
         }
     }
 
     fn check(blocks: &[BlockStats], want_ratios: &[f64], want_error_pairs: usize) {
-        let (lat, err) = pairs(blocks, Metric::P50);
+        let CyclePairs {
+            latency: lat,
+            errors: err,
+            ..
+        } = pairs(blocks, Metric::P50);
         let got: Vec<f64> = lat
             .iter()
             .map(|p| (p.metric.exp() * 1000.0).round() / 1000.0)
@@ -319,12 +462,12 @@ mod tests {
         };
         let check = |err: &[ErrorPair], pooled_wider: bool| {
             let look = Look::new(2, 0.25, &lat, err).unwrap();
-            let (m, pooled, se) = look.errors.unwrap();
+            let (m, baseline, variant) = look.errors.unwrap();
             let z = 2.0;
             let (lo, hi) = look.bounds(z).errors.unwrap();
             let c = t_upper_critical(m.df(), norm_sf(z));
             let paired = (m.mean - c * m.se, m.mean + c * m.se);
-            let pooled = (pooled - z * se, pooled + z * se);
+            let pooled = mover_difference(variant, baseline, 1.0, z);
             assert_eq!(lo, paired.0.min(pooled.0));
             assert_eq!(hi, paired.1.max(pooled.1));
             let wider = if pooled_wider { pooled } else { paired };

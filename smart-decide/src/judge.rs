@@ -4,17 +4,34 @@
 use smart_core::experiment::{Decision, Guardrails, Metric, Schedule};
 use smart_core::records::LatencyDistribution;
 
-use crate::analysis::{ErrorPair, LatencyPair, Look, MIN_PAIRS, pairs};
+use crate::analysis::{
+    ErrorPair, LatencyPair, Look, MIN_PAIRS, Moments, error_counts, error_interval, error_moments,
+    pairs,
+};
 use crate::error::{DecideError, Kind};
 use crate::reasons;
 use crate::report::{ArmSummary, Interval, Outcome, Step, VariantReport, Verdict};
 use crate::sample::{Arm, BlockSample, BlockStats};
 use crate::sequential::{Boundaries, Spending};
+use crate::signflip::{Patterns, Sequential, SignLook, Units, spent, weights};
+use crate::stats::{mean, mover_difference, norm_quantile, quantile_sorted, t_upper_critical};
 
-/// The alpha-spending function of every test (see docs/statistics.md for the choice).
+/// The alpha-spending function of the normal-theory looks that only ever stop without a keep (a
+/// revert, the futility stop) and of the p99 guardrail (see docs/statistics.md).
 pub(crate) const SPENDING: Spending = Spending::Pocock;
 /// A block needs this many requests before its error rate can fire the error guardrail.
 const MIN_GUARD_REQUESTS: u64 = 20;
+/// Each arm needs this many requests (in blocks that count) before a variant can be kept: fewer
+/// cannot say anything useful about its error rate.
+pub(crate) const MIN_KEEP_REQUESTS: u64 = 1000;
+/// The relative error limit is not applied to increases smaller than this share of the absolute
+/// limit (`max_error_increase_pp`): below it the arms' error rates are too small to compare as a
+/// ratio (no count of requests can prove "at most 1.5×" when neither arm has errors).
+pub(crate) const RATIO_FLOOR_SHARE: f64 = 0.25;
+/// Answers per arm pooled before one p99 comparison: the p99 of fewer is the top one or two.
+pub(crate) const P99_MIN_ANSWERS: usize = 200;
+/// p99 comparisons needed before the p99 guardrail may fire on its bound.
+const P99_MIN_UNITS: usize = 3;
 
 /// Why a variant's test stopped.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +65,25 @@ struct VariantState {
     guardrail: Option<String>,
     latency_pairs: Vec<LatencyPair>,
     error_pairs: Vec<ErrorPair>,
+    /// The keep test's units: one contrast of the metric per cycle (the mean log ratio of its
+    /// usable pairs), for the cycles whose partner blocks saw similar host pressure.
+    units: Vec<f64>,
+    /// Each unit's within-cycle spread (see `signflip::weights`).
+    spreads: Vec<Option<f64>>,
+    /// The keep test's looks, one per cycle that added a unit (and the last cycle).
+    sign_looks: Vec<SignLookAt>,
+    /// The two sequential sign-flip tests at the variant's own level, "the win is smaller than
+    /// required" and "no win at all", advanced at every keep look.
+    keep_tests: [Sequential; 2],
+    /// Whether the keep test passed at each keep look, at the variant's own level.
+    keep_at: Vec<bool>,
+    /// Cycles left out of the keep test for host pressure, and the latest reason.
+    disturbed: (u32, Option<String>),
+    /// p99 comparisons: log ratio of the arms' p99 over answers pooled until each arm has
+    /// [`P99_MIN_ANSWERS`].
+    p99_units: Vec<f64>,
+    /// Answers waiting for the next p99 comparison, per arm.
+    p99_pending: [Vec<u64>; 2],
     /// Blocks measured per arm (baseline, variant), cut short or not.
     blocks: [u32; 2],
     /// Answered latencies of the blocks that ran to their end, pooled per arm in bounded memory
@@ -58,6 +94,16 @@ struct VariantState {
     counts: [(u64, u64); 2],
     looks: Vec<Look>,
     boundaries: Boundaries,
+}
+
+/// One look of the keep test and where the data stood at it.
+#[derive(Debug, Clone, Copy)]
+struct SignLookAt {
+    /// The cycle (count, from 1) after which it was taken.
+    cycle: u32,
+    look: SignLook,
+    /// Error pairs recorded by then.
+    error_pairs: usize,
 }
 
 /// The statistical judge of one experiment: a state machine over finished ABBA cycles.
@@ -84,8 +130,10 @@ struct VariantState {
 ///     requests: 500,
 ///     errors: 0,
 ///     cut_short: false,
+///     quantiles: None,
+///     host: None,
 /// };
-/// for cycle in 0..8 {
+/// for cycle in 0..12 {
 ///     let blocks = [
 ///         block(Arm::Baseline, cycle, 0, 20),
 ///         block(Arm::Variant, cycle, 1, 14),
@@ -116,6 +164,8 @@ pub struct Judge {
     max_cycles: u32,
     /// Usable pairs one full cycle gives (2 for ABBA, 1 for the seed's AB).
     pairs_per_cycle: u32,
+    /// The most the variant's error rate may be, as a multiple of the baseline's.
+    max_error_ratio: f64,
     variants: Vec<VariantState>,
 }
 
@@ -145,6 +195,17 @@ impl Judge {
                 guardrail: None,
                 latency_pairs: Vec::new(),
                 error_pairs: Vec::new(),
+                units: Vec::new(),
+                spreads: Vec::new(),
+                sign_looks: Vec::new(),
+                keep_tests: [
+                    Sequential::new(Patterns::new(schedule.max_cycles), per_variant),
+                    Sequential::new(Patterns::new(schedule.max_cycles), per_variant),
+                ],
+                keep_at: Vec::new(),
+                disturbed: (0, None),
+                p99_units: Vec::new(),
+                p99_pending: [Vec::new(), Vec::new()],
                 blocks: [0, 0],
                 latencies: [LatencyDistribution::new(), LatencyDistribution::new()],
                 counts: [(0, 0), (0, 0)],
@@ -162,6 +223,7 @@ impl Judge {
             alpha,
             max_cycles: schedule.max_cycles,
             pairs_per_cycle: if schedule.interleave { 2 } else { 1 },
+            max_error_ratio: decision.max_error_ratio,
             variants,
         })
     }
@@ -237,13 +299,60 @@ impl Judge {
                 state.counts[arm].1 += s.errors;
             }
         }
+        record_p99(state, &stats, judge.max_p99_increase_pct.is_some());
         let stats: Vec<BlockStats> = stats.into_iter().map(|(s, _)| s).collect();
-        let (lat, err) = pairs(&stats, judge.metric);
-        let new_info = !lat.is_empty();
-        state.latency_pairs.extend(lat);
-        state.error_pairs.extend(err);
+        let cycle = pairs(&stats, judge.metric);
+        let new_info = !cycle.latency.is_empty();
+        let ratios: Vec<f64> = cycle.latency.iter().map(|p| p.metric).collect();
+        let contrast = mean(&ratios);
+        let spread = match ratios[..] {
+            [d1, d2] => Some(((d1 - d2) / 2.0).powi(2)),
+            _ => None,
+        };
+        state.latency_pairs.extend(cycle.latency);
+        state.error_pairs.extend(cycle.errors);
 
         let last_cycle = state.cycles == max_cycles;
+        // The keep test: one unit per cycle, left out when partner blocks' host pressure differed.
+        let mut new_unit = false;
+        if let Some(d) = contrast {
+            match cycle.disturbed {
+                Some(reason) => {
+                    state.disturbed.0 += 1;
+                    state.disturbed.1 = Some(reason);
+                }
+                None => {
+                    state.units.push(d);
+                    state.spreads.push(spread);
+                    new_unit = true;
+                }
+            }
+        }
+        if new_unit || (last_cycle && !state.units.is_empty()) {
+            let fraction = if last_cycle {
+                1.0
+            } else {
+                (state.units.len() as f64 / f64::from(max_cycles)).min(1.0)
+            };
+            state.sign_looks.push(SignLookAt {
+                cycle: state.cycles,
+                look: SignLook {
+                    units: state.units.len(),
+                    fraction,
+                },
+                error_pairs: state.error_pairs.len(),
+            });
+            let j = state.sign_looks.len() - 1;
+            let look = state.sign_looks[j].look;
+            let [below_margin, below_zero] = &mut state.keep_tests;
+            let shifted =
+                |delta0: f64| -> Vec<f64> { state.units.iter().map(|d| d - delta0).collect() };
+            let rejected = below_margin.advance(&shifted(judge.margin), &state.spreads, look)
+                & below_zero.advance(&shifted(0.0), &state.spreads, look);
+            let passed = rejected && judge.errors_allow_keep(state, judge.per_variant, j);
+            state.keep_at.push(passed);
+        }
+
         if new_info && state.latency_pairs.len() >= MIN_PAIRS {
             let planned = (judge.pairs_per_cycle * max_cycles) as f64;
             let fraction = if last_cycle {
@@ -257,42 +366,57 @@ impl Judge {
                 &state.latency_pairs,
                 &state.error_pairs,
             ) {
-                state.boundaries.look(fraction);
-                if let Some(limit) = judge.max_p99_increase_pct {
-                    let change = pct(look.p99);
-                    if state.guardrail.is_none() && change > limit {
-                        state.guardrail = Some(reasons::p99_guardrail(change, limit));
-                    }
+                let z = state.boundaries.look(fraction);
+                if let (Some(limit), None) = (judge.max_p99_increase_pct, &state.guardrail)
+                    && let Some(change) = p99_lower_bound(&state.p99_units, z)
+                    && pct(change) > limit
+                {
+                    state.guardrail = Some(reasons::p99_guardrail(
+                        pct(mean(&state.p99_units).unwrap_or(change)),
+                        pct(change),
+                        limit,
+                    ));
                 }
                 state.looks.push(look);
             }
         }
 
+        let keep_now = state
+            .sign_looks
+            .last()
+            .is_some_and(|l| l.cycle == state.cycles)
+            && state.keep_at.last() == Some(&true);
         let step = if state.guardrail.is_some() {
             Step::Stop(Verdict::Revert)
-        } else if let Some((look, &z)) = state.looks.last().zip(state.boundaries.bounds().last())
-            && look.cycle == state.cycles
-        {
-            let b = look.bounds(z);
-            let errors = b.errors.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
-            if b.metric.0 > 0.0 || errors.0 > judge.max_error_increase {
+        } else {
+            let current = state
+                .looks
+                .last()
+                .zip(state.boundaries.bounds().last())
+                .filter(|(look, _)| look.cycle == state.cycles);
+            let bounds = current.map(|(look, &z)| look.bounds(z));
+            let harm = bounds.is_some_and(|b| {
+                let errors = b.errors.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
+                b.metric.0 > 0.0 || errors.0 > judge.max_error_increase
+            });
+            let equivalent = bounds.is_some_and(|b| {
+                !state.extended
+                    && judge.margin < 0.0
+                    && b.metric.0 > judge.margin
+                    && b.metric.1 < -judge.margin
+            });
+            if harm {
                 state.status = Status::Stopped(Verdict::Revert, Cause::Harm);
                 Step::Stop(Verdict::Revert)
-            } else if b.metric.1 <= judge.margin && errors.1 <= judge.max_error_increase {
+            } else if keep_now {
                 state.status = Status::Stopped(Verdict::Keep, Cause::Keep);
                 Step::Stop(Verdict::Keep)
-            } else if !state.extended
-                && judge.margin < 0.0
-                && b.metric.0 > judge.margin
-                && b.metric.1 < -judge.margin
-            {
+            } else if equivalent {
                 state.status = Status::Stopped(Verdict::Inconclusive, Cause::Equivalent);
                 Step::Stop(Verdict::Inconclusive)
             } else {
                 Step::Continue
             }
-        } else {
-            Step::Continue
         };
         if state.guardrail.is_some() {
             state.status = Status::Stopped(Verdict::Revert, Cause::Guardrail);
@@ -352,6 +476,7 @@ impl Judge {
     /// is judged on its looks so far (valid: every look has its own boundary).
     pub fn conclude(&self) -> Outcome {
         let k = self.variants.len();
+        let settings = self.settings();
         // Holm's step-down procedure over the variants' group-sequential tests (Maurer & Bretz
         // 2013): each open hypothesis is tested at alpha / (number still open), at every look it
         // had; whatever is confirmed frees its share for the others.
@@ -364,9 +489,8 @@ impl Judge {
                 if confirmed[i].is_some() || !self.may_keep(state) {
                     continue;
                 }
-                let bounds = self.bounds_at(state, level, k);
                 if let Some(look) =
-                    (0..state.looks.len()).find(|&j| self.keeps(&state.looks[j], bounds[j]))
+                    (0..state.sign_looks.len()).find(|&j| settings.keeps(state, level, j))
                 {
                     newly.push((i, look, level));
                 }
@@ -432,14 +556,6 @@ impl Judge {
         state.guardrail.is_none() && !matches!(state.status, Status::Stopped(_, Cause::Harm))
     }
 
-    /// Does this look, with boundary `z`, confirm the keep hypothesis (metric and errors)?
-    fn keeps(&self, look: &Look, z: f64) -> bool {
-        let b = look.bounds(z);
-        b.metric.1 <= self.margin
-            && b.errors
-                .is_some_and(|(_, hi)| hi <= self.max_error_increase)
-    }
-
     /// The z boundaries of a variant's looks when its test is run at `level`.
     fn bounds_at(&self, state: &VariantState, level: f64, k: usize) -> Vec<f64> {
         if (level - self.alpha / k as f64).abs() < 1e-15 {
@@ -458,24 +574,77 @@ impl Judge {
         winner: Option<(&str, f64)>,
     ) -> VariantReport {
         let k = self.variants.len();
-        let look_index = decisive.or(state.looks.len().checked_sub(1));
+        let settings = self.settings();
+        let sign_index = decisive.or(state.sign_looks.len().checked_sub(1));
+        let sign = sign_index.map(|j| (j, &state.sign_looks[j]));
+        // The normal-theory look of the same cycle (or the last one before), for the p-value and
+        // the p50 and p99 estimates.
+        let decided_cycle = sign.map_or(state.cycles, |(_, at)| at.cycle);
+        let look_index = state
+            .looks
+            .iter()
+            .rposition(|l| l.cycle <= decided_cycle)
+            .or(state.looks.len().checked_sub(1));
         let look = look_index.map(|j| &state.looks[j]);
         let z = look_index.map(|j| self.bounds_at(state, level, k)[j]);
-        let bounds = look.zip(z).map(|(l, z)| l.bounds(z));
-        let metric_change = look.zip(bounds).map(|(l, b)| Interval {
-            estimate: pct(l.metric.mean),
-            lower: pct(b.metric.0),
-            upper: pct(b.metric.1),
-        });
-        let error_change = look.zip(bounds).and_then(|(l, b)| {
-            let (m, _, _) = l.errors?;
-            let (lo, hi) = b.errors?;
+        let used = sign.map_or(0, |(_, at)| at.look.units);
+        let units = Units {
+            d: &state.units[..used],
+            v: &state.spreads[..used],
+        };
+        // The estimate the weighted test is centred on: the weighted mean contrast.
+        let w = weights(units.v);
+        let total: f64 = w.iter().sum();
+        let estimate = (!units.d.is_empty() && total > 0.0)
+            .then(|| units.d.iter().zip(&w).map(|(d, w)| d * w).sum::<f64>() / total);
+        let exact_change = sign.and_then(|(j, _)| {
+            let looks: Vec<SignLook> = state.sign_looks[..=j].iter().map(|l| l.look).collect();
+            let (lower, upper) = Patterns::new(self.max_cycles).bounds(&units, &looks, level);
             Some(Interval {
+                estimate: pct(estimate?),
+                lower: pct(lower?),
+                upper: pct(upper?),
+            })
+        });
+        // Before the exact test can bound anything, the normal-theory repeated confidence
+        // interval of the same look is shown (it decides reverts and the futility stop).
+        let metric_change = exact_change.or_else(|| {
+            let (l, z) = look.zip(z)?;
+            let b = l.bounds(z);
+            Some(Interval {
+                estimate: pct(l.metric.mean),
+                lower: pct(b.metric.0),
+                upper: pct(b.metric.1),
+            })
+            .filter(|i| i.lower.is_finite() && i.upper.is_finite())
+        });
+        let error_pairs = sign.map_or(&state.error_pairs[..], |(_, at)| {
+            &state.error_pairs[..at.error_pairs]
+        });
+        let error_z = sign
+            .and_then(|(j, _)| settings.error_z(state, level, j))
+            .or(z)
+            .filter(|z| z.is_finite())
+            .unwrap_or_else(|| norm_quantile(1.0 - level));
+        let (baseline_counts, variant_counts) = error_counts(error_pairs);
+        let error_change = error_moments(error_pairs).map(|m| {
+            let (lo, hi) = error_interval(&m, baseline_counts, variant_counts, error_z);
+            Interval {
                 estimate: m.mean * 100.0,
                 lower: lo * 100.0,
                 upper: hi * 100.0,
-            })
+            }
         });
+        let ratio_excess_pp = error_change.map(|_| {
+            mover_difference(
+                variant_counts,
+                baseline_counts,
+                self.max_error_ratio,
+                error_z,
+            )
+            .1 * 100.0
+        });
+        let p99_change = mean(&state.p99_units).map(pct).or(look.map(|l| pct(l.p99)));
         let cause = match &state.status {
             Status::Stopped(_, cause) => Some(cause.clone()),
             Status::Running => None,
@@ -487,11 +656,21 @@ impl Judge {
             max_error_increase_pp: self.max_error_increase * 100.0,
             max_p99_increase_pct: self.max_p99_increase_pct,
             metric_change,
+            exact: exact_change.is_some(),
+            metric_estimate: estimate.map(pct),
+            usable_cycles: used,
+            first_possible: crate::signflip::first_possible(level, self.max_cycles),
             error_change,
-            p99_change: look.map(|l| pct(l.p99)),
+            max_error_ratio: self.max_error_ratio,
+            ratio_excess_pp,
+            ratio_floor_pp: self.max_error_increase * RATIO_FLOOR_SHARE * 100.0,
+            requests: (baseline_counts.0, variant_counts.0),
+            min_requests: MIN_KEEP_REQUESTS,
+            disturbed: state.disturbed.clone(),
+            p99_change,
             guardrail: state.guardrail.clone(),
             cycles: state.cycles,
-            decided_at: look.map(|l| l.cycle),
+            decided_at: sign.map(|(_, at)| at.cycle).or(look.map(|l| l.cycle)),
             max_cycles: self.max_cycles,
             pairs: state.latency_pairs.len(),
             planned_pairs: (self.pairs_per_cycle * self.max_cycles) as usize,
@@ -512,7 +691,7 @@ impl Judge {
             candidate: arm_summary(state, Arm::Variant),
             metric_change_pct: metric_change,
             p50_change_pct: look.map(|l| pct(l.p50)),
-            p99_change_pct: look.map(|l| pct(l.p99)),
+            p99_change_pct: p99_change,
             p_value: look.map(Look::p_value),
             error_rate_change_pp: error_change,
             bound_confidence: 1.0 - level,
@@ -520,7 +699,7 @@ impl Judge {
             coach_may_keep: verdict == Verdict::Inconclusive
                 && state.guardrail.is_none()
                 && error_change.is_some_and(|e| e.upper <= self.max_error_increase * 100.0)
-                && metric_change.is_some_and(|m| m.estimate <= 0.0),
+                && estimate.is_some_and(|m| m <= 0.0),
             reasons: reasons::explain(&facts),
         }
     }
@@ -533,6 +712,9 @@ impl Judge {
             abort_error_rate: self.abort_error_rate,
             max_p99_increase_pct: self.max_p99_increase_pct,
             pairs_per_cycle: self.pairs_per_cycle,
+            per_variant: self.alpha / self.variants.len() as f64,
+            max_cycles: self.max_cycles,
+            max_error_ratio: self.max_error_ratio,
         }
     }
 
@@ -557,6 +739,120 @@ struct Settings {
     abort_error_rate: f64,
     max_p99_increase_pct: Option<f64>,
     pairs_per_cycle: u32,
+    /// The Bonferroni share of alpha a variant's test runs at while it is measured.
+    per_variant: f64,
+    max_cycles: u32,
+    max_error_ratio: f64,
+}
+
+impl Settings {
+    /// Does the keep test at `level` pass at the keep look `j` of `state`? The exact sign-flip
+    /// tests of "the win is smaller than required" and of "no win at all" must both have rejected
+    /// by then, and at that look each arm must have enough requests and the error rate must be
+    /// bounded within both limits.
+    fn keeps(&self, state: &VariantState, level: f64, j: usize) -> bool {
+        if (level - self.per_variant).abs() < 1e-15 {
+            return state.keep_at.get(j) == Some(&true);
+        }
+        let Some(at) = state.sign_looks.get(j) else {
+            return false;
+        };
+        if !self.errors_allow_keep(state, level, j) {
+            return false;
+        }
+        let looks: Vec<SignLook> = state.sign_looks[..=j].iter().map(|l| l.look).collect();
+        let patterns = Patterns::new(self.max_cycles);
+        let units = Units {
+            d: &state.units[..at.look.units],
+            v: &state.spreads[..at.look.units],
+        };
+        patterns.below(&units, &looks, level, self.margin)
+            && patterns.below(&units, &looks, level, 0.0)
+    }
+
+    /// At keep look `j`, does each arm have enough requests and is the error rate bounded within
+    /// both limits (at `level`)?
+    fn errors_allow_keep(&self, state: &VariantState, level: f64, j: usize) -> bool {
+        let Some(at) = state.sign_looks.get(j) else {
+            return false;
+        };
+        let errors = &state.error_pairs[..at.error_pairs];
+        let (baseline, variant) = error_counts(errors);
+        if baseline.0 < MIN_KEEP_REQUESTS || variant.0 < MIN_KEEP_REQUESTS {
+            return false;
+        }
+        let Some(z) = self.error_z(state, level, j) else {
+            return false;
+        };
+        let Some(moments) = error_moments(errors) else {
+            return false;
+        };
+        let (_, upper) = error_interval(&moments, baseline, variant, z);
+        if upper > self.max_error_increase {
+            return false;
+        }
+        let (_, ratio_excess) = mover_difference(variant, baseline, self.max_error_ratio, z);
+        ratio_excess <= self.max_error_increase * RATIO_FLOOR_SHARE
+    }
+
+    /// The normal quantile of the error test at keep look `j`: the alpha the keep test's spending
+    /// gives that look (a union bound over the looks keeps the error test's level at `level`).
+    fn error_z(&self, state: &VariantState, level: f64, j: usize) -> Option<f64> {
+        let t = |i: usize| state.sign_looks[i].look.fraction;
+        let before = if j == 0 { 0.0 } else { spent(level, t(j - 1)) };
+        let share = spent(level, t(j)) - before;
+        (share > 0.0).then(|| norm_quantile(1.0 - share))
+    }
+}
+
+/// Adds a cycle's answers to the p99 comparisons: answers of blocks that ran to their end are
+/// pooled per arm until each arm has [`P99_MIN_ANSWERS`], then one comparison is made (so small
+/// blocks pool their tails across cycles). Blocks known only by their quantiles compare the
+/// cycle's block p99s when every block answered enough requests.
+fn record_p99(state: &mut VariantState, stats: &[(BlockStats, &BlockSample)], wanted: bool) {
+    if !wanted {
+        return;
+    }
+    let counted = stats.iter().filter(|(s, _)| !s.cut_short);
+    if stats.iter().all(|(_, raw)| raw.latencies_us.is_empty()) {
+        let (mut sums, mut counts) = ([0.0; 2], [0u32; 2]);
+        for (s, _) in counted {
+            if s.answered < P99_MIN_ANSWERS || s.p99.is_nan() || s.p99 <= 0.0 {
+                return;
+            }
+            sums[arm_index(s.arm)] += s.p99.ln();
+            counts[arm_index(s.arm)] += 1;
+        }
+        if counts[0] > 0 && counts[1] > 0 {
+            state
+                .p99_units
+                .push(sums[1] / f64::from(counts[1]) - sums[0] / f64::from(counts[0]));
+        }
+        return;
+    }
+    for (s, raw) in counted {
+        state.p99_pending[arm_index(s.arm)].extend(&raw.latencies_us);
+    }
+    if state.p99_pending.iter().all(|p| p.len() >= P99_MIN_ANSWERS) {
+        let mut q = [0.0; 2];
+        for (arm, pending) in state.p99_pending.iter_mut().enumerate() {
+            let mut sorted: Vec<f64> = pending.drain(..).map(|x| x as f64).collect();
+            sorted.sort_by(f64::total_cmp);
+            q[arm] = quantile_sorted(&sorted, 0.99).unwrap_or(1.0).max(1.0);
+        }
+        state.p99_units.push((q[1] / q[0]).ln());
+    }
+}
+
+/// The lower confidence bound of the p99 log ratio at the normal boundary `z` (Student-t on the
+/// comparisons); `None` below [`P99_MIN_UNITS`] comparisons.
+fn p99_lower_bound(units: &[f64], z: f64) -> Option<f64> {
+    if units.len() < P99_MIN_UNITS || !z.is_finite() {
+        return None;
+    }
+    let m = Moments::of(units)?;
+    let c = t_upper_critical(m.df(), crate::stats::norm_sf(z));
+    Some(m.mean - c * m.se)
 }
 
 /// Rejects settings no test can honour (validation in smart-core should have caught them first).

@@ -16,6 +16,7 @@ mod reasons;
 mod report;
 mod sample;
 mod sequential;
+mod signflip;
 mod stats;
 
 pub use error::DecideError;
@@ -23,4 +24,4 @@ pub use feasibility::{Feasibility, TYPICAL_PAIR_SD, feasibility};
 pub use judge::Judge;
 pub use port::EngineJudge;
 pub use report::{ArmSummary, Interval, Outcome, Step, VariantReport, Verdict};
-pub use sample::{Arm, BlockSample};
+pub use sample::{Arm, BlockQuantiles, BlockSample};

@@ -99,6 +99,8 @@ fn sample(block: &CycleBlock<'_>) -> BlockSample {
         requests: m.requests,
         errors: m.errors,
         cut_short: block.cut_short,
+        quantiles: None,
+        host: m.host,
     }
 }
 

@@ -14,7 +14,25 @@ pub(crate) struct Facts<'a> {
     pub(crate) max_error_increase_pp: f64,
     pub(crate) max_p99_increase_pct: Option<f64>,
     pub(crate) metric_change: Option<Interval>,
+    /// Whether `metric_change` holds the exact (sign-flip) bounds; otherwise the normal-theory
+    /// ones, shown until the exact test can bound anything.
+    pub(crate) exact: bool,
+    /// The estimate of the metric's change (percent), also when no bound is possible yet.
+    pub(crate) metric_estimate: Option<f64>,
+    /// Cycles the keep test used.
+    pub(crate) usable_cycles: usize,
+    /// The first usable cycle after which the exact test can keep at all.
+    pub(crate) first_possible: Option<u32>,
     pub(crate) error_change: Option<Interval>,
+    pub(crate) max_error_ratio: f64,
+    /// Upper bound of `variant rate − max_error_ratio × baseline rate`, in pp.
+    pub(crate) ratio_excess_pp: Option<f64>,
+    pub(crate) ratio_floor_pp: f64,
+    /// Requests of the baseline and of the variant in blocks that count.
+    pub(crate) requests: (u64, u64),
+    pub(crate) min_requests: u64,
+    /// Cycles left out of the keep test for host pressure, and the latest reason.
+    pub(crate) disturbed: (u32, Option<String>),
     pub(crate) p99_change: Option<f64>,
     pub(crate) guardrail: Option<String>,
     pub(crate) cycles: u32,
@@ -50,10 +68,11 @@ pub(crate) fn error_guardrail(block: &BlockStats, limit: f64) -> String {
     )
 }
 
-/// The reason recorded when the variant's p99 rises past the guardrail.
-pub(crate) fn p99_guardrail(change_pct: f64, limit_pct: f64) -> String {
+/// The reason recorded when the variant's p99 rises past the guardrail at its confidence bound.
+pub(crate) fn p99_guardrail(change_pct: f64, lower_pct: f64, limit_pct: f64) -> String {
     format!(
-        "guardrail: the variant's p99 is {change_pct:+.1} % against the baseline's, above the +{limit_pct:.0} % limit"
+        "guardrail: the variant's p99 is {change_pct:+.1} % against the baseline's, at least \
+         {lower_pct:+.1} % at the confidence bound, above the +{limit_pct:.0} % limit"
     )
 }
 
@@ -74,10 +93,23 @@ fn interval_pp(i: &Interval) -> String {
 /// The reasons for a verdict, most important first.
 pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
     let name = metric_name(f.metric);
-    let level = format!(
-        "each bound {:.2} % one-sided, held over all looks",
-        f.confidence * 100.0
-    );
+    let level = if f.exact {
+        format!(
+            "each bound {:.2} % one-sided, exact over the cycles' random orders, held over all \
+             looks",
+            f.confidence * 100.0
+        )
+    } else {
+        format!(
+            "normal-theory bounds, {:.2} % one-sided; the exact test that decides a keep cannot \
+             bound the change yet{}",
+            f.confidence * 100.0,
+            f.first_possible.map_or_else(String::new, |c| format!(
+                " (first after cycle {c} of {})",
+                f.max_cycles
+            ))
+        )
+    };
     let mut out = Vec::new();
     if let Some(g) = &f.guardrail {
         out.push(g.clone());
@@ -88,11 +120,24 @@ pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
             out.push(when(f));
             return out;
         }
-        out.push(format!(
-            "too little data: {} usable block pairs of {} planned, at least 4 are needed (a block \
-             counts when it ran to its end with at least 30 answered requests)",
-            f.pairs, f.planned_pairs
-        ));
+        match f.metric_estimate {
+            Some(estimate) => out.push(format!(
+                "{name} {estimate:+.1} %: no confidence bound yet: the exact test over {} usable \
+                 cycle(s) cannot reach {:.2} %{}",
+                f.usable_cycles,
+                f.confidence * 100.0,
+                f.first_possible.map_or_else(
+                    || " with this schedule at all (more cycles are needed)".to_string(),
+                    |c| format!(" before cycle {c} of {}", f.max_cycles)
+                )
+            )),
+            None => out.push(format!(
+                "too little data: {} usable block pairs of {} planned (a block counts when it \
+                 ran to its end with at least 30 answered requests)",
+                f.pairs, f.planned_pairs
+            )),
+        }
+        disturbed(f, &mut out);
         out.push(when(f));
         return out;
     };
@@ -119,11 +164,17 @@ pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
              of the required size ({level})",
             interval_pct(&m)
         )),
-        _ => out.push(format!(
+        _ if m.upper < 0.0 => out.push(format!(
             "{name} {}: the win could be as small as {:.1} %, short of the required {need:.0} % \
              ({level})",
             interval_pct(&m),
             -m.upper
+        )),
+        _ => out.push(format!(
+            "{name} {}: it could even be a {:.1} % slowdown, so no win of the required {need:.0} % \
+             is shown ({level})",
+            interval_pct(&m),
+            m.upper
         )),
     }
     let max_err = f.max_error_increase_pp;
@@ -142,6 +193,23 @@ pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
         )),
         None => out.push("error rate: too few block pairs to bound it".to_string()),
     }
+    if let Some(excess) = f.ratio_excess_pp
+        && excess > f.ratio_floor_pp
+    {
+        out.push(format!(
+            "errors could be more than {:.1}× the baseline's (the variant's rate minus {:.1}× the \
+             baseline's is up to {excess:+.2} pp, more than the {:.2} pp allowed): no keep",
+            f.max_error_ratio, f.max_error_ratio, f.ratio_floor_pp
+        ));
+    }
+    if f.requests.0.min(f.requests.1) < f.min_requests {
+        out.push(format!(
+            "too few requests to keep: {} baseline and {} variant requests in blocks that count, \
+             at least {} each are needed",
+            f.requests.0, f.requests.1, f.min_requests
+        ));
+    }
+    disturbed(f, &mut out);
     if let (Some(p99), Some(limit), None) = (f.p99_change, f.max_p99_increase_pct, &f.guardrail) {
         out.push(format!(
             "p99 {p99:+.1} %: within the +{limit:.0} % guardrail"
@@ -156,6 +224,16 @@ pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
     }
     out.push(when(f));
     out
+}
+
+/// The note on cycles left out of the keep test for host pressure.
+fn disturbed(f: &Facts<'_>, out: &mut Vec<String>) {
+    if let (n @ 1.., Some(reason)) = (f.disturbed.0, &f.disturbed.1) {
+        out.push(format!(
+            "{n} cycle(s) left out of the keep test: partner blocks ran under very different host \
+             pressure (latest: {reason})"
+        ));
+    }
 }
 
 fn when(f: &Facts<'_>) -> String {

@@ -2,6 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use smart_core::engine::HostPressure;
 use smart_core::experiment::Metric;
 
 use crate::stats::{mean, quantile_sorted};
@@ -37,6 +38,29 @@ pub struct BlockSample {
     /// The block ended early (a guardrail, a signal, the time box); it is left out of the
     /// statistics but still checked against the guardrails.
     pub cut_short: bool,
+    /// The block's latency quantiles, for a source that has no raw latencies (a Prometheus
+    /// histogram): used when `latencies_us` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantiles: Option<BlockQuantiles>,
+    /// What the host was doing during the block; a cycle whose partner blocks saw very different
+    /// host pressure is left out of the keep test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostPressure>,
+}
+
+/// A block summarised by its quantiles, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockQuantiles {
+    /// Answered requests the quantiles were computed from.
+    pub answered: u64,
+    /// Median latency.
+    pub p50_us: f64,
+    /// 90th percentile latency.
+    pub p90_us: f64,
+    /// 99th percentile latency.
+    pub p99_us: f64,
+    /// Mean latency.
+    pub mean_us: f64,
 }
 
 /// A block boiled down to the figures the statistics use.
@@ -52,11 +76,27 @@ pub(crate) struct BlockStats {
     pub(crate) p90: f64,
     pub(crate) p99: f64,
     pub(crate) mean: f64,
+    pub(crate) host: Option<HostPressure>,
 }
 
 impl BlockStats {
     /// Summarises one block (the latencies are sorted once here).
     pub(crate) fn of(block: &BlockSample) -> Self {
+        if let (true, Some(q)) = (block.latencies_us.is_empty(), block.quantiles) {
+            return BlockStats {
+                arm: block.arm,
+                position: block.position,
+                requests: block.requests,
+                errors: block.errors.min(block.requests),
+                answered: q.answered as usize,
+                cut_short: block.cut_short,
+                p50: q.p50_us,
+                p90: q.p90_us,
+                p99: q.p99_us,
+                mean: q.mean_us,
+                host: block.host,
+            };
+        }
         let mut sorted: Vec<f64> = block.latencies_us.iter().map(|&x| x as f64).collect();
         sorted.sort_by(f64::total_cmp);
         let q = |p| quantile_sorted(&sorted, p).unwrap_or(f64::NAN);
@@ -71,6 +111,7 @@ impl BlockStats {
             p90: q(0.9),
             p99: q(0.99),
             mean: mean(&sorted).unwrap_or(f64::NAN),
+            host: block.host,
         }
     }
 

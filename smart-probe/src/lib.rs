@@ -29,6 +29,7 @@
 mod config;
 mod error;
 mod guard;
+mod host;
 mod lean;
 mod outcome;
 mod port;
@@ -42,6 +43,7 @@ pub use config::{
 };
 pub use error::ProbeError;
 pub use guard::Abort;
+pub use host::HostSnapshot;
 pub use outcome::{Outcome, OutcomeCounts};
 pub use port::{EngineProbe, measurement};
 pub use progress::{NoProgress, Progress, ProgressSink};

@@ -7,7 +7,9 @@ use std::cell::RefCell;
 use smart_core::Experiment;
 use smart_core::engine::{self, BlockMeasurement, BlockRequest, LiveProgress, PortError};
 
-use crate::{BlockPlan, BlockResult, GuardConfig, Probe, ProbeConfig, ProbeError, Progress};
+use crate::{
+    BlockPlan, BlockResult, GuardConfig, HostSnapshot, Probe, ProbeConfig, ProbeError, Progress,
+};
 
 /// A [`Probe`] for one experiment's target, as the engine's probe port: each block runs under
 /// the guard of the request's guardrails. The engine's future must run inside a tokio runtime
@@ -46,12 +48,17 @@ impl engine::Probe for EngineProbe {
         };
         let progress = RefCell::new(progress);
         let sink = |p: &Progress| (*progress.borrow_mut())(&live(p));
+        let start = HostSnapshot::read();
         let result = self
             .probe
             .run_block(plan, &sink)
             .await
             .map_err(PortError::new)?;
-        Ok(measurement(&result))
+        let mut m = measurement(&result);
+        // What the host did over the whole block (its cool-down included): the judge compares
+        // partner blocks' pressure.
+        m.host = Some(start.pressure(&HostSnapshot::read()));
+        Ok(m)
     }
 }
 
@@ -85,5 +92,6 @@ pub fn measurement(result: &BlockResult) -> BlockMeasurement {
         mean_us: result.latency.map(|l| l.mean_us),
         rate_per_s: result.achieved_rate_per_s,
         aborted: result.abort.map(|a| a.to_string()),
+        host: None,
     }
 }

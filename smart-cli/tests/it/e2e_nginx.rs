@@ -87,7 +87,9 @@ impl Site {
         schedule: Value,
         guardrails: Value,
     ) {
-        let mut schedule_json = json!({"cooldown_s": 0.5, "block_s": 1, "max_cycles": 4,
+        // 2 s blocks at 50 req/s and 8 cycles: the exact test can keep after cycle 6, with the
+        // 1,000 requests per arm a keep needs.
+        let mut schedule_json = json!({"cooldown_s": 0.5, "block_s": 2, "max_cycles": 8,
                                        "soak_s": 1, "max_duration_s": 120});
         for (k, v) in schedule.as_object().unwrap() {
             schedule_json[k] = v.clone();

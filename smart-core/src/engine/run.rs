@@ -147,7 +147,7 @@ enum Live {
 
 /// How a block ended.
 enum BlockEnd {
-    Done(BlockMeasurement),
+    Done(Box<BlockMeasurement>),
     /// A guardrail stopped it; the reason.
     Guardrail(String),
     /// The switch before it failed (already handled: the original is live).
@@ -419,7 +419,7 @@ where
                     .measure(i, Arm::Baseline, k, 0, BlockKind::Test, None)
                     .await?
                 {
-                    BlockEnd::Done(m) => baseline_blocks.push(m),
+                    BlockEnd::Done(m) => baseline_blocks.push(*m),
                     end => return self.block_failed(i, Arm::Baseline, end),
                 }
             }
@@ -435,7 +435,7 @@ where
                         .measure(i, arm, cycle, position, BlockKind::Test, None)
                         .await?
                     {
-                        BlockEnd::Done(m) => measured.push((arm, m)),
+                        BlockEnd::Done(m) => measured.push((arm, *m)),
                         end => return self.block_failed(i, arm, end),
                     }
                 }
@@ -447,7 +447,7 @@ where
                     BlockEnd::Done(m) => {
                         let baseline = std::mem::take(&mut baseline_blocks[cycle as usize]);
                         measured.push((Arm::Baseline, baseline));
-                        measured.push((Arm::Variant, m));
+                        measured.push((Arm::Variant, *m));
                     }
                     end => return self.block_failed(i, Arm::Variant, end),
                 }
@@ -747,7 +747,7 @@ where
                     Some(reason) => {
                         BlockEnd::Guardrail(format!("in block {}: {reason}", info.index))
                     }
-                    None => BlockEnd::Done(measurement),
+                    None => BlockEnd::Done(Box::new(measurement)),
                 }
             }
             Either::Left(Err(e)) => {

@@ -82,6 +82,29 @@ pub struct BlockMeasurement {
     /// Why the block was stopped before its end by a guardrail, in plain English; `None` when it
     /// ran its course.
     pub aborted: Option<String>,
+    /// What the host was doing during the block (pressure stall, load, steal), when the probe
+    /// could read it; the judge keeps no cycle whose partner blocks saw very different pressure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostPressure>,
+}
+
+/// What the host was doing during one block, as plain numbers: Linux pressure stall information
+/// (PSI, the share of the block's wall time in which some task waited for the resource, from the
+/// `total` counters of `/proc/pressure/*`), the 1-minute load average at the block's end and the
+/// share of CPU time stolen by the hypervisor (`/proc/stat`). Each figure is `None` when the
+/// kernel does not offer it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HostPressure {
+    /// Percent of the block in which some task waited for a CPU.
+    pub cpu_some_pct: Option<f64>,
+    /// Percent of the block in which some task waited for memory (reclaim, swap-in).
+    pub memory_some_pct: Option<f64>,
+    /// Percent of the block in which some task waited for I/O.
+    pub io_some_pct: Option<f64>,
+    /// The 1-minute load average at the block's end.
+    pub load1: Option<f64>,
+    /// Percent of all CPU time in the block stolen by the hypervisor.
+    pub steal_pct: Option<f64>,
 }
 
 impl BlockMeasurement {

@@ -17,8 +17,11 @@ use crate::logs::{self, LogRotation};
 const LOCK_FILE: &str = "metrics.lock";
 
 /// The CSV header. Latencies are in microseconds, rates in requests per second, times RFC 3339
-/// UTC; `kind` is `test` or `soak`; `block` is the block's 1-based index in its run.
-pub const METRICS_HEADER: &str = "run,experiment,variant,arm,kind,block,start,end,requests,errors,p50_us,p90_us,p99_us,mean_us,rate_per_s";
+/// UTC; `kind` is `test` or `soak`; `block` is the block's 1-based index in its run. The last five
+/// columns say what the host was doing (empty when the probe could not read it): the percent of
+/// the block in which some task stalled on CPU, memory and I/O (Linux PSI), the 1-minute load
+/// average and the percent of CPU time stolen by the hypervisor.
+pub const METRICS_HEADER: &str = "run,experiment,variant,arm,kind,block,start,end,requests,errors,p50_us,p90_us,p99_us,mean_us,rate_per_s,cpu_pressure_pct,memory_pressure_pct,io_pressure_pct,load1,steal_pct";
 
 /// Appends one block's row to the CSV at `path`, writing the header first when the file is new
 /// or empty, and rotating it as `rotation` says.
@@ -33,6 +36,7 @@ pub(crate) fn append_row(
 ) -> io::Result<()> {
     let mut text = String::new();
     let opt = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
+    let host = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.2}"));
     let fields = [
         field(run_id),
         field(experiment),
@@ -52,6 +56,11 @@ pub(crate) fn append_row(
         opt(m.p99_us),
         m.mean_us.map_or_else(String::new, |v| format!("{v:.1}")),
         format!("{:.3}", m.rate_per_s),
+        host(m.host.and_then(|h| h.cpu_some_pct)),
+        host(m.host.and_then(|h| h.memory_some_pct)),
+        host(m.host.and_then(|h| h.io_some_pct)),
+        host(m.host.and_then(|h| h.load1)),
+        host(m.host.and_then(|h| h.steal_pct)),
     ];
     text.push_str(&fields.join(","));
     text.push('\n');

@@ -14,7 +14,7 @@ use super::{
     BLOCKS_FILE, DECISIONS_FILE, DecisionRecord, RUN_FILE, RUNS_DIR, RecordsError, SAMPLES_FILE,
     STATUS_FILE, Status,
 };
-use crate::engine::{BlockInfo, BlockMeasurement, RunPlan, RunReport};
+use crate::engine::{BlockInfo, BlockMeasurement, HostPressure, RunPlan, RunReport};
 
 /// `run.json`: a run's plan and, once it is over, its report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -50,6 +50,10 @@ pub struct BlockFigures {
     pub samples: usize,
     /// Why a guardrail stopped the block early, if it did.
     pub aborted: Option<String>,
+    /// What the host was doing during the block (pressure stall, load, steal), when the probe
+    /// could read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostPressure>,
 }
 
 impl BlockFigures {
@@ -67,6 +71,7 @@ impl BlockFigures {
             rate_per_s: m.rate_per_s,
             samples: m.latencies_us.len(),
             aborted: m.aborted.clone(),
+            host: m.host,
         }
     }
 }

@@ -81,6 +81,7 @@ pub(crate) const DECISION_KEYS: &[&str] = &[
     "metric",
     "min_improvement_pct",
     "max_error_increase_pp",
+    "max_error_ratio",
     "confidence",
 ];
 pub(crate) const GUARDRAILS_KEYS: &[&str] = &[
@@ -1148,6 +1149,14 @@ pub(crate) fn decision(r: &mut Reader, value: &Value, field: &str) -> Option<Dec
             v,
             &join(field, "max_error_increase_pp"),
             Range::closed(0.0, 100.0).hint("percentage points of error rate, e.g. 2"),
+        );
+    }
+    if let Some(v) = map.get("max_error_ratio") {
+        r.number(
+            v,
+            &join(field, "max_error_ratio"),
+            Range::closed(1.0, 1_000_000.0)
+                .hint("a multiple of the baseline's error rate, e.g. 1.5 (1 allows no rise)"),
         );
     }
     if let Some(v) = map.get("confidence") {

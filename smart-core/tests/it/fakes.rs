@@ -211,6 +211,7 @@ impl Probe for FakeProbe {
             mean_us: mean,
             rate_per_s: RATE,
             aborted,
+            host: None,
         })
     }
 }

@@ -360,6 +360,11 @@ fn percentages_and_confidence_must_be_in_range() {
         &["decision.max_error_increase_pp: expected a number from 0 to 100"],
     );
     check_field(
+        "decision.max_error_ratio",
+        json!(0.5),
+        &["decision.max_error_ratio: expected a number from 1 to 1000000"],
+    );
+    check_field(
         "guardrails.abort_error_rate_pct",
         json!(0),
         &["guardrails.abort_error_rate_pct: expected a number greater than 0 and at most 100"],
@@ -986,10 +991,10 @@ fn the_experiment_gives_arms_and_durations() {
         Some("open_file_cache max=10000 inactive=60s;\n")
     );
     assert_eq!(e.render_text("x", "nope").unwrap(), None);
-    // 2 variants × (8 × 4 × 10 s + 25 × 5 s) + 30 s validate + 120 s soak.
+    // 2 variants × (12 × 4 × 10 s + 37 × 5 s) + 30 s validate + 120 s soak.
     assert_eq!(
         e.durations().worst_case_s,
-        30.0 + 2.0 * (320.0 + 125.0) + 120.0
+        30.0 + 2.0 * (480.0 + 185.0) + 120.0
     );
 }
 

@@ -78,6 +78,7 @@ impl Probe for FakeProbe<'_> {
             mean_us: Some(latencies.iter().sum::<u64>() as f64 / n as f64),
             rate_per_s: 20.0,
             aborted: None,
+            host: None,
         })
     }
 }
@@ -117,7 +118,7 @@ fn experiment() -> smart_core::Experiment {
             "reload": ["nginx", "-s", "reload"]
         },
         "variants": [{"name": "fast", "params": {"max": 1000}}],
-        "schedule": {"block_s": 10, "cooldown_s": 2, "max_cycles": 4, "soak_s": 10, "max_duration_s": 3600}
+        "schedule": {"block_s": 10, "cooldown_s": 2, "max_cycles": 8, "soak_s": 10, "max_duration_s": 3600}
     })
     .to_string();
     validate::validate_text(

@@ -252,6 +252,7 @@ pub(crate) fn write_run(state_dir: &Path, spec: &RunSpec) -> String {
                         rate_per_s: 50.0,
                         samples: lat.len(),
                         aborted: None,
+                        host: None,
                     },
                 };
                 blocks.push_str(&serde_json::to_string(&record).unwrap());

@@ -23,6 +23,8 @@ fn block(
         requests: answered + 2,
         errors: 2,
         cut_short: false,
+        quantiles: None,
+        host: None,
     }
 }
 
@@ -50,7 +52,10 @@ fn feed(medians: &[Vec<[u64; 4]>], answered: u64, scale: u64) -> Judge {
     let mut judge = Judge::new(
         &Decision::default(),
         &Guardrails::default(),
-        &Schedule::default(),
+        &Schedule {
+            max_cycles: 8,
+            ..Schedule::default()
+        },
         &names,
     )
     .expect("default settings are valid");

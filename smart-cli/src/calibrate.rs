@@ -1,0 +1,229 @@
+//! `smart calibrate EXPERIMENT`: measures this server's own block-to-block noise with A/A blocks
+//! (nothing is changed: every block measures the configuration that is live) and stores it in the
+//! state dir, so `smart validate` can say what the schedule can detect on this server.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use smart_core::Experiment;
+use smart_core::validate::validate_file;
+use smart_probe::{BlockPlan, HostSnapshot, NoProgress, Probe, ProbeConfig};
+
+use crate::Global;
+use crate::error::CliError;
+
+/// Where calibrations live, under the state dir: one JSON file per experiment name.
+const CALIBRATION_DIR: &str = "calibration";
+
+/// Measure this server's block-to-block noise for an experiment, without changing anything
+///
+/// Runs A/A blocks on the live configuration with the experiment's target, rate, block length
+/// and cool-down (pairs of neighbouring blocks, as a run compares them), computes the standard
+/// deviation of the log ratio of neighbouring blocks' medians, and stores it in
+/// STATE_DIR/calibration/NAME.json. `smart validate` then quotes the smallest detectable win from
+/// this measured noise instead of a typical figure. Run it when the server is as busy as it will
+/// be during experiments.
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::error::EXIT_CODES_HELP)]
+pub(crate) struct Args {
+    /// The experiment file (`*.json`) whose target and schedule to calibrate
+    experiment: PathBuf,
+    /// Pairs of blocks to measure (more pairs, a better figure; at least 4)
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pairs: u32,
+}
+
+/// Measures, stores and prints the calibration.
+pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
+    let config = global.agent_config()?;
+    let experiment = validate_file(&args.experiment, config.defaults())
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
+    if args.pairs < 4 {
+        return Err(CliError::bad_input(format!(
+            "--pairs {} is too few to estimate noise; use at least 4 (8 is the default)",
+            args.pairs
+        )));
+    }
+    let probe_config = ProbeConfig::builder(experiment.target())
+        .build()
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
+    let probe = Probe::new(probe_config).map_err(|e| CliError::runtime(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))?;
+    let schedule = experiment.schedule();
+    let plan = BlockPlan {
+        warmup: Duration::from_secs_f64(schedule.cooldown_s),
+        measure: Duration::from_secs_f64(schedule.block_s),
+        guard: None,
+    };
+    let mut medians = Vec::new();
+    let mut pressure = Vec::new();
+    for block in 0..2 * args.pairs {
+        eprintln!(
+            "smart calibrate: block {}/{} ({:.0} s)",
+            block + 1,
+            2 * args.pairs,
+            schedule.cooldown_s + schedule.block_s
+        );
+        let start = HostSnapshot::read();
+        let result = runtime
+            .block_on(probe.run_block(plan, &NoProgress))
+            .map_err(|e| CliError::runtime(e.to_string()))?;
+        pressure.push(start.pressure(&HostSnapshot::read()).cpu_some_pct);
+        medians.push(result.latency.map(|l| l.p50_us as f64));
+    }
+    let ratios: Vec<f64> = medians
+        .chunks(2)
+        .filter_map(|p| match p {
+            [Some(a), Some(b)] if *a > 0.0 && *b > 0.0 => Some((b / a).ln()),
+            _ => None,
+        })
+        .collect();
+    let Some(pair_sd) = sd(&ratios) else {
+        return Err(CliError::runtime(format!(
+            "{} of {} block pairs had answers; the target must answer to be calibrated (check it \
+             with `smart probe URL`)",
+            ratios.len(),
+            args.pairs
+        )));
+    };
+    let cpu: Vec<f64> = pressure.into_iter().flatten().collect();
+    let record = json!({
+        "experiment": experiment.name(),
+        "measured_unix_s": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        "block_s": schedule.block_s,
+        "cooldown_s": schedule.cooldown_s,
+        "rate_per_s": experiment.target().rate_per_s,
+        "pairs": ratios.len(),
+        "pair_sd": pair_sd,
+        "cpu_pressure_pct_mean": (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64),
+    });
+    let path = calibration_path(config.state_dir(), experiment.name());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CliError::runtime(format!(
+                "cannot create {}: {e}; check the state_dir permissions",
+                dir.display()
+            ))
+        })?;
+    }
+    let text = serde_json::to_string_pretty(&record).expect("a JSON value always serializes");
+    std::fs::write(&path, text + "\n").map_err(|e| {
+        CliError::runtime(format!(
+            "cannot write {}: {e}; check the state_dir permissions",
+            path.display()
+        ))
+    })?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}: block-pair noise {pair_sd:.3} (sd of ln median ratio over {} A/A pairs), stored in {}",
+        experiment.name(),
+        ratios.len(),
+        path.display()
+    );
+    for note in feasibility_notes(&experiment, Some(pair_sd)) {
+        let _ = writeln!(out, "  {note}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The file a calibration of `name` is stored in.
+fn calibration_path(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join(CALIBRATION_DIR).join(format!("{name}.json"))
+}
+
+/// The block-pair noise `smart calibrate` measured for this experiment, when it was measured with
+/// the same block length, cool-down and rate (another schedule has other noise).
+pub(crate) fn measured_pair_sd(state_dir: &Path, experiment: &Experiment) -> Option<f64> {
+    let text = std::fs::read_to_string(calibration_path(state_dir, experiment.name())).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    let same = |key: &str, want: f64| v[key].as_f64().is_some_and(|x| (x - want).abs() < 1e-9);
+    let schedule = experiment.schedule();
+    (same("block_s", schedule.block_s)
+        && same("cooldown_s", schedule.cooldown_s)
+        && same("rate_per_s", experiment.target().rate_per_s))
+    .then(|| v["pair_sd"].as_f64())
+    .flatten()
+    .filter(|sd| sd.is_finite() && *sd >= 0.0)
+}
+
+/// What the schedule can decide, as notes: from the measured noise when there is one, else from
+/// smart-decide's typical figure (and the notes say which).
+pub(crate) fn feasibility_notes(experiment: &Experiment, measured: Option<f64>) -> Vec<String> {
+    let pair_sd = measured.unwrap_or(smart_decide::TYPICAL_PAIR_SD);
+    match smart_decide::feasibility(
+        experiment.schedule(),
+        experiment.decision(),
+        experiment.guardrails(),
+        experiment.variants().len(),
+        experiment.target().rate_per_s,
+        pair_sd,
+    ) {
+        Ok(f) => {
+            let label = if f.reachable { "decision" } else { "warning" };
+            let source = if measured.is_some() {
+                "noise measured by `smart calibrate`"
+            } else {
+                "typical noise assumed; `smart calibrate` measures this server's"
+            };
+            let mut notes: Vec<String> = f.notes.iter().map(|n| format!("{label}: {n}")).collect();
+            notes.push(format!("{label}: ({source})"));
+            notes
+        }
+        Err(e) => vec![format!(
+            "warning: cannot tell what this schedule can detect: {e}"
+        )],
+    }
+}
+
+/// The sample standard deviation; `None` below two values.
+fn sd(xs: &[f64]) -> Option<f64> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let m = xs.iter().sum::<f64>() / xs.len() as f64;
+    Some((xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_calibration_counts_only_for_the_schedule_it_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = r#"{"name": "gzip", "target": {"urls": ["http://127.0.0.1/"]},
+            "apply": {"files": [{"path": "/etc/nginx/conf.d/gzip.conf", "template": "gzip {{ on }};\n"}]},
+            "variants": [{"name": "on", "params": {"on": "on"}}]}"#;
+        let experiment = smart_core::validate::validate_text(
+            json,
+            "gzip.json".as_ref(),
+            &smart_core::Defaults::default(),
+        )
+        .unwrap();
+        assert_eq!(measured_pair_sd(dir.path(), &experiment), None);
+        let path = calibration_path(dir.path(), "gzip");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let write = |block_s: f64| {
+            let v =
+                json!({"block_s": block_s, "cooldown_s": 5.0, "rate_per_s": 50.0, "pair_sd": 0.2});
+            std::fs::write(&path, v.to_string()).unwrap();
+        };
+        write(10.0);
+        assert_eq!(measured_pair_sd(dir.path(), &experiment), Some(0.2));
+        write(30.0);
+        assert_eq!(measured_pair_sd(dir.path(), &experiment), None);
+        let measured = feasibility_notes(&experiment, Some(0.3)).join("\n");
+        assert!(
+            measured.contains("noise measured by `smart calibrate`"),
+            "{measured}"
+        );
+        assert!(measured.contains("block-pair noise 0.300"), "{measured}");
+    }
+}
