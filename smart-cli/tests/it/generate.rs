@@ -6,10 +6,11 @@ use std::process::Command;
 use crate::support::smart;
 
 /// The subcommands a user sees in `smart --help`.
-const SUBCOMMANDS: [&str; 13] = [
+const SUBCOMMANDS: [&str; 14] = [
     "validate",
     "init",
     "probe",
+    "calibrate",
     "revert",
     "recover",
     "audit",
