@@ -13,10 +13,11 @@ pub struct Problem {
 
 impl Problem {
     /// A problem with `field` (a JSON path like `apply.files[0].path`; empty for the whole file).
+    /// Credentials inside a URL the message quotes are hidden, whatever field it came from.
     pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
             field: field.into(),
-            message: message.into(),
+            message: hide_url_credentials(&message.into()),
         }
     }
 
@@ -39,6 +40,30 @@ impl fmt::Display for Problem {
             write!(f, "{}: {}", self.field, self.message)
         }
     }
+}
+
+/// `message` with the user name and password of every `scheme://user:password@host` in it
+/// replaced by `***`: a message echoes the value it refuses, and that value may be a URL with
+/// credentials typed into any field (a problem is printed, logged and shown on the dashboard).
+fn hide_url_credentials(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let authority_end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`') || c.is_whitespace())
+            .unwrap_or(after.len());
+        match after[..authority_end].rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str("***");
+                rest = &after[userinfo_end..];
+            }
+            None => rest = after,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Every problem found in one file; displayed as one `FILE: field: message` line per problem.
@@ -104,5 +129,26 @@ mod tests {
             "experiments/cache.json: apply.validate: expected an array of strings\n\
              experiments/cache.json: line 1, column 2: trailing comma"
         );
+    }
+
+    #[test]
+    fn a_quoted_url_never_shows_its_credentials() {
+        let check = |message: &str, want: &str| {
+            assert_eq!(Problem::new("name", message).message(), want, "{message}");
+        };
+        check(
+            "\"http://user:secret@127.0.0.1/\" may only hold letters",
+            "\"http://***@127.0.0.1/\" may only hold letters",
+        );
+        check(
+            "https://token@h:8080 and ftp://a:b@c/x",
+            "https://***@h:8080 and ftp://***@c/x",
+        );
+        check(
+            "\"http://127.0.0.1/a@b\" is fine",
+            "\"http://127.0.0.1/a@b\" is fine",
+        );
+        check("no url: a@b", "no url: a@b");
+        check("ends with ://", "ends with ://");
     }
 }
