@@ -11,6 +11,11 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod search;
+pub use search::{
+    Budget, Choices, Comparison, Constraint, Domain, IntRange, MAX_LEVELS, Scale, SearchSpec,
+};
+
 /// The only `format_version` this build reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -65,6 +70,10 @@ pub struct ExperimentSpec {
     /// Values per param whose cartesian product becomes the variants, with generated names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix: Option<BTreeMap<String, Vec<ParamValue>>>,
+    /// A space smart searches by itself, one judged candidate at a time (instead of `variants`
+    /// or `matrix`; see docs/search.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchSpec>,
     /// How long to measure, in which order, and the time box.
     #[serde(default)]
     pub schedule: Schedule,

@@ -310,6 +310,7 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
         schedule: schedule?,
         decision: decision?,
         guardrails: guardrails?,
+        search: None,
     };
     Some((spec, variants?.0, durations?))
 }
