@@ -166,6 +166,9 @@ enum Move {
     Step { dim: usize, dir: i8 },
     /// To another value of a choice param.
     Choice { dim: usize, index: usize },
+    /// Along the last productive sweep's combined direction (Hooke and Jeeves' pattern move):
+    /// what lets a coordinate search follow a valley that runs across params.
+    Pattern,
 }
 
 /// A limit a guardrail set: values at or beyond `level` in direction `dir` of param `dim` are
@@ -195,6 +198,10 @@ pub struct Search {
     sweep_kept: bool,
     /// Sweeps started.
     sweeps: u32,
+    /// Where the current sweep started.
+    sweep_origin: Point,
+    /// The last productive sweep's move, in values per param (the pattern move's step).
+    pattern: Vec<i64>,
     /// Why exploring stopped, once it has (the confirmation may still be running).
     end: Option<End>,
     fences: Vec<Fence>,
@@ -236,7 +243,7 @@ impl Search {
         Ok(Search {
             rng: settings.seed ^ 0x9e37_79b9_7f4a_7c15,
             settings,
-            position: start,
+            position: start.clone(),
             incumbent: None,
             anchor: None,
             start_pending,
@@ -244,6 +251,8 @@ impl Search {
             queue: VecDeque::new(),
             sweep_kept: false,
             sweeps: 0,
+            sweep_origin: start,
+            pattern: Vec::new(),
             end: None,
             fences: Vec::new(),
             trials: Vec::new(),
@@ -436,6 +445,22 @@ impl Search {
                 return false;
             }
         }
+        // After a productive sweep that moved more than one param, try its combined move first.
+        self.pattern = Vec::new();
+        if self.sweeps > 0 && self.sweep_kept {
+            let delta: Vec<i64> = self
+                .position
+                .0
+                .iter()
+                .zip(&self.sweep_origin.0)
+                .map(|(&to, &from)| to as i64 - from as i64)
+                .collect();
+            if delta.iter().filter(|&&d| d != 0).count() > 1 {
+                self.pattern = delta;
+                self.queue.push_back(Move::Pattern);
+            }
+        }
+        self.sweep_origin = self.position.clone();
         self.sweeps += 1;
         self.sweep_kept = false;
         let mut order: Vec<usize> = (0..space.dims().len()).collect();
@@ -485,6 +510,26 @@ impl Search {
                 }
                 p.0[dim] = to;
             }
+            Move::Pattern => {
+                for (dim, (v, &d)) in p.0.iter_mut().zip(&self.pattern).enumerate() {
+                    let n = space.dims()[dim].values().len() as i64;
+                    let to = (*v as i64 + d).clamp(0, n - 1) as usize;
+                    let dir: i8 = if to > *v { 1 } else { -1 };
+                    let fenced = self.fences.iter().any(|f| {
+                        f.dim == dim
+                            && f.dir == dir
+                            && to != *v
+                            && (dir > 0 && to >= f.level || dir < 0 && to <= f.level)
+                    });
+                    if fenced {
+                        return None;
+                    }
+                    *v = to;
+                }
+                if p == self.position {
+                    return None;
+                }
+            }
             Move::Choice { dim, index } => {
                 if p.0[dim] == index
                     || self
@@ -500,19 +545,26 @@ impl Search {
         space.allowed(&p).then_some(p)
     }
 
-    /// Whether this point needs no test: judged already against the current incumbent, or kept
-    /// earlier (an earlier incumbent, which the chain of keeps has proven worse).
+    /// Whether this point needs no test: kept earlier (an earlier incumbent, which the chain of
+    /// keeps has proven worse), or judged already against the current incumbent — unless that
+    /// one judgement was inconclusive with an estimate showing the required win, which earns one
+    /// second test (a real win the first test was too short to prove).
     fn tested(&self, point: &Point) -> bool {
-        self.trials.iter().any(|t| {
+        let mut earlier = self.trials.iter().filter(|t| {
             t.candidate.role == Role::Step
                 && &t.candidate.point == point
-                && match (&t.candidate.against, &self.incumbent) {
-                    _ if t.judged.verdict == Verdict::Keep => true,
-                    (Against::Original, None) => true,
-                    (Against::Incumbent(a), Some(b)) => a == b,
-                    _ => false,
-                }
-        })
+                && (t.judged.verdict == Verdict::Keep
+                    || match (&t.candidate.against, &self.incumbent) {
+                        (Against::Original, None) => true,
+                        (Against::Incumbent(a), Some(b)) => a == b,
+                        _ => false,
+                    })
+        });
+        match (earlier.next(), earlier.next()) {
+            (None, _) => false,
+            (Some(only), None) => !promising(only),
+            (Some(_), Some(_)) => true,
+        }
     }
 
     /// Bars the direction a guardrail fired in, from the value that fired it on.
@@ -542,6 +594,9 @@ impl Search {
         self.incumbent = Some(candidate.point.clone());
         self.sweep_kept = true;
         // The opposite direction of the same param cannot be better now: drop it this sweep.
+        if self.queue.front() == Some(&Move::Pattern) {
+            return;
+        }
         if let Some(dim) = (0..from.0.len()).find(|&d| from.0[d] != candidate.point.0[d]) {
             let dir: i8 = if candidate.point.0[dim] > from.0[dim] {
                 1
@@ -561,6 +616,16 @@ impl Search {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
+}
+
+/// An inconclusive judgement whose estimate shows at least the win the test required.
+fn promising(trial: &Trial) -> bool {
+    trial.judged.verdict == Verdict::Inconclusive
+        && !trial.judged.guardrail
+        && trial
+            .judged
+            .change_pct
+            .is_some_and(|c| c.estimate < 0.0 && c.estimate <= -trial.candidate.min_improvement_pct)
 }
 
 fn label_or_raw(space: &Space, p: &Point) -> String {

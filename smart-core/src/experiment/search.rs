@@ -50,7 +50,7 @@ fn default_search_confidence() -> f64 {
     0.99
 }
 fn default_min_step_improvement_pct() -> f64 {
-    3.0
+    0.0
 }
 
 /// The values one param may take.

@@ -42,6 +42,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "baseline",
     "variants",
     "matrix",
+    "search",
     "schedule",
     "decision",
     "guardrails",
@@ -959,7 +960,7 @@ pub(crate) fn params(r: &mut Reader, value: &Value, field: &str) -> Option<Param
 }
 
 /// A param name: `[a-z][a-z0-9_]*`, not reserved.
-fn param_name(r: &mut Reader, name: &str, field: &str) {
+pub(crate) fn param_name(r: &mut Reader, name: &str, field: &str) {
     if !is_param_name(name) {
         r.problem(
             field,

@@ -10,6 +10,7 @@
 
 mod arms;
 mod fields;
+mod search;
 mod source;
 
 use std::path::{Path, PathBuf};
@@ -201,12 +202,28 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
 
     let explicit = root.get("variants");
     let matrix_value = fields::optional(root, "matrix");
+    let search_value = fields::optional(root, "search");
+    let search: Option<Option<crate::experiment::SearchSpec>> = match search_value {
+        Some(v) => search::search(r, v, baseline.as_ref().and_then(Option::as_ref)).map(Some),
+        None => Some(None),
+    };
     let variants: Option<(Vec<VariantSpec>, bool)> = match (explicit, matrix_value) {
+        // A search generates its candidates while it runs: no variants are listed.
+        (None, None) if search_value.is_some() => Some((Vec::new(), false)),
+        (Some(_), _) | (_, Some(_)) if search_value.is_some() => {
+            r.problem(
+                "search",
+                "given together with \"variants\" or \"matrix\"; give one of them: a search \
+                 picks its own candidates",
+            );
+            None
+        }
         (None, None) => {
             r.problem(
                 "variants",
-                "missing; add \"variants\": [{\"name\": \"cache-10k\", \"params\": {...}}], or a \
-                 \"matrix\": {\"param\": [values]} to generate them",
+                "missing; add \"variants\": [{\"name\": \"cache-10k\", \"params\": {...}}], a \
+                 \"matrix\": {\"param\": [values]} to generate them, or a \"search\" to let smart \
+                 find the values",
             );
             None
         }
@@ -245,6 +262,15 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
                 field: "baseline".to_owned(),
             });
         }
+        let probes = search.iter().flatten().flat_map(search::probe_points);
+        let probes: Vec<VariantSpec> = probes.collect();
+        for probe in &probes {
+            arm_list.push(arms::Arm {
+                name: &probe.name,
+                params: &probe.params,
+                field: "search.params".to_owned(),
+            });
+        }
         for (i, variant) in list.iter().enumerate() {
             arm_list.push(arms::Arm {
                 name: &variant.name,
@@ -265,13 +291,22 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
                 .as_ref()
                 .map_or(0.0, |_| apply.command_timeout_s)
                 + apply.health.as_ref().map_or(0.0, |h| h.timeout_s);
+            // A search runs its candidates one at a time: the time box must hold one.
             let durations = Durations::of(
                 schedule,
                 Plan {
-                    variants: list.len(),
+                    variants: if search_value.is_some() {
+                        1
+                    } else {
+                        list.len()
+                    },
                     initial_checks_s,
                 },
             );
+            if let Some(Some(spec)) = &search {
+                let one = search::candidate_durations(schedule, initial_checks_s);
+                search::check_with_schedule(r, spec, root, schedule, &one);
+            }
             if durations.worst_case_s > schedule.max_duration_s {
                 r.problem(
                     "schedule.max_duration_s",
@@ -310,7 +345,7 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
         schedule: schedule?,
         decision: decision?,
         guardrails: guardrails?,
-        search: None,
+        search: search?,
     };
     Some((spec, variants?.0, durations?))
 }

@@ -15,3 +15,4 @@ mod roundtrip;
 mod schema;
 mod support;
 mod validate;
+mod validate_search;

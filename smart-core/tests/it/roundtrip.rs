@@ -52,12 +52,17 @@ fn a_matrix_file_reads_the_same_through_the_reader_and_serde() {
 }
 
 #[test]
+fn a_search_file_reads_the_same_through_the_reader_and_serde() {
+    check_round_trip("search.json");
+}
+
+#[test]
 fn the_fixtures_together_use_every_key_of_the_format() {
     let schema = serde_json::to_value(smart_core::experiment::schema()).unwrap();
     let mut keys = std::collections::BTreeSet::new();
     collect_property_names(&schema, &mut keys);
     let mut used = std::collections::BTreeSet::new();
-    for name in ["full.json", "matrix.json"] {
+    for name in ["full.json", "matrix.json", "search.json"] {
         let value: Value =
             serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap();
         collect_keys(&value, &mut used);
@@ -80,14 +85,18 @@ fn collect_property_names(schema: &Value, out: &mut std::collections::BTreeSet<S
     }
 }
 
-/// Every object key in a JSON value, except those of free-form maps (params, headers, matrix).
+/// Every object key in a JSON value, except the names in free-form maps (params, headers, matrix).
 fn collect_keys(value: &Value, out: &mut std::collections::BTreeSet<String>) {
     match value {
         Value::Object(map) => {
             for (key, v) in map {
                 out.insert(key.clone());
-                if !matches!(key.as_str(), "params" | "headers" | "baseline" | "matrix") {
-                    collect_keys(v, out);
+                match (key.as_str(), v) {
+                    // Free-form names, but a search's params hold domains with keys of the format.
+                    ("params" | "headers" | "baseline" | "matrix" | "start", Value::Object(m)) => {
+                        m.values().for_each(|v| collect_keys(v, out));
+                    }
+                    _ => collect_keys(v, out),
                 }
             }
         }
