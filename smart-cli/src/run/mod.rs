@@ -182,6 +182,17 @@ async fn wait_for_signal() {
     }
 }
 
+/// Why a search experiment is skipped: this build validates the `search` section but its run
+/// loop drives listed variants only (see docs/search.md, "Status").
+fn not_run_yet(experiment: &Experiment) -> String {
+    format!(
+        "{}: experiment `{}` is a search, which this version of smart validates but does not run \
+         yet; list the values to try as `variants` or a `matrix` meanwhile (docs/search.md)",
+        experiment.source().display(),
+        experiment.name()
+    )
+}
+
 /// The experiments to run now: the named ones, or every valid one without a decision for its
 /// current definition. Any invalid file is bad input: nothing runs until it is fixed.
 fn queue(args: &Args, config: &AgentConfig) -> Result<Vec<Experiment>, CliError> {
@@ -210,6 +221,9 @@ fn queue(args: &Args, config: &AgentConfig) -> Result<Vec<Experiment>, CliError>
         let mut named = Vec::new();
         for name in &args.names {
             match report.experiments.iter().find(|e| e.name() == name) {
+                Some(experiment) if experiment.definition().search.is_some() => {
+                    return Err(CliError::bad_input(not_run_yet(experiment)));
+                }
                 Some(experiment) => named.push(experiment.clone()),
                 None => {
                     let known: Vec<&str> = report.experiments.iter().map(|e| e.name()).collect();
@@ -232,6 +246,15 @@ fn queue(args: &Args, config: &AgentConfig) -> Result<Vec<Experiment>, CliError>
         .experiments
         .into_iter()
         .filter(|e| decided_in(&history, e).is_none())
+        .filter(|e| {
+            // Said once per process, not at every rescan of a long-running `smart run`.
+            static NOTED: std::sync::Once = std::sync::Once::new();
+            let search = e.definition().search.is_some();
+            if search {
+                NOTED.call_once(|| eprintln!("{}", not_run_yet(e)));
+            }
+            !search
+        })
         .collect())
 }
 
