@@ -487,6 +487,11 @@ fn run_one(surface: &Surface, strategy: Strategy, seed: u64, tally: &mut Tally) 
     tally.add(surface, p50, errors, kept.is_some(), run);
 }
 
+#[expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "an example program prints its table (and its usage)"
+)]
 fn main() {
     let mut seed = 1u64;
     let mut runs = 200usize;

@@ -471,7 +471,11 @@ impl Search {
         for dim in order {
             let d = &space.dims()[dim];
             if d.ordered() {
-                let first: i8 = if self.random() % 2 == 0 { 1 } else { -1 };
+                let first: i8 = if self.random().is_multiple_of(2) {
+                    1
+                } else {
+                    -1
+                };
                 self.queue.push_back(Move::Step { dim, dir: first });
                 self.queue.push_back(Move::Step { dim, dir: -first });
             } else {
