@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! nice cargo run --release -p smart-search --example simulate
-//! nice cargo run --release -p smart-search --example simulate -- --seed 7 --runs 50
+//! nice cargo run --release -p smart-search --example simulate -- --seed 7 --runs 50 --surface cliff
 //! ```
 //!
 //! Every run draws a server's noise (block-level p50 noise σ uniform in [0.04, 0.10] on the log
@@ -495,14 +495,17 @@ fn run_one(surface: &Surface, strategy: Strategy, seed: u64, tally: &mut Tally) 
 fn main() {
     let mut seed = 1u64;
     let mut runs = 200usize;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let value = args.next().and_then(|v| v.parse::<u64>().ok());
-        match (a.as_str(), value) {
+        let value = args.next();
+        let number = value.as_deref().and_then(|v| v.parse::<u64>().ok());
+        match (a.as_str(), number) {
             ("--seed", Some(v)) => seed = v,
             ("--runs", Some(v)) => runs = v as usize,
+            ("--surface", _) if value.is_some() => only = value,
             _ => {
-                eprintln!("usage: simulate [--seed N] [--runs N]");
+                eprintln!("usage: simulate [--seed N] [--runs N] [--surface 1-D|2-D|flat|cliff]");
                 std::process::exit(2);
             }
         }
@@ -519,7 +522,14 @@ fn main() {
         "| surface | strategy | runs | within 5 % of optimum | kept at the end | kept on the way | guardrail fired | ended in the cliff | mean candidates | mean hours |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    // Each surface keeps its index in the list, so a row gives the same figures alone.
     for (si, surface) in surfaces().iter().enumerate() {
+        if only
+            .as_ref()
+            .is_some_and(|o| !surface.name.starts_with(o.as_str()))
+        {
+            continue;
+        }
         let n = if surface.name == "flat" {
             runs * 3
         } else {

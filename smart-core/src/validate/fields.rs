@@ -1209,7 +1209,7 @@ pub(crate) fn guardrails(r: &mut Reader, value: &Value, field: &str) -> Option<G
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -1231,7 +1231,8 @@ mod tests {
         assert_eq!(key_home("nothing"), None);
     }
 
-    fn properties(schema: schemars::Schema) -> BTreeSet<String> {
+    /// The property names of an object schema (shared with `search.rs`'s key-list test).
+    pub(crate) fn properties(schema: schemars::Schema) -> BTreeSet<String> {
         schema.as_value()["properties"]
             .as_object()
             .expect("an object schema")

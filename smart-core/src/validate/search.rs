@@ -565,16 +565,8 @@ pub(crate) fn candidate_durations(schedule: &Schedule, initial_checks_s: f64) ->
 mod tests {
     use std::collections::BTreeSet;
 
+    use super::super::fields::tests::properties;
     use super::*;
-
-    fn properties(schema: schemars::Schema) -> BTreeSet<String> {
-        schema.as_value()["properties"]
-            .as_object()
-            .expect("an object schema")
-            .keys()
-            .cloned()
-            .collect()
-    }
 
     #[test]
     fn the_key_lists_match_the_serde_types() {
