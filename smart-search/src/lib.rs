@@ -7,6 +7,7 @@
 //! incumbent, the family's alpha is shared evenly over the budget, and a final confirmation proves
 //! the result against the configuration as found (see `docs/search.md`). Its state is one serde
 //! value the run stores in the state dir, so a search resumes where it stood after a crash.
+//! [`catalog`] lists the nginx and kernel knobs a search may tune, with safe ranges and reasons.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -32,6 +33,7 @@
 //! # Ok::<(), smart_search::SearchError>(())
 //! ```
 
+pub mod catalog;
 mod error;
 mod space;
 mod strategy;
