@@ -13,4 +13,5 @@ mod hostile;
 mod newcomer;
 mod probe;
 mod run;
+mod search;
 mod support;
