@@ -35,8 +35,38 @@ pub(crate) use source::{parse_json, read_limited};
 /// `defaults` (from `smart.toml`'s `[defaults]`) fill schedule, decision and guardrail keys the
 /// file does not set. `template_file`s are read relative to the file's directory.
 pub fn validate_file(path: &Path, defaults: &Defaults) -> Result<Experiment, Invalid> {
+    validate_file_by(path, defaults, ApplyBy::Smart)
+}
+
+fn validate_file_by(
+    path: &Path,
+    defaults: &Defaults,
+    apply_by: ApplyBy,
+) -> Result<Experiment, Invalid> {
     let bytes = read_limited(path).map_err(|message| Invalid::whole_file(path, message))?;
-    validate_bytes(&bytes, path, defaults)
+    validate_bytes_by(&bytes, path, defaults, apply_by)
+}
+
+/// Who changes the configuration an experiment tests, which decides what its `apply` section is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ApplyBy {
+    /// smart-apply, as `smart` does: `apply` is required and every param must be used by it.
+    #[default]
+    Smart,
+    /// A program embedding the engine with its own [`Applier`](crate::engine::Applier), which
+    /// makes each arm from its params ([`Experiment::arm_values`]): `apply` must be absent (the
+    /// experiment's `apply()` is then empty, with no files and no command).
+    Caller,
+}
+
+/// [`validate_text`] for an experiment whose configuration `apply_by` changes.
+pub fn validate_text_by(
+    text: &str,
+    source: &Path,
+    defaults: &Defaults,
+    apply_by: ApplyBy,
+) -> Result<Experiment, Invalid> {
+    validate_bytes_by(text.as_bytes(), source, defaults, apply_by)
 }
 
 /// Validates an experiment given as text; `source` names it in messages and anchors relative
@@ -55,6 +85,15 @@ pub fn validate_bytes(
     source: &Path,
     defaults: &Defaults,
 ) -> Result<Experiment, Invalid> {
+    validate_bytes_by(bytes, source, defaults, ApplyBy::Smart)
+}
+
+fn validate_bytes_by(
+    bytes: &[u8],
+    source: &Path,
+    defaults: &Defaults,
+    apply_by: ApplyBy,
+) -> Result<Experiment, Invalid> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(Invalid::whole_file(
             source,
@@ -68,7 +107,7 @@ pub fn validate_bytes(
         _ => Path::new("."),
     };
     let mut r = Reader::new();
-    let read = read_root(&mut r, &value, base_dir);
+    let read = read_root(&mut r, &value, base_dir, apply_by);
     let problems = r.into_problems();
     match read {
         Some((spec, variants, durations)) if problems.is_empty() => Ok(Experiment::new(
@@ -97,6 +136,11 @@ pub struct Report {
 /// Validates files and directories (their `*.json` files, by name, not recursively), and checks
 /// that experiment names are unique across them.
 pub fn validate_paths(paths: &[PathBuf], defaults: &Defaults) -> Report {
+    validate_paths_by(paths, defaults, ApplyBy::Smart)
+}
+
+/// [`validate_paths`] for experiments whose configuration `apply_by` changes.
+pub fn validate_paths_by(paths: &[PathBuf], defaults: &Defaults, apply_by: ApplyBy) -> Report {
     let mut report = Report::default();
     for path in paths {
         let files = if path.is_dir() {
@@ -121,7 +165,7 @@ pub fn validate_paths(paths: &[PathBuf], defaults: &Defaults) -> Report {
             vec![path.clone()]
         };
         for file in files {
-            match validate_file(&file, defaults) {
+            match validate_file_by(&file, defaults, apply_by) {
                 Ok(experiment) => {
                     if let Some(first) = report
                         .experiments
@@ -168,7 +212,7 @@ pub fn experiment_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 type Read = (ExperimentSpec, Vec<VariantSpec>, Durations);
 
 /// Reads the whole file, recording every problem; `Some` only when every part read cleanly.
-fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
+fn read_root(r: &mut Reader, value: &Value, base_dir: &Path, apply_by: ApplyBy) -> Option<Read> {
     let root = r.object(value, "", fields::ROOT_KEYS, &fields::key_home)?;
     let empty = Value::Object(serde_json::Map::new());
 
@@ -186,14 +230,27 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
     let target = r
         .required(root, "", "target", "{\"urls\": [\"http://127.0.0.1/\"]}")
         .and_then(|v| fields::target(r, v));
-    let apply = r
-        .required(
-            root,
-            "",
-            "apply",
-            "{\"files\": [{\"path\": \"/etc/nginx/conf.d/smart.conf\", \"template\": \"...\"}]}",
-        )
-        .and_then(|v| fields::apply(r, v, base_dir));
+    let apply = match apply_by {
+        ApplyBy::Smart => r
+            .required(
+                root,
+                "",
+                "apply",
+                "{\"files\": [{\"path\": \"/etc/nginx/conf.d/smart.conf\", \"template\": \"...\"}]}",
+            )
+            .and_then(|v| fields::apply(r, v, base_dir)),
+        ApplyBy::Caller if root.contains_key("apply") => {
+            r.problem(
+                "apply",
+                "given, but the program running this experiment applies it itself; remove \
+                 \"apply\" (the program makes each arm from its params)",
+            );
+            None
+        }
+        ApplyBy::Caller => serde_json::from_value(Value::Object(serde_json::Map::new()))
+            .ok()
+            .map(|apply| (apply, Vec::new())),
+    };
     let baseline: Option<Option<Params>> = match fields::optional(root, "baseline") {
         Some(v) => fields::params(r, v, "baseline").map(Some),
         None => Some(None),
@@ -234,8 +291,8 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
     let guardrails = fields::guardrails(r, root.get("guardrails").unwrap_or(&empty), "guardrails");
 
     // Checks across sections, for the parts that read cleanly.
-    if let (Some((apply, origins)), Some((list, from_matrix)), Some(baseline)) =
-        (&apply, &variants, &baseline)
+    if let (ApplyBy::Smart, Some((apply, origins)), Some((list, from_matrix)), Some(baseline)) =
+        (apply_by, &apply, &variants, &baseline)
     {
         let mut arm_list = Vec::with_capacity(list.len() + 1);
         if let Some(params) = baseline {
