@@ -15,6 +15,7 @@ pub mod problem;
 mod reader;
 pub mod records;
 pub mod redact;
+pub mod runner;
 pub mod schedule;
 pub mod template;
 pub mod validate;

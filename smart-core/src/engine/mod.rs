@@ -16,7 +16,7 @@ mod cancel;
 mod design;
 mod event;
 pub mod ports;
-mod race;
+pub(crate) mod race;
 mod run;
 pub mod sim;
 mod types;

@@ -12,6 +12,7 @@ mod nginx_examples;
 mod prune;
 mod records;
 mod roundtrip;
+mod runner;
 mod schema;
 mod support;
 mod validate;
