@@ -6,13 +6,15 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::logs::LogRotation;
 use crate::problem::{Invalid, Problem};
 use crate::reader::{Reader, join};
 use crate::records::Retention;
 use crate::validate;
+
+pub use crate::defaults::Defaults;
 
 /// The config file looked for in the working directory.
 pub const LOCAL_CONFIG: &str = "smart.toml";
@@ -41,46 +43,6 @@ const CONFIG_KEYS: &[&str] = &[
 const LOGS_KEYS: &[&str] = &["max_bytes", "keep"];
 /// The keys of `[retention]`.
 const RETENTION_KEYS: &[&str] = &["enabled", "max_age_days", "max_runs"];
-
-/// Schedule, decision and guardrail keys that experiments inherit unless they set them.
-///
-/// Merged into an experiment's JSON before it is read, so an inherited value is checked exactly
-/// like one written in the experiment. The empty value (no config) changes nothing.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Defaults {
-    sections: Map<String, Value>,
-}
-
-impl Defaults {
-    /// Fills keys of `schedule`, `decision` and `guardrails` that `experiment` does not set.
-    pub(crate) fn fill(&self, experiment: &mut Value) {
-        let Value::Object(root) = experiment else {
-            return;
-        };
-        for (section, defaults) in &self.sections {
-            let Value::Object(defaults) = defaults else {
-                continue;
-            };
-            match root.get_mut(section) {
-                None => {
-                    root.insert(section.clone(), Value::Object(defaults.clone()));
-                }
-                Some(Value::Object(own)) => {
-                    for (key, value) in defaults {
-                        own.entry(key.clone()).or_insert_with(|| value.clone());
-                    }
-                }
-                // A wrong type is reported as written in the experiment.
-                Some(_) => {}
-            }
-        }
-    }
-
-    /// The default values of one section (`schedule`, `decision` or `guardrails`), as given.
-    pub fn section(&self, name: &str) -> Option<&Map<String, Value>> {
-        self.sections.get(name).and_then(Value::as_object)
-    }
-}
 
 /// The checked agent configuration.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@
 pub mod audit;
 mod checked;
 pub mod config;
+mod defaults;
 pub mod engine;
 pub mod experiment;
 pub mod logs;

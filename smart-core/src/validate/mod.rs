@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::checked::Experiment;
-use crate::config::Defaults;
+use crate::defaults::Defaults;
 use crate::experiment::{ExperimentSpec, Params, VariantSpec};
 use crate::problem::{Invalid, Problem};
 use crate::reader::{Reader, index, join};
