@@ -148,7 +148,7 @@ impl Experiment {
         } else {
             &self.variant(arm)?.params
         };
-        Some(crate::validate::arm_values(arm, params))
+        Some(template::arm_values(arm, params))
     }
 
     /// Renders `text` (a template, an edit's replacement, a `set` or `live_check` value) for an

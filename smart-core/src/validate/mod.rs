@@ -24,7 +24,6 @@ use crate::reader::{Reader, index, join};
 use crate::schedule::{Durations, Plan};
 
 pub use arms::ORIGINAL_PLACEHOLDER;
-pub(crate) use arms::arm_values;
 pub use fields::{MAX_NAME_LEN, MAX_VARIANTS};
 pub(crate) use fields::{decision, guardrails, schedule};
 pub use source::MAX_FILE_BYTES;
