@@ -12,6 +12,7 @@ mod defaults;
 pub mod engine;
 pub mod experiment;
 pub mod logs;
+mod mix;
 pub mod problem;
 mod reader;
 pub mod records;

@@ -24,8 +24,9 @@ mod types;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::mix::splitmix64;
 pub use cancel::{CancelToken, Cancelled};
-pub use design::{CycleOrder, cycle_order, fresh_seed, splitmix64};
+pub use design::{CycleOrder, cycle_order, fresh_seed};
 pub use event::{BlockInfo, BlockKind, Event, EventKind, Phase, PhaseInfo, RunPlan};
 pub use ports::{
     Applier, Clock, Coach, Judge, NoCoach, NoObserver, Observer, ObserverError, Probe,

@@ -74,7 +74,7 @@ pub fn new_run_id(experiment: &str, started: SystemTime, seed: u64) -> String {
         .take(19)
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .collect();
-    let tag = crate::engine::splitmix64(seed) >> 48;
+    let tag = crate::mix::splitmix64(seed) >> 48;
     format!("{time}Z-{experiment}-{tag:04x}")
 }
 

@@ -267,4 +267,3 @@ pub async fn run_experiment<K: Clock, B: Bench>(
         .map_err(LoopError::Bench)?;
     result.map_err(LoopError::Engine)
 }
-

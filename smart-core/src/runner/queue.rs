@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use crate::records::{self, DecisionKind, DecisionRecord, RecordsError};
 use super::LoopConfig;
+use crate::records::{self, DecisionKind, DecisionRecord, RecordsError};
 use crate::validate::{experiment_files, validate_paths_by};
 use crate::{Experiment, Invalid};
 
