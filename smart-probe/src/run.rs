@@ -11,6 +11,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::guard::{GuardState, SLOT, Window};
 use crate::lean::{LeanConnection, LeanPool, LeanTarget};
+use crate::outcome::Answer;
 use crate::{
     Abort, BlockMeta, BlockPlan, BlockRecorder, BlockResult, Load, Outcome, ProbeConfig,
     ProbeError, Progress, ProgressSink,
@@ -262,29 +263,6 @@ impl Probe {
         let abort = Ticker::new(block).drain(block, &mut tasks, sink).await;
         (abort, block.measure_start)
     }
-}
-
-/// How one request ended.
-pub(crate) struct Answer {
-    pub(crate) outcome: Outcome,
-    pub(crate) status: Option<u16>,
-    pub(crate) retried: bool,
-}
-
-impl Answer {
-    /// No complete answer within the timeout.
-    const TIMEOUT: Answer = Answer {
-        outcome: Outcome::Timeout,
-        status: None,
-        retried: false,
-    };
-
-    /// A due request the in-flight cap refused.
-    const OVERLOAD: Answer = Answer {
-        outcome: Outcome::Overload,
-        status: None,
-        retried: false,
-    };
 }
 
 /// When a request was due on the timetable, when its latency starts (the send, or the due time
