@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use smart_core::audit::Line;
 use smart_core::engine::{Arm, BlockKind, LiveConfig};
 use smart_core::records::{
     BlockRecord, BlockSamples, DecisionKind, DecisionRecord, LatencyDistribution, RunState, Status,
 };
 
+use crate::audit_rows::{AuditRow, AuditRows};
 use crate::load::{Run, State};
 use crate::svg::{self, BlockPoint, Distribution, Series, TrendPoint};
 use crate::{explain, format};
@@ -173,16 +173,6 @@ pub(crate) struct ParamRow {
     pub(crate) arm: String,
     pub(crate) name: String,
     pub(crate) value: String,
-}
-
-/// One audit line.
-#[derive(Debug, Serialize)]
-pub(crate) struct AuditRow {
-    pub(crate) seq: u64,
-    pub(crate) time: String,
-    pub(crate) action: String,
-    pub(crate) outcome: String,
-    pub(crate) details: String,
 }
 
 /// The href of a run's page from a page at `root`.
@@ -590,9 +580,6 @@ fn style_of(run: &Run, arm_name: &str, arm: Arm) -> usize {
 /// recent blocks and audit lines: a live render's work and memory do not grow with the run (the
 /// charts still show every block, and once the run is over its page lists everything).
 pub(crate) const LIVE_BLOCK_ROWS: usize = 50;
-/// The audit lines a live run page lists (about four per block).
-pub(crate) const LIVE_AUDIT_ROWS: usize = 200;
-
 /// The id of the run under way, as `status.json` says, if one is.
 pub(crate) fn running(state: &State) -> Option<&str> {
     state
@@ -600,15 +587,6 @@ pub(crate) fn running(state: &State) -> Option<&str> {
         .as_ref()
         .filter(|(s, _)| s.state == RunState::Running)
         .map(|(s, _)| s.run_id.as_str())
-}
-
-/// A run's audit lines as table rows, and how many earlier ones were left out (a live page's).
-#[derive(Debug, Default)]
-pub(crate) struct AuditRows {
-    /// The rows listed, in log order.
-    pub(crate) rows: Vec<AuditRow>,
-    /// Earlier lines of the run not listed.
-    pub(crate) omitted: usize,
 }
 
 /// A run page's view; `latencies` are the run's samples pooled per arm.
@@ -908,30 +886,6 @@ fn block_row(run: &Run, b: &BlockRecord) -> BlockRow {
             },
         ),
         note: f.aborted.clone().unwrap_or_default(),
-    }
-}
-
-/// An audit line as the run page's table shows it (made as the log is read, so a render never
-/// holds the parsed lines with their details).
-pub(crate) fn audit_row(line: &Line) -> AuditRow {
-    let name = |v: serde_json::Result<serde_json::Value>| {
-        v.ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    };
-    let mut details = match &line.details {
-        serde_json::Value::Null => String::new(),
-        v => v.to_string(),
-    };
-    if details.chars().count() > 400 {
-        details = details.chars().take(400).collect::<String>() + "…";
-    }
-    AuditRow {
-        seq: line.seq,
-        time: format::clock(&line.time),
-        action: name(serde_json::to_value(line.action)).replace('_', " "),
-        outcome: name(serde_json::to_value(line.outcome)),
-        details,
     }
 }
 
