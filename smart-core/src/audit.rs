@@ -63,6 +63,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::atomic::{AtomicWrite, Sync};
 use crate::logs::{self, LogRotation};
 
 /// The `prev` of the first line of a chain: 64 zeros.
@@ -578,17 +579,12 @@ impl AuditLog {
 
     fn write_head(&self, head: &Head) -> Result<(), AuditError> {
         let path = self.dir.join(HEAD_FILE);
-        let tmp = self.dir.join(format!("{HEAD_FILE}.tmp"));
-        let text = serde_json::to_string(head).expect("the head always serializes");
-        let write = || -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| AuditError::io(&path, e))
+        let mut text = serde_json::to_string(head).expect("the head always serializes");
+        text.push('\n');
+        AtomicWrite::new(&path)
+            .sync(Sync::FileAndDir)
+            .write(text.as_bytes())
+            .map_err(|e| AuditError::io(&path, e))
     }
 }
 

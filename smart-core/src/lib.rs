@@ -5,6 +5,8 @@
 //! This crate does no network or process work of its own: it is pure data and logic, so other
 //! Rust tools can embed it with their own probes and appliers.
 
+#[doc(hidden)]
+pub mod atomic;
 pub mod audit;
 mod checked;
 pub mod config;
