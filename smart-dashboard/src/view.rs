@@ -957,7 +957,7 @@ fn redact(value: &mut serde_json::Value, key: Option<&str>) {
         serde_json::Value::String(s) => {
             if key.is_some_and(smart_core::redact::is_secret_header) {
                 *s = smart_core::redact::REDACTED.to_owned();
-            } else if let Some(clean) = without_password(s) {
+            } else if let Some(clean) = without_credentials(s) {
                 *s = clean;
             }
         }
@@ -971,21 +971,10 @@ fn redact(value: &mut serde_json::Value, key: Option<&str>) {
     }
 }
 
-/// `scheme://user:secret@host…` as `scheme://user:<redacted>@host…`; `None` when there is no
-/// password.
-fn without_password(url: &str) -> Option<String> {
-    let start = url.find("://")? + 3;
-    let authority_end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    let at = url[start..authority_end].rfind('@')? + start;
-    let colon = url[start..at].find(':')? + start;
-    Some(format!(
-        "{}{}{}",
-        &url[..=colon],
-        smart_core::redact::REDACTED,
-        &url[at..]
-    ))
+/// `url` with its credentials hidden, or `None` when it has none to hide.
+fn without_credentials(url: &str) -> Option<String> {
+    let clean = smart_core::redact::hide_url_credentials(url);
+    (clean != url).then_some(clean)
 }
 
 #[cfg(test)]
@@ -993,13 +982,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_passwords_are_redacted() {
+    fn url_credentials_are_redacted() {
         assert_eq!(
-            without_password("http://u:p@h/x").as_deref(),
-            Some("http://u:<redacted>@h/x")
+            without_credentials("http://u:p@h/x").as_deref(),
+            Some("http://***@h/x")
         );
-        assert_eq!(without_password("http://h/x@y"), None);
-        assert_eq!(without_password("http://u@h/"), None);
+        assert_eq!(without_credentials("http://h/x@y"), None);
+        assert_eq!(
+            without_credentials("http://token@h/").as_deref(),
+            Some("http://***@h/")
+        );
         let mut def = serde_json::json!({"target": {"headers": {"Authorization": "Bearer s"}}});
         redact(&mut def, None);
         assert_eq!(
