@@ -221,16 +221,7 @@ where
     }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+use smart_core::error_chain::joined as error_chain;
 
 /// `url` with any `user:password@` replaced by `***@`, for logs.
 pub(crate) use smart_core::redact::hide_url_credentials as redact;

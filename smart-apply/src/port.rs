@@ -51,15 +51,8 @@ impl<'a> EngineApplier<'a> {
 }
 
 fn failure(error: Error) -> ApplyFailure {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
     ApplyFailure {
-        message,
+        message: smart_core::error_chain::joined(&error),
         original_live: error.original_in_place(),
         cause: if error.is_smarts_own() {
             FailureCause::Smart

@@ -96,15 +96,13 @@ impl CliError {
     pub(crate) fn write_chain(&self, out: &mut impl Write) -> std::io::Result<()> {
         let mut said = self.error.to_string();
         writeln!(out, "smart: error: {said}")?;
-        let mut source = self.error.source();
-        while let Some(cause) = source {
+        for cause in smart_core::error_chain::chain(&*self.error).skip(1) {
             let text = cause.to_string();
             if !said.contains(&text) {
                 writeln!(out, "  caused by: {text}")?;
                 said.push('\n');
                 said.push_str(&text);
             }
-            source = cause.source();
         }
         Ok(())
     }

@@ -12,6 +12,8 @@ mod checked;
 pub mod config;
 mod defaults;
 pub mod engine;
+#[doc(hidden)]
+pub mod error_chain;
 pub mod experiment;
 pub mod logs;
 mod mix;

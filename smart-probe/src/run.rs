@@ -353,12 +353,10 @@ fn classify(error: &reqwest::Error) -> Outcome {
 /// response arrived: hyper's "connection closed before message completed", or a reset or broken
 /// pipe while writing. hyper itself only retries when the close was seen before the write.
 fn closed_before_response(error: &reqwest::Error) -> bool {
-    use std::error::Error as _;
     if error.is_connect() || error.is_timeout() {
         return false;
     }
-    let mut cause = error.source();
-    while let Some(e) = cause {
+    for e in smart_core::error_chain::chain(error).skip(1) {
         if let Some(hyper_error) = e.downcast_ref::<hyper::Error>()
             && hyper_error.is_incomplete_message()
         {
@@ -374,7 +372,6 @@ fn closed_before_response(error: &reqwest::Error) -> bool {
         {
             return true;
         }
-        cause = e.source();
     }
     false
 }
