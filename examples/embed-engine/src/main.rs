@@ -56,7 +56,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("smart-embed-{}", std::process::id()));
     let experiments_dir = dir.join("experiments");
     std::fs::create_dir_all(&experiments_dir)?;
-    std::fs::write(experiments_dir.join("embedded-delay.json"), experiment(&url))?;
+    std::fs::write(
+        experiments_dir.join("embedded-delay.json"),
+        experiment(&url),
+    )?;
     let state_dir = dir.join("state");
     println!("running against {url} (records in {})", state_dir.display());
     let runner = Runner::new(LoopConfig {
