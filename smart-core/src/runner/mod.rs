@@ -3,7 +3,7 @@
 //! definition, or the named ones), a fresh seed and run id per run, once or watching the
 //! directory for new and edited files, and cancellation between runs and while waiting.
 //!
-//! Like the [engine](crate::engine) it drives, the loop has no runtime and no I/O but reading the
+//! Like the [`engine`] it drives, the loop has no runtime and no I/O but reading the
 //! experiments and the records: time comes through the [`Clock`] port, so tests run it on a
 //! simulated clock, and every front end (the `smart` binary, another Rust program) runs the very
 //! same loop. What differs between front ends is a [`Bench`]: the parts of each run (the
