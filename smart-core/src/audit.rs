@@ -968,29 +968,12 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Formats `time` as RFC 3339 UTC with milliseconds, e.g. `2026-11-26T19:30:00.123Z`.
+/// Formats `time` as RFC 3339 UTC with milliseconds (truncated), e.g.
+/// `2026-11-26T19:30:00.123Z`; a time before 1970 (a broken clock) as the epoch.
 pub fn format_utc(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    let at = jiff::Timestamp::try_from(UNIX_EPOCH + since).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    at.strftime("%Y-%m-%dT%H:%M:%S.%3fZ").to_string()
 }
 
 #[cfg(test)]
@@ -1037,6 +1020,9 @@ mod tests {
         check(951_782_400, 5, "2000-02-29T00:00:00.005Z");
         check(1_700_000_000, 123, "2023-11-14T22:13:20.123Z");
         check(4_102_444_799, 999, "2099-12-31T23:59:59.999Z");
+        // Milliseconds are truncated, never rounded up into the next second.
+        let late = UNIX_EPOCH + Duration::from_secs(59) + Duration::from_nanos(999_999_999);
+        assert_eq!(format_utc(late), "1970-01-01T00:00:59.999Z");
     }
 
     #[test]
