@@ -14,6 +14,9 @@ use crate::reader::{Reader, join};
 use crate::records::Retention;
 use crate::validate;
 
+mod prometheus;
+pub use prometheus::PrometheusConfig;
+
 /// The config file looked for in the working directory.
 pub const LOCAL_CONFIG: &str = "smart.toml";
 /// The system-wide config file, used when there is no `./smart.toml`.
@@ -36,6 +39,7 @@ const CONFIG_KEYS: &[&str] = &[
     "coach",
     "logs",
     "retention",
+    "prometheus",
 ];
 /// The keys of `[logs]`.
 const LOGS_KEYS: &[&str] = &["max_bytes", "keep"];
@@ -93,6 +97,7 @@ pub struct AgentConfig {
     coach: toml::Table,
     logs: LogRotation,
     retention: Retention,
+    prometheus: PrometheusConfig,
 }
 
 impl Default for AgentConfig {
@@ -107,6 +112,7 @@ impl Default for AgentConfig {
             coach: toml::Table::new(),
             logs: LogRotation::default(),
             retention: Retention::default(),
+            prometheus: PrometheusConfig::default(),
         }
     }
 }
@@ -186,6 +192,9 @@ impl AgentConfig {
         if let Some(retention) = root.get("retention") {
             config.retention = read_retention(&mut r, retention);
         }
+        if let Some(prometheus) = root.get("prometheus") {
+            config.prometheus = prometheus::read(&mut r, prometheus, base);
+        }
         if let Some(coach) = table.get("coach") {
             match coach {
                 toml::Value::Table(coach) => config.coach = coach.clone(),
@@ -241,6 +250,11 @@ impl AgentConfig {
     /// How long run records and their dashboard pages are kept (`[retention]`).
     pub fn retention(&self) -> Retention {
         self.retention
+    }
+
+    /// Where `smart run` publishes Prometheus metrics (`[prometheus]`).
+    pub fn prometheus(&self) -> &PrometheusConfig {
+        &self.prometheus
     }
 }
 
