@@ -1,0 +1,130 @@
+//! The node_exporter textfile: [`Textfile`] rewrites it after every event of a run, through a
+//! temporary file and a rename in the same directory, so the collector never reads half a file.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use smart_core::engine::{Event, EventKind, Observer, ObserverError};
+
+use crate::{Facts, MetricsError, collect, render};
+
+/// Writes `text` to `path` atomically: a hidden `.NAME.tmp` beside it (which the textfile
+/// collector ignores: it reads `*.prom` only), fsynced, then renamed over `path`. The file is
+/// readable by all (mode 0644), as node_exporter runs as another user.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), MetricsError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(0o644))?;
+        }
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        MetricsError::io("writing the metrics textfile", path, e)
+    })
+}
+
+/// An engine observer that rewrites a textfile with the state dir's metrics whenever the run
+/// changes something a metric shows (its start, a phase, a finished block, a decision, a
+/// problem, its end), never on progress ticks. A failure never fails the run: the first one is
+/// kept for [`Textfile::take_error`].
+#[derive(Debug)]
+pub struct Textfile {
+    state_dir: PathBuf,
+    path: PathBuf,
+    facts: Facts,
+    error: Option<MetricsError>,
+}
+
+impl Textfile {
+    /// Metrics of `state_dir` to `path`, with what the caller knows in `facts`.
+    pub fn new(state_dir: &Path, path: &Path, facts: Facts) -> Textfile {
+        Textfile {
+            state_dir: state_dir.to_owned(),
+            path: path.to_owned(),
+            facts,
+            error: None,
+        }
+    }
+
+    /// Collects and writes the metrics now.
+    pub fn write(&self, now: SystemTime) -> Result<(), MetricsError> {
+        let families = collect(&self.state_dir, self.facts, now)?;
+        write_atomically(&self.path, &render(&families))
+    }
+
+    /// The first failure since the last call, if any.
+    pub fn take_error(&mut self) -> Option<MetricsError> {
+        self.error.take()
+    }
+}
+
+impl Observer for Textfile {
+    fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
+        let changes = matches!(
+            event.kind,
+            EventKind::RunStarted { .. }
+                | EventKind::Phase(_)
+                | EventKind::BlockFinished { .. }
+                | EventKind::Problem(_)
+                | EventKind::Decided(_)
+                | EventKind::RunFinished(_)
+        );
+        if changes
+            && let Err(e) = self.write(SystemTime::now())
+            && self.error.is_none()
+        {
+            self.error = Some(e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_atomically_and_readably() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("smart.prom");
+        write_atomically(&path, "a 1\n").unwrap();
+        write_atomically(&path, "a 2\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a 2\n");
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["smart.prom"], "no temporary file is left");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent/smart.prom");
+        let err = write_atomically(&path, "a 1\n").unwrap_err();
+        assert_eq!(err.path(), path);
+        assert!(
+            err.to_string().contains("writing the metrics textfile"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of smart-metrics: the shipped alert rules under promtool.
+
+mod rules;
