@@ -75,6 +75,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let runtime = runtime()?;
     let cancel = cancel_on_signal(&runtime);
     recover(&runtime, &config, &lock)?;
+    let _metrics = crate::metrics::start(&config, &runtime)?;
     if pending.is_empty() && args.once {
         let history = records::history(state_dir).map_err(CliError::runtime)?;
         println!("{}", nothing::message(config.experiments_dir(), &history));
@@ -371,7 +372,10 @@ pub(crate) fn execute(
     // The records first, so the dashboard renders what was just written.
     let records = Records::with_rotation(state_dir, config.logs());
     let dashboard = LiveDashboard::new(Dashboard::new(state_dir, config.dashboard_dir()));
-    let mut observer = ((records, dashboard), Show::new(experiment.name()));
+    let mut observer = (
+        ((records, dashboard), Show::new(experiment.name())),
+        crate::metrics::observer(config),
+    );
     let run_config = RunConfig {
         run_id: run_id.clone(),
         seed,
@@ -396,7 +400,7 @@ pub(crate) fn execute(
         experiment.name(),
         crate::audit::head_line(state_dir)
     );
-    if let Some(e) = observer.0.1.take_error() {
+    if let Some(e) = observer.0.0.1.take_error() {
         eprintln!(
             "smart: {}: the dashboard in {} could not be written: {e}",
             experiment.name(),

@@ -1,3 +1,4 @@
 //! Integration tests of smart-metrics: the shipped alert rules under promtool.
 
 mod rules;
+mod serve;
