@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use smart_core::AgentConfig;
 use smart_core::engine::{Event, EventKind, Observer, ObserverError};
@@ -65,34 +66,69 @@ fn recovery_needed(state_dir: &Path) -> Option<bool> {
     }
 }
 
-/// What `smart run` publishes while it works: the textfile once at the start (so its age shows
-/// that the timer still runs, even with nothing to do) and the `/metrics` server, when
-/// configured. Called once the lock is held and any interrupted run is recovered; the server
-/// stops when the returned value is dropped.
+/// How often `smart run` rewrites the textfile while it lives, events or not: a long-running
+/// `smart run` waiting for work keeps `smart_metrics_generated_timestamp_seconds` fresh.
+const REFRESH: Duration = Duration::from_secs(60);
+
+/// What `smart run` publishes while it works: the textfile at the start (so its age shows that
+/// rounds still happen, even with nothing to do) and every minute after, and the `/metrics`
+/// server, when configured. Called once the lock is held and any interrupted run is recovered;
+/// both stop when the returned value is dropped.
 pub(crate) fn start(
     config: &AgentConfig,
     runtime: &tokio::runtime::Runtime,
-) -> Result<Option<MetricsServer>, CliError> {
-    if let Some(textfile) = textfile(config) {
+) -> Result<Publishing, CliError> {
+    let refresh = textfile(config).map(|textfile| {
         warn(textfile.write(SystemTime::now()).err());
-    }
-    let Some(addr) = config.prometheus().listen() else {
-        return Ok(None);
+        let textfile = Arc::new(textfile);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(REFRESH).await;
+                let textfile = Arc::clone(&textfile);
+                // A failure is said by the run's observer; this only keeps the file fresh.
+                let _ =
+                    tokio::task::spawn_blocking(move || textfile.write(SystemTime::now())).await;
+            }
+        })
+    });
+    let server = match config.prometheus().listen() {
+        Some(addr) => {
+            let server = runtime
+                .block_on(MetricsServer::start(
+                    addr,
+                    config.state_dir(),
+                    Facts {
+                        recovery_needed: Some(false),
+                    },
+                ))
+                .map_err(CliError::bad_input)?;
+            eprintln!(
+                "smart: serving metrics on http://{}/metrics",
+                server.local_addr()
+            );
+            Some(server)
+        }
+        None => None,
     };
-    let server = runtime
-        .block_on(MetricsServer::start(
-            addr,
-            config.state_dir(),
-            Facts {
-                recovery_needed: Some(false),
-            },
-        ))
-        .map_err(CliError::bad_input)?;
-    eprintln!(
-        "smart: serving metrics on http://{}/metrics",
-        server.local_addr()
-    );
-    Ok(Some(server))
+    Ok(Publishing {
+        _server: server,
+        refresh,
+    })
+}
+
+/// The textfile refresh and the `/metrics` server of one `smart run`; both stop when dropped.
+#[derive(Debug)]
+pub(crate) struct Publishing {
+    _server: Option<MetricsServer>,
+    refresh: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Publishing {
+    fn drop(&mut self) {
+        if let Some(refresh) = &self.refresh {
+            refresh.abort();
+        }
+    }
 }
 
 /// The engine observer that rewrites `[prometheus] textfile` after every event of a run (it does

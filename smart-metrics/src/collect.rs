@@ -58,7 +58,7 @@ pub fn collect(
         .as_ref()
         .filter(|s| s.state == RunState::Running && lock_held);
     let mut families = run_families(&runs, live_run.map(|s| s.run_id.as_str()));
-    families.extend(live_families(live_run, lock_held));
+    families.extend(live_families(status.as_ref(), live_run, lock_held));
     families.extend(audit_families(state_dir));
     let pruned = records::pruned_count(state_dir).map_err(MetricsError::records)?;
     families.push(
@@ -83,7 +83,7 @@ pub fn collect(
         Family::new(
             "smart_metrics_generated_timestamp_seconds",
             Kind::Gauge,
-            "When these figures were read from the state dir (smart run rewrites its textfile at every start and event).",
+            "When these figures were read from the state dir (smart run rewrites its textfile at its start, after every event and every minute while it lives).",
         )
         .with(unix(now)),
     );
@@ -311,7 +311,11 @@ fn run_families(runs: &[RunRecord], live_run: Option<&str>) -> Vec<Family> {
 }
 
 /// Whether a run is under way, and what it is doing.
-fn live_families(live_run: Option<&Status>, lock_held: bool) -> Vec<Family> {
+fn live_families(
+    status: Option<&Status>,
+    live_run: Option<&Status>,
+    lock_held: bool,
+) -> Vec<Family> {
     let mut active = Family::new(
         "smart_run_active",
         Kind::Gauge,
@@ -327,6 +331,14 @@ fn live_families(live_run: Option<&Status>, lock_held: bool) -> Vec<Family> {
             1.0,
         );
     }
+    let mut updated = Family::new(
+        "smart_status_updated_timestamp_seconds",
+        Kind::Gauge,
+        "When status.json was last written: at least every 2 seconds while a run's engine works, even while it waits.",
+    );
+    if let Some(t) = status.and_then(|s| parse_utc(&s.updated)) {
+        updated.push(Vec::new(), t);
+    }
     vec![
         Family::new(
             "smart_running",
@@ -341,6 +353,7 @@ fn live_families(live_run: Option<&Status>, lock_held: bool) -> Vec<Family> {
             "1 while a process (smart run, recover or revert) holds the state dir's run lock.",
         )
         .with(flag(lock_held)),
+        updated,
     ]
 }
 

@@ -4,13 +4,14 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use smart_core::engine::{Event, EventKind, Observer, ObserverError};
 
 use crate::{Facts, MetricsError, collect, render};
 
-/// Writes `text` to `path` atomically: a hidden `.NAME.tmp` beside it (which the textfile
+/// Writes `text` to `path` atomically: a hidden `.NAME.PID-N.tmp` beside it (which the textfile
 /// collector ignores: it reads `*.prom` only), fsynced, then renamed over `path`. The file is
 /// readable by all (mode 0644), as node_exporter runs as another user.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), MetricsError> {
@@ -22,7 +23,11 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), MetricsError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
+    // One temporary name per write, so two writers (a run's observer and the once-a-minute
+    // refresh) never write into the same temporary file.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(text.as_bytes())?;

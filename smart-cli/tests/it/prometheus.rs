@@ -264,3 +264,65 @@ fn smart_metrics_on_a_fresh_state_dir_passes_promtool() {
     let (clean, said) = promtool_check_metrics(&text);
     assert!(clean && said.trim().is_empty(), "{said}\n{text}");
 }
+
+/// A long-running `smart run` with `[prometheus] listen` serves `/metrics` on loopback while it
+/// waits for work (it holds the run lock: `smart_lock_held 1`), writes its textfile at the
+/// start, and stops serving when SIGTERM ends it; a non-loopback address is refused up front.
+#[test]
+fn a_long_running_smart_run_serves_metrics_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("experiments")).unwrap();
+    let port = free_port();
+    let config = format!(
+        "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n\
+         [prometheus]\nlisten = \"127.0.0.1:{port}\"\ntextfile = \"smart.prom\"\n"
+    );
+    fs::write(dir.path().join("smart.toml"), &config).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_smart"))
+        .arg("run")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let mut run = Killed(child);
+    let served = wait_for(Duration::from_secs(30), || get(port, "/metrics"));
+    let textfile = fs::read_to_string(dir.path().join("smart.prom")).unwrap_or_default();
+    let stopped = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(stopped.success());
+    let status = run.0.wait().unwrap();
+    let mut stderr = String::new();
+    run.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let served = served.unwrap_or_else(|| panic!("no /metrics on port {port}: {stderr}"));
+    assert!(served.contains("\nsmart_lock_held 1\n"), "{served}");
+    assert!(served.contains("\nsmart_running 0\n"), "{served}");
+    assert!(textfile.contains("\nsmart_lock_held 1\n"), "{textfile}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "serving metrics on http://127.0.0.1:{port}/metrics"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        get(port, "/metrics").is_none(),
+        "still serving after the run ended"
+    );
+
+    fs::write(
+        dir.path().join("smart.toml"),
+        config.replace("127.0.0.1:", "0.0.0.0:"),
+    )
+    .unwrap();
+    let refused = crate::support::smart(dir.path(), &["run", "--once"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(said.contains("is not a loopback address"), "{said}");
+}
