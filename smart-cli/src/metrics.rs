@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use smart_core::AgentConfig;
@@ -66,28 +65,36 @@ fn recovery_needed(state_dir: &Path) -> Option<bool> {
     }
 }
 
-/// How often `smart run` rewrites the textfile while it lives, events or not: a long-running
-/// `smart run` waiting for work keeps `smart_metrics_generated_timestamp_seconds` fresh.
+/// How often `smart run` rewrites the textfile while it waits for work (during a run its
+/// observer does, after every event): a long-running `smart run` keeps
+/// `smart_metrics_generated_timestamp_seconds` fresh.
 const REFRESH: Duration = Duration::from_secs(60);
 
 /// What `smart run` publishes while it works: the textfile at the start (so its age shows that
-/// rounds still happen, even with nothing to do) and every minute after, and the `/metrics`
+/// rounds still happen, even with nothing to do) and every minute while no run is under way,
+/// and the `/metrics`
 /// server, when configured. Called once the lock is held and any interrupted run is recovered;
 /// both stop when the returned value is dropped.
 pub(crate) fn start(
     config: &AgentConfig,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Publishing, CliError> {
-    let refresh = textfile(config).map(|textfile| {
+    let refresh = textfile(config).map(|mut textfile| {
         warn(textfile.write(SystemTime::now()).err());
-        let textfile = Arc::new(textfile);
         runtime.spawn(async move {
             loop {
                 tokio::time::sleep(REFRESH).await;
-                let textfile = Arc::clone(&textfile);
-                // A failure is said by the run's observer; this only keeps the file fresh.
-                let _ =
-                    tokio::task::spawn_blocking(move || textfile.write(SystemTime::now())).await;
+                // A failure is said by the run's observer; this only keeps the file fresh
+                // while no run is under way.
+                let refreshed = tokio::task::spawn_blocking(move || {
+                    let _ = textfile.refresh(SystemTime::now());
+                    textfile
+                })
+                .await;
+                match refreshed {
+                    Ok(back) => textfile = back,
+                    Err(_) => break,
+                }
             }
         })
     });

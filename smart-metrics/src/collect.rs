@@ -35,6 +35,17 @@ pub fn collect(
     facts: Facts,
     now: SystemTime,
 ) -> Result<Vec<Family>, MetricsError> {
+    collect_with(state_dir, facts, now, audit_families(state_dir))
+}
+
+/// [`collect`] with the audit log's families already computed (verifying the chain hashes every
+/// line, so a run's observer does it at the run's start and end only, not after every block).
+pub(crate) fn collect_with(
+    state_dir: &Path,
+    facts: Facts,
+    now: SystemTime,
+    audit: Vec<Family>,
+) -> Result<Vec<Family>, MetricsError> {
     let status = records::read_status(state_dir).map_err(MetricsError::records)?;
     let lock_held = lock_held(state_dir)?;
     let mut runs = Vec::new();
@@ -59,7 +70,7 @@ pub fn collect(
         .filter(|s| s.state == RunState::Running && lock_held);
     let mut families = run_families(&runs, live_run.map(|s| s.run_id.as_str()));
     families.extend(live_families(status.as_ref(), live_run, lock_held));
-    families.extend(audit_families(state_dir));
+    families.extend(audit);
     let pruned = records::pruned_count(state_dir).map_err(MetricsError::records)?;
     families.push(
         Family::new(
@@ -83,7 +94,7 @@ pub fn collect(
         Family::new(
             "smart_metrics_generated_timestamp_seconds",
             Kind::Gauge,
-            "When these figures were read from the state dir (smart run rewrites its textfile at its start, after every event and every minute while it lives).",
+            "When these figures were read from the state dir (smart run rewrites its textfile at its start, after every event, and every minute while it waits for work).",
         )
         .with(unix(now)),
     );
@@ -358,7 +369,7 @@ fn live_families(
 }
 
 /// The audit chain's state and head, and the recoveries it records.
-fn audit_families(state_dir: &Path) -> Vec<Family> {
+pub(crate) fn audit_families(state_dir: &Path) -> Vec<Family> {
     let mut ok = Family::new(
         "smart_audit_chain_ok",
         Kind::Gauge,

@@ -9,7 +9,10 @@ use std::time::SystemTime;
 
 use smart_core::engine::{Event, EventKind, Observer, ObserverError};
 
-use crate::{Facts, MetricsError, collect, render};
+use smart_core::records::{RunState, read_status};
+
+use crate::collect::{audit_families, collect_with};
+use crate::{Facts, Family, MetricsError, render};
 
 /// Writes `text` to `path` atomically: a hidden `.NAME.PID-N.tmp` beside it (which the textfile
 /// collector ignores: it reads `*.prom` only), fsynced, then renamed over `path`. The file is
@@ -46,13 +49,16 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), MetricsError> {
 
 /// An engine observer that rewrites a textfile with the state dir's metrics whenever the run
 /// changes something a metric shows (its start, a phase, a finished block, a decision, a
-/// problem, its end), never on progress ticks. A failure never fails the run: the first one is
-/// kept for [`Textfile::take_error`].
+/// problem, its end), never on progress ticks. The audit chain is verified at the run's start
+/// and end (verifying hashes the whole log, too much to repeat after every block of a run that
+/// is measuring); in between its last result is reused. A failure never fails the run: the
+/// first one is kept for [`Textfile::take_error`].
 #[derive(Debug)]
 pub struct Textfile {
     state_dir: PathBuf,
     path: PathBuf,
     facts: Facts,
+    audit: Option<Vec<Family>>,
     error: Option<MetricsError>,
 }
 
@@ -63,35 +69,56 @@ impl Textfile {
             state_dir: state_dir.to_owned(),
             path: path.to_owned(),
             facts,
+            audit: None,
             error: None,
         }
     }
 
-    /// Collects and writes the metrics now.
-    pub fn write(&self, now: SystemTime) -> Result<(), MetricsError> {
-        let families = collect(&self.state_dir, self.facts, now)?;
-        write_atomically(&self.path, &render(&families))
+    /// Collects (verifying the audit chain afresh) and writes the metrics now.
+    pub fn write(&mut self, now: SystemTime) -> Result<(), MetricsError> {
+        self.audit = None;
+        self.write_cached(now)
+    }
+
+    /// Writes the metrics now unless a run is under way (status.json says running): then the
+    /// run's observer keeps the file current, and nothing competes with its measurements. For a
+    /// periodic refresh while `smart run` waits for work. Returns whether it wrote.
+    pub fn refresh(&mut self, now: SystemTime) -> Result<bool, MetricsError> {
+        let status = read_status(&self.state_dir).map_err(MetricsError::records)?;
+        if status.is_some_and(|s| s.state == RunState::Running) {
+            return Ok(false);
+        }
+        self.write(now).map(|()| true)
     }
 
     /// The first failure since the last call, if any.
     pub fn take_error(&mut self) -> Option<MetricsError> {
         self.error.take()
     }
+
+    fn write_cached(&mut self, now: SystemTime) -> Result<(), MetricsError> {
+        let audit = self
+            .audit
+            .get_or_insert_with(|| audit_families(&self.state_dir))
+            .clone();
+        let families = collect_with(&self.state_dir, self.facts, now, audit)?;
+        write_atomically(&self.path, &render(&families))
+    }
 }
 
 impl Observer for Textfile {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
-        let changes = matches!(
-            event.kind,
-            EventKind::RunStarted { .. }
-                | EventKind::Phase(_)
-                | EventKind::BlockFinished { .. }
-                | EventKind::Problem(_)
-                | EventKind::Decided(_)
-                | EventKind::RunFinished(_)
-        );
-        if changes
-            && let Err(e) = self.write(SystemTime::now())
+        let written = match event.kind {
+            EventKind::RunStarted { .. } | EventKind::RunFinished(_) => {
+                Some(self.write(SystemTime::now()))
+            }
+            EventKind::Phase(_)
+            | EventKind::BlockFinished { .. }
+            | EventKind::Problem(_)
+            | EventKind::Decided(_) => Some(self.write_cached(SystemTime::now())),
+            _ => None,
+        };
+        if let Some(Err(e)) = written
             && self.error.is_none()
         {
             self.error = Some(e);
@@ -119,6 +146,28 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644);
+    }
+
+    #[test]
+    fn the_refresh_leaves_a_running_run_to_its_observer() {
+        let state = tempfile::tempdir().unwrap();
+        let path = state.path().join("smart.prom");
+        let mut textfile = Textfile::new(state.path(), &path, Facts::default());
+        let status = |state: &str| {
+            format!(
+                "{{\"state\":\"{state}\",\"pid\":1,\"run_id\":\"r\",\"experiment\":\"e\",\"phase\":\"measuring\",\"variant\":null,\"variant_index\":null,\"variants\":1,\"arm\":null,\"block\":null,\"blocks\":null,\"elapsed_s\":0.0,\"left_s\":0.0,\"live\":null,\"end\":null,\"decisions\":[],\"updated\":\"2026-01-01T00:00:00Z\"}}"
+            )
+        };
+        fs::write(state.path().join("status.json"), status("running")).unwrap();
+        assert!(!textfile.refresh(SystemTime::now()).unwrap());
+        assert!(!path.exists());
+        fs::write(state.path().join("status.json"), status("finished")).unwrap();
+        assert!(textfile.refresh(SystemTime::now()).unwrap());
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains("\nsmart_running 0\n")
+        );
     }
 
     #[test]
