@@ -72,32 +72,12 @@ const REFRESH: Duration = Duration::from_secs(60);
 
 /// What `smart run` publishes while it works: the textfile at the start (so its age shows that
 /// rounds still happen, even with nothing to do) and every minute while no run is under way,
-/// and the `/metrics`
-/// server, when configured. Called once the lock is held and any interrupted run is recovered;
-/// both stop when the returned value is dropped.
+/// and the `/metrics` server, when configured. Called once the lock is held and any interrupted
+/// run is recovered; both stop when the returned value is dropped.
 pub(crate) fn start(
     config: &AgentConfig,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Publishing, CliError> {
-    let refresh = textfile(config).map(|mut textfile| {
-        warn(textfile.write(SystemTime::now()).err());
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(REFRESH).await;
-                // A failure is said by the run's observer; this only keeps the file fresh
-                // while no run is under way.
-                let refreshed = tokio::task::spawn_blocking(move || {
-                    let _ = textfile.refresh(SystemTime::now());
-                    textfile
-                })
-                .await;
-                match refreshed {
-                    Ok(back) => textfile = back,
-                    Err(_) => break,
-                }
-            }
-        })
-    });
     let server = match config.prometheus().listen() {
         Some(addr) => {
             let server = runtime
@@ -117,6 +97,25 @@ pub(crate) fn start(
         }
         None => None,
     };
+    let refresh = textfile(config).map(|mut textfile| {
+        warn(textfile.write(SystemTime::now()).err());
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(REFRESH).await;
+                // A failure is said by the run's observer; this only keeps the file fresh
+                // while no run is under way.
+                let refreshed = tokio::task::spawn_blocking(move || {
+                    let _ = textfile.refresh(SystemTime::now());
+                    textfile
+                })
+                .await;
+                match refreshed {
+                    Ok(back) => textfile = back,
+                    Err(_) => break,
+                }
+            }
+        })
+    });
     Ok(Publishing {
         _server: server,
         refresh,

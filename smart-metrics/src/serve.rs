@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use http_body_util::Full;
@@ -15,7 +15,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::{Facts, MetricsError, collect, render};
+use smart_core::records::{RunState, read_status};
+
+use crate::collect::{audit_families, collect_with};
+use crate::{Facts, Family, MetricsError, render};
 
 /// A `/metrics` server on a loopback address; it stops when dropped.
 #[derive(Debug)]
@@ -54,14 +57,18 @@ impl MetricsServer {
         let addr = listener
             .local_addr()
             .map_err(|e| MetricsError::io("serving", &path, e))?;
-        let state_dir: Arc<Path> = Arc::from(state_dir);
+        let source = Arc::new(Source {
+            state_dir: state_dir.to_owned(),
+            facts,
+            audit: Mutex::new(None),
+        });
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let state_dir = Arc::clone(&state_dir);
+                let source = Arc::clone(&source);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
-                        let state_dir = Arc::clone(&state_dir);
-                        async move { Ok::<_, Infallible>(answer(&request, state_dir, facts).await) }
+                        let source = Arc::clone(&source);
+                        async move { Ok::<_, Infallible>(answer(&request, source).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -84,12 +91,36 @@ impl Drop for MetricsServer {
     }
 }
 
-/// `GET /metrics`: the text format; anything else: 404 or 405.
-async fn answer(
-    request: &Request<Incoming>,
-    state_dir: Arc<Path>,
+/// What every scrape reads.
+#[derive(Debug)]
+struct Source {
+    state_dir: PathBuf,
     facts: Facts,
-) -> Response<Full<Bytes>> {
+    /// The audit chain's families as last verified. While a run is under way a scrape reuses
+    /// them (verifying hashes the whole log; a scrape every few seconds would compete with the
+    /// run's measurements); otherwise it verifies afresh.
+    audit: Mutex<Option<Vec<Family>>>,
+}
+
+impl Source {
+    fn render(&self) -> Result<String, MetricsError> {
+        let running = read_status(&self.state_dir)
+            .map_err(MetricsError::records)?
+            .is_some_and(|s| s.state == RunState::Running);
+        let audit = {
+            let mut cached = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+            match (&*cached, running) {
+                (Some(families), true) => families.clone(),
+                _ => cached.insert(audit_families(&self.state_dir)).clone(),
+            }
+        };
+        let families = collect_with(&self.state_dir, self.facts, SystemTime::now(), audit)?;
+        Ok(render(&families))
+    }
+}
+
+/// `GET /metrics`: the text format; anything else: 404 or 405.
+async fn answer(request: &Request<Incoming>, source: Arc<Source>) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, text: String| {
         let mut response = Response::new(Full::new(Bytes::from(text)));
         *response.status_mut() = status;
@@ -112,10 +143,7 @@ async fn answer(
         return response;
     }
     // Reading the records is file I/O: off the async workers.
-    let read = tokio::task::spawn_blocking(move || {
-        collect(&state_dir, facts, SystemTime::now()).map(|f| render(&f))
-    })
-    .await;
+    let read = tokio::task::spawn_blocking(move || source.render()).await;
     match read {
         Ok(Ok(text)) => {
             let mut response = reply(StatusCode::OK, text);
