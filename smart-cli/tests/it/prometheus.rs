@@ -289,7 +289,11 @@ fn a_long_running_smart_run_serves_metrics_on_loopback() {
     let pid = child.id().to_string();
     let mut run = Killed(child);
     let served = wait_for(Duration::from_secs(30), || get(port, "/metrics"));
-    let textfile = fs::read_to_string(dir.path().join("smart.prom")).unwrap_or_default();
+    // The textfile is written just after the server starts.
+    let textfile = wait_for(Duration::from_secs(30), || {
+        fs::read_to_string(dir.path().join("smart.prom")).ok()
+    })
+    .unwrap_or_default();
     let stopped = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(stopped.success());
     let status = run.0.wait().unwrap();
