@@ -24,6 +24,7 @@ mod error;
 mod generate;
 mod history;
 mod init;
+mod metrics;
 mod probe;
 mod prune;
 mod recover;
@@ -89,6 +90,7 @@ enum Command {
     History(WithConfig<history::Args>),
     Show(WithConfig<show::Args>),
     Prune(WithConfig<prune::Args>),
+    Metrics(WithConfig<metrics::Args>),
     Demo(demo::Args),
     Generate(generate::Args),
 }
@@ -120,6 +122,7 @@ fn dispatch(command: &Command, top: &Global) -> Result<ExitCode, CliError> {
         Command::History(c) => history::run(&c.args, &merged(&c.config)),
         Command::Show(c) => show::run(&c.args, &merged(&c.config)),
         Command::Prune(c) => prune::run(&c.args, &merged(&c.config)),
+        Command::Metrics(c) => metrics::run(&c.args, &merged(&c.config)),
         Command::Demo(args) => no_config("demo").and_then(|()| demo::run(args, top)),
         Command::Generate(args) => no_config("generate").and_then(|()| generate::run(args)),
     }

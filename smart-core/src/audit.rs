@@ -976,6 +976,17 @@ pub fn format_utc(time: SystemTime) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%S.%3fZ").to_string()
 }
 
+/// Seconds since the Unix epoch of an RFC 3339 UTC time (`2026-11-26T19:30:00Z`, fractions
+/// allowed, `Z` or `+00:00`); `None` when it is not one.
+pub fn parse_utc(text: &str) -> Option<f64> {
+    if !(text.ends_with('Z') || text.ends_with("+00:00")) {
+        return None;
+    }
+    let at: jiff::Timestamp = text.parse().ok()?;
+    // nanoseconds / 1e9 is the double nearest the decimal fraction, as parsing it was.
+    Some(at.as_second() as f64 + f64::from(at.subsec_nanosecond()) / 1e9)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

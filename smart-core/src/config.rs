@@ -15,6 +15,8 @@ use crate::records::Retention;
 use crate::validate;
 
 pub use crate::defaults::Defaults;
+mod prometheus;
+pub use prometheus::PrometheusConfig;
 
 /// The config file looked for in the working directory.
 pub const LOCAL_CONFIG: &str = "smart.toml";
@@ -38,6 +40,7 @@ const CONFIG_KEYS: &[&str] = &[
     "coach",
     "logs",
     "retention",
+    "prometheus",
 ];
 /// The keys of `[logs]`.
 const LOGS_KEYS: &[&str] = &["max_bytes", "keep"];
@@ -55,6 +58,7 @@ pub struct AgentConfig {
     coach: toml::Table,
     logs: LogRotation,
     retention: Retention,
+    prometheus: PrometheusConfig,
 }
 
 impl Default for AgentConfig {
@@ -69,6 +73,7 @@ impl Default for AgentConfig {
             coach: toml::Table::new(),
             logs: LogRotation::default(),
             retention: Retention::default(),
+            prometheus: PrometheusConfig::default(),
         }
     }
 }
@@ -148,6 +153,9 @@ impl AgentConfig {
         if let Some(retention) = root.get("retention") {
             config.retention = read_retention(&mut r, retention);
         }
+        if let Some(prometheus) = root.get("prometheus") {
+            config.prometheus = prometheus::read(&mut r, prometheus, base);
+        }
         if let Some(coach) = table.get("coach") {
             match coach {
                 toml::Value::Table(coach) => config.coach = coach.clone(),
@@ -203,6 +211,11 @@ impl AgentConfig {
     /// How long run records and their dashboard pages are kept (`[retention]`).
     pub fn retention(&self) -> Retention {
         self.retention
+    }
+
+    /// Where `smart run` publishes Prometheus metrics (`[prometheus]`).
+    pub fn prometheus(&self) -> &PrometheusConfig {
+        &self.prometheus
     }
 }
 

@@ -115,16 +115,7 @@ pub(crate) fn clock(rfc3339: &str) -> String {
     }
 }
 
-/// Seconds since the Unix epoch of an RFC 3339 UTC time (`2026-11-26T19:30:00Z`, fractions
-/// allowed, `Z` or `+00:00`); `None` when it is not one.
-pub(crate) fn parse_utc(text: &str) -> Option<f64> {
-    if !(text.ends_with('Z') || text.ends_with("+00:00")) {
-        return None;
-    }
-    let at: jiff::Timestamp = text.parse().ok()?;
-    // nanoseconds / 1e9 is the double nearest the decimal fraction, as parsing it was.
-    Some(at.as_second() as f64 + f64::from(at.subsec_nanosecond()) / 1e9)
-}
+pub(crate) use smart_core::audit::parse_utc;
 
 /// A Unix time for a chart tick, as precise as a span of `span_s` seconds needs (UTC):
 /// `HH:MM:SS` within an hour, `MM-DD HH:MM` within a week, `YYYY-MM-DD` beyond.

@@ -74,6 +74,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let runtime = runtime()?;
     let cancel = cancel_on_signal(&runtime);
     recover(&runtime, &config, &lock)?;
+    let _metrics = crate::metrics::start(&config, &runtime)?;
     if runner.pending().is_empty() && args.once {
         let history = records::history(config.state_dir()).map_err(CliError::runtime)?;
         println!("{}", nothing::message(config.experiments_dir(), &history));
@@ -276,7 +277,7 @@ impl<'a> Bench for CliBench<'a> {
     type Judge = EngineJudge;
     type Coach = MaybeCoach;
     // The records first, so the dashboard renders what was just written.
-    type Observer = ((Records, LiveDashboard), Show);
+    type Observer = (((Records, LiveDashboard), Show), crate::metrics::Publish);
     type Error = CliError;
 
     fn parts(
@@ -308,7 +309,10 @@ impl<'a> Bench for CliBench<'a> {
             probe,
             applier: engine_applier,
             judge,
-            observer: ((records, dashboard), Show::new(experiment.name())),
+            observer: (
+                ((records, dashboard), Show::new(experiment.name())),
+                crate::metrics::observer(config),
+            ),
         })
     }
 
@@ -336,7 +340,7 @@ impl<'a> Bench for CliBench<'a> {
             experiment.name(),
             crate::audit::head_line(config.state_dir())
         );
-        if let Some(e) = parts.observer.0.1.take_error() {
+        if let Some(e) = parts.observer.0.0.1.take_error() {
             eprintln!(
                 "smart: {}: the dashboard in {} could not be written: {e}",
                 experiment.name(),

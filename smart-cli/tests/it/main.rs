@@ -12,5 +12,6 @@ mod generate;
 mod hostile;
 mod newcomer;
 mod probe;
+mod prometheus;
 mod run;
 mod support;

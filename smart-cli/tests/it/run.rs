@@ -17,14 +17,14 @@ use smart_demo_target::DemoTarget;
 const FOUND: &str = "cache = false\ncompression_level = 0\nnoop = \"a\"\n";
 
 /// A demo target serving `FOUND` from a temp dir, with a `smart.toml` beside it.
-struct Site {
+pub(crate) struct Site {
     dir: tempfile::TempDir,
     runtime: tokio::runtime::Runtime,
     target: Option<DemoTarget>,
 }
 
 impl Site {
-    fn start() -> Site {
+    pub(crate) fn start() -> Site {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("demo.toml"), FOUND).unwrap();
         fs::create_dir(dir.path().join("experiments")).unwrap();
@@ -41,16 +41,16 @@ impl Site {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/", self.target.as_ref().unwrap().addr())
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Writes an experiment whose file template is `template` and whose variants are `variants`.
-    fn experiment(
+    pub(crate) fn experiment(
         &self,
         name: &str,
         template: &str,
@@ -84,7 +84,7 @@ impl Site {
         .unwrap();
     }
 
-    fn smart(&self, args: &[&str]) -> Command {
+    pub(crate) fn smart(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_smart"));
         command
             .current_dir(self.dir.path())
@@ -95,11 +95,11 @@ impl Site {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.smart(args).output().unwrap()
     }
 
-    fn decisions(&self) -> Vec<(String, DecisionKind)> {
+    pub(crate) fn decisions(&self) -> Vec<(String, DecisionKind)> {
         records::history(&self.path("state"))
             .unwrap()
             .into_iter()
