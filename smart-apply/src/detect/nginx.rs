@@ -275,7 +275,8 @@ impl Walk<'_> {
                     self.block(inner, file, &nested, depth);
                 }
                 (None, "listen") if context == ["http", "server"] => {
-                    if let (Some(listen), Some(last)) = (parse_listen(args), self.servers.last_mut())
+                    if let (Some(listen), Some(last)) =
+                        (parse_listen(args), self.servers.last_mut())
                     {
                         // Only listens that came through an include land here.
                         if !last.0.contains(&listen) {
@@ -427,7 +428,10 @@ mod tests {
     fn reads_debians_stock_config() {
         let dump = parse_dump(DEBIAN).unwrap();
         assert_eq!(dump.main_config, Path::new("/etc/nginx/nginx.conf"));
-        assert_eq!(dump.site.file, Path::new("/etc/nginx/sites-enabled/default"));
+        assert_eq!(
+            dump.site.file,
+            Path::new("/etc/nginx/sites-enabled/default")
+        );
         assert_eq!(
             dump.site.listen,
             Listen {
@@ -485,7 +489,10 @@ server {
     #[test]
     fn a_server_without_listen_is_on_port_80_and_other_dumps_are_refused() {
         let dump = "# configuration file /etc/nginx/nginx.conf:\nhttp { server { root /srv; } }\n";
-        assert_eq!(parse_dump(dump).unwrap().site.listen.url(), "http://127.0.0.1/");
+        assert_eq!(
+            parse_dump(dump).unwrap().site.listen.url(),
+            "http://127.0.0.1/"
+        );
         assert_eq!(parse_dump("nginx version: 1.22"), Err(ParseError::NotADump));
         let tls_only = "# configuration file /n.conf:\nhttp { server { listen 443 ssl; } }\n";
         assert_eq!(parse_dump(tls_only), Err(ParseError::NoHttpServer));
@@ -495,14 +502,21 @@ server {
 
     #[test]
     fn include_loops_end() {
-        let dump = "# configuration file /n.conf:\nhttp { include /n.conf; server { listen 81; } }\n";
+        let dump =
+            "# configuration file /n.conf:\nhttp { include /n.conf; server { listen 81; } }\n";
         assert_eq!(parse_dump(dump).unwrap().site.listen.port, 81);
     }
 
     #[test]
     fn wildcards_match_like_nginx() {
-        assert!(glob_match("/etc/nginx/conf.d/*.conf", "/etc/nginx/conf.d/a.conf"));
-        assert!(!glob_match("/etc/nginx/conf.d/*.conf", "/etc/nginx/conf.d/a.confx"));
+        assert!(glob_match(
+            "/etc/nginx/conf.d/*.conf",
+            "/etc/nginx/conf.d/a.conf"
+        ));
+        assert!(!glob_match(
+            "/etc/nginx/conf.d/*.conf",
+            "/etc/nginx/conf.d/a.confx"
+        ));
         assert!(!glob_match("/etc/*/a", "/etc/x/y/a"));
         assert!(glob_match("/s/[a-c]?.conf", "/s/b1.conf"));
         assert!(!glob_match("/s/[!a-c]?.conf", "/s/b1.conf"));

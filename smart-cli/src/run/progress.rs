@@ -38,12 +38,12 @@ enum Output {
 }
 
 impl Show {
-    /// A live display when stderr is a terminal, log lines otherwise.
+    /// A live display when stderr is a terminal (and not `--quiet`), log lines otherwise.
     pub(crate) fn new(experiment: &str) -> Show {
-        let output = if std::io::stderr().is_terminal() {
+        let output = if std::io::stderr().is_terminal() && !crate::logs::quiet() {
             Output::Bar(Box::new(Bar::new(ProgressDrawTarget::stderr())))
         } else {
-            init_logs();
+            crate::logs::init();
             Output::Log
         };
         Show {
@@ -84,22 +84,6 @@ fn log(experiment: &str, line: &Line) {
         Level::Info => tracing::info!("{experiment}: {}", line.text),
         Level::Warn => tracing::warn!("{experiment}: {}", line.text),
     }
-}
-
-/// Installs the process's log subscriber once: compact lines on stderr, without the target and
-/// without escape codes; without timestamps under systemd (`JOURNAL_STREAM` is set), where
-/// journald stamps each line itself.
-pub(crate) fn init_logs() {
-    let builder = tracing_subscriber::fmt()
-        .compact()
-        .with_target(false)
-        .with_writer(std::io::stderr);
-    // A second call (a second run in one process) finds the subscriber in place: nothing to do.
-    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 /// The live display: a spinner and headline (experiment, variant k of n, phase), then a bar over

@@ -12,5 +12,6 @@ mod generate;
 mod hostile;
 mod newcomer;
 mod probe;
+mod quickstart;
 mod run;
 mod support;

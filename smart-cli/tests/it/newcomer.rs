@@ -67,3 +67,45 @@ fn a_negative_duration_says_so() {
     assert!(err.contains("durations cannot be negative"), "{err}");
     assert!(!err.contains("unknown unit"), "{err}");
 }
+
+/// Without a usable nginx, `smart init` still writes the stock example, exits 0, and names every
+/// key to edit (the detector itself is tested against a real nginx by the quickstart test).
+#[test]
+fn init_without_nginx_names_what_to_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = smart(
+        dir.path(),
+        &[
+            "init",
+            "--nginx",
+            "/nonexistent/nginx",
+            "--state-dir",
+            "state",
+            "site",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "no local nginx detected",
+        "`/nonexistent/nginx` was not found",
+        "target.urls",
+        "apply.files[0].path",
+        "apply.validate",
+        "apply.reload",
+    ] {
+        assert!(stderr.contains(key), "{key}: {stderr}");
+    }
+    let experiment =
+        std::fs::read_to_string(dir.path().join("site/experiments/nginx-file-cache.json")).unwrap();
+    assert_eq!(
+        experiment,
+        repo_file("examples/experiments/nginx-file-cache.json")
+    );
+    let config = std::fs::read_to_string(dir.path().join("site/smart.toml")).unwrap();
+    assert!(config.contains("\nstate_dir = \"state\"\n"), "{config}");
+    assert!(
+        config.contains("\ndashboard_dir = \"state/dashboard\"\n"),
+        "{config}"
+    );
+}

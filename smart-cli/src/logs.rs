@@ -1,0 +1,68 @@
+//! How much the binary says: the global `--quiet` and `--verbose` flags, and the log subscriber
+//! they configure.
+//!
+//! - default: results on stdout; progress, warnings and errors on stderr; `info` logs.
+//! - `--quiet`: only warnings, errors and each command's final result line (no progress display,
+//!   no per-item lines, no `info` logs). Warnings stay: they report a problem to act on (a state
+//!   disk that could not be written, an nginx that was not detected).
+//! - `--verbose`: also `debug` logs on stderr: which config file was read, which commands ran.
+//!
+//! Data a command was asked for (`status`, `history`, `show`, `--json`) is its result, and is
+//! printed whatever the level.
+
+use std::sync::OnceLock;
+
+use tracing::Level;
+
+/// The global output flags, accepted before or after the subcommand.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub(crate) struct Verbosity {
+    /// Print only warnings, errors and the final result line (no progress, no per-item lines)
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// Also print debug logs on stderr (the config file read, the commands run)
+    #[arg(long, short = 'v', global = true)]
+    pub(crate) verbose: bool,
+}
+
+static CHOSEN: OnceLock<Verbosity> = OnceLock::new();
+
+/// Records the flags for the whole process and installs the log subscriber when they ask for one
+/// at once (`--verbose`); otherwise `smart run` installs it when it needs it.
+pub(crate) fn set(verbosity: Verbosity) {
+    let _ = CHOSEN.set(verbosity);
+    if verbosity.verbose {
+        init();
+    }
+}
+
+/// `--quiet` was given.
+pub(crate) fn quiet() -> bool {
+    CHOSEN.get().is_some_and(|v| v.quiet)
+}
+
+/// The most detailed level logged: `debug` with `--verbose`, `warn` with `--quiet`, else `info`.
+fn level() -> Level {
+    match CHOSEN.get() {
+        Some(v) if v.verbose => Level::DEBUG,
+        Some(v) if v.quiet => Level::WARN,
+        _ => Level::INFO,
+    }
+}
+
+/// Installs the process's log subscriber once: compact lines on stderr at [`level`], without the
+/// target and without escape codes; without timestamps under systemd (`JOURNAL_STREAM` is set),
+/// where journald stamps each line itself.
+pub(crate) fn init() {
+    let builder = tracing_subscriber::fmt()
+        .compact()
+        .with_target(false)
+        .with_max_level(level())
+        .with_writer(std::io::stderr);
+    // A second call (a second run in one process) finds the subscriber in place: nothing to do.
+    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+}
