@@ -124,6 +124,14 @@ fn dispatch(command: &Command, top: &Global) -> Result<ExitCode, CliError> {
     }
 }
 
+/// Prints `value` as pretty JSON on stdout: the output of every `--json`.
+pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::runtime(format!("cannot print the JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
 /// Makes a closed stdout end the process quietly: `smart history | head -1` and `smart status |
 /// grep -q x` close the pipe before everything is printed, and `println!` then panics with
 /// "failed printing to stdout: Broken pipe". The reader chose to stop reading, so this is no

@@ -170,7 +170,10 @@ mod tests {
     fn a_cool_down_is_shown_as_one_not_as_measuring() {
         let text = describe(&status(Phase::Measuring, true), Path::new("/nonexistent"));
         assert!(text.contains("cooling down after a switch"), "{text}");
-        assert!(!text.contains("measuring") && !text.contains("0 requests"), "{text}");
+        assert!(
+            !text.contains("measuring") && !text.contains("0 requests"),
+            "{text}"
+        );
         assert!(text.contains("25 req/s sent, not recorded"), "{text}");
 
         let text = describe(&status(Phase::Measuring, false), Path::new("/nonexistent"));

@@ -100,7 +100,9 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             match run_one(&ctx, &mut coach, experiment)? {
                 RunEnd::Completed => {}
                 RunEnd::Cancelled => stopped = true,
-                RunEnd::TimedOut | RunEnd::BaselineUnsound | RunEnd::Failed => failed = true,
+                RunEnd::TimedOut | RunEnd::BaselineUnsound | RunEnd::Failed | RunEnd::Recovered => {
+                    failed = true
+                }
             }
             crate::prune::after_run(&config);
         }
@@ -161,6 +163,7 @@ pub(crate) fn recover(
     for outcome in &recovered {
         println!("recovered {}", describe(outcome));
     }
+    crate::recover::close_records(config, &recovered);
     Ok(())
 }
 

@@ -109,3 +109,28 @@ fn init_without_nginx_names_what_to_edit() {
         "{config}"
     );
 }
+
+/// Issue 16: `smart status | grep -q x` and `smart history | head -1` close the pipe early, and
+/// smart panicked ("failed printing to stdout: Broken pipe"). It now exits 0 without a word.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("smart.toml"), "state_dir = \"state\"\n").unwrap();
+    for command in ["status", "history"] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_smart"))
+            .arg(command)
+            .current_dir(dir.path())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{command}: {out:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
