@@ -80,7 +80,7 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
         measure: args.duration,
         guard: None,
     };
-    let live = !args.json && std::io::stderr().is_terminal();
+    let live = !args.json && !crate::logs::quiet() && std::io::stderr().is_terminal();
     let sink = move |p: &Progress| {
         if live {
             let mut err = std::io::stderr().lock();

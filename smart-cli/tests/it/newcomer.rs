@@ -134,3 +134,45 @@ fn a_closed_stdout_ends_quietly() {
         );
     }
 }
+
+/// `--quiet` leaves only the final result line; `--verbose` adds debug logs; both are global
+/// flags that `--help` documents, and they exclude each other (exit 2).
+#[test]
+fn quiet_and_verbose_are_global_flags_with_a_defined_meaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = smart(
+        dir.path(),
+        &[
+            "init",
+            "--nginx",
+            "/nonexistent/nginx",
+            "--state-dir",
+            "state",
+            ".",
+        ],
+    );
+    assert!(init.status.success(), "{init:?}");
+    let normal = smart(dir.path(), &["validate"]);
+    assert!(String::from_utf8_lossy(&normal.stdout).contains(": ok: \"nginx-file-cache\""));
+    let quiet = smart(dir.path(), &["validate", "--quiet"]);
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stdout),
+        "1 experiment file valid\n"
+    );
+    assert!(quiet.stderr.is_empty(), "{quiet:?}");
+    let verbose = smart(dir.path(), &["-v", "validate"]);
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    assert!(
+        stderr.contains("DEBUG reading the agent config"),
+        "{stderr}"
+    );
+    assert_eq!(verbose.stdout, normal.stdout);
+    let both = smart(dir.path(), &["-q", "-v", "validate"]);
+    assert_eq!(both.status.code(), Some(2));
+    let help = smart(dir.path(), &["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--quiet") && help.contains("--verbose"),
+        "{help}"
+    );
+}
