@@ -53,7 +53,8 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Verify { expect_head } => {
-            let runs = smart_core::records::list_runs(state_dir).map_err(CliError::runtime)?;
+            let runs =
+                smart_core::records::list_runs(state_dir).map_err(crate::error::state_error)?;
             let missing = summary.missing_runs(runs.iter().map(|r| r.plan.run_id.as_str()));
             if !missing.is_empty() {
                 let unsure = if summary.unlisted_drop {

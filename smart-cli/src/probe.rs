@@ -103,7 +103,9 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
     written.map_err(|e| CliError::runtime(format!("cannot write the result: {e}")))?;
     if result.counts.ok + result.counts.bad_status == 0 {
         return Err(CliError::runtime(format!(
-            "{} never answered: {} requests, {} connect errors, {} timeouts",
+            "{} never answered: {} requests, {} connect errors, {} timeouts; check that the server \
+             runs and listens at that address and port (`ss -ltn`; `smart init` prints the URL \
+             nginx serves), or raise --timeout",
             args.url,
             result.counts.total(),
             result.counts.connect,

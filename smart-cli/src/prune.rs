@@ -47,7 +47,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             &definitions(&config),
             SystemTime::now(),
         )
-        .map_err(CliError::runtime)?;
+        .map_err(crate::error::state_error)?;
         if args.json {
             crate::print_json(&plan_json(&plan, &retention, true))?;
             return Ok(ExitCode::SUCCESS);

@@ -26,9 +26,11 @@ pub(crate) struct Args {
 /// Prints the status.
 pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let config = global.agent_config()?;
-    let Some(status) = records::read_status(config.state_dir()).map_err(CliError::runtime)? else {
+    let Some(status) =
+        records::read_status(config.state_dir()).map_err(crate::error::state_error)?
+    else {
         println!(
-            "no run has started yet (no status.json in {})",
+            "no run has started yet (no status.json in {}); `smart run` starts one",
             config.state_dir().display()
         );
         return Ok(ExitCode::SUCCESS);
