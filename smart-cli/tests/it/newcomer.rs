@@ -73,17 +73,7 @@ fn a_negative_duration_says_so() {
 #[test]
 fn init_without_nginx_names_what_to_edit() {
     let dir = tempfile::tempdir().unwrap();
-    let out = smart(
-        dir.path(),
-        &[
-            "init",
-            "--nginx",
-            "/nonexistent/nginx",
-            "--state-dir",
-            "state",
-            "site",
-        ],
-    );
+    let out = init_without_nginx(dir.path(), "site");
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     for key in [
@@ -140,17 +130,7 @@ fn a_closed_stdout_ends_quietly() {
 #[test]
 fn quiet_and_verbose_are_global_flags_with_a_defined_meaning() {
     let dir = tempfile::tempdir().unwrap();
-    let init = smart(
-        dir.path(),
-        &[
-            "init",
-            "--nginx",
-            "/nonexistent/nginx",
-            "--state-dir",
-            "state",
-            ".",
-        ],
-    );
+    let init = init_without_nginx(dir.path(), ".");
     assert!(init.status.success(), "{init:?}");
     let normal = smart(dir.path(), &["validate"]);
     assert!(String::from_utf8_lossy(&normal.stdout).contains(": ok: \"nginx-file-cache\""));
@@ -175,4 +155,19 @@ fn quiet_and_verbose_are_global_flags_with_a_defined_meaning() {
         help.contains("--quiet") && help.contains("--verbose"),
         "{help}"
     );
+}
+
+/// `smart init --state-dir state DIR` where no nginx is found (a binary that does not exist).
+fn init_without_nginx(cwd: &Path, dir: &str) -> std::process::Output {
+    smart(
+        cwd,
+        &[
+            "init",
+            "--nginx",
+            "/nonexistent/nginx",
+            "--state-dir",
+            "state",
+            dir,
+        ],
+    )
 }

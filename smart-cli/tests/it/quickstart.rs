@@ -23,12 +23,12 @@
 //! experiment's file exists only when a variant was kept, `smart revert` removes it, the audit
 //! chain verifies, and the records and dashboard are where the doc says.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use serde_json::Value;
 use smart_testkit::{Nginx, require_tool};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::support::smart;
 
 /// The doc, as the repository has it.
 fn quickstart() -> String {
@@ -130,11 +130,8 @@ fn the_quickstart_works_as_written_on_an_nginx_that_is_not_on_port_80() {
             if argv[1] == "run" {
                 shrink_schedule(&try_dir.join("experiments/nginx-file-cache.json"));
             }
-            let out = Command::new(env!("CARGO_BIN_EXE_smart"))
-                .args(&argv[1..])
-                .current_dir(&cwd)
-                .output()
-                .unwrap();
+            let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+            let out = smart(&cwd, &args);
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(
@@ -172,11 +169,7 @@ fn the_quickstart_works_as_written_on_an_nginx_that_is_not_on_port_80() {
     assert!(state.join("runs").is_dir());
     assert!(state.join("dashboard/index.html").is_file());
     // §6: the file exists exactly when a variant was kept; `smart revert` then removes it.
-    let history = Command::new(env!("CARGO_BIN_EXE_smart"))
-        .args(["history", "--json"])
-        .current_dir(&try_dir)
-        .output()
-        .unwrap();
+    let history = smart(&try_dir, &["history", "--json"]);
     let decisions: Value = serde_json::from_slice(&history.stdout).unwrap();
     let kept = decisions.as_array().unwrap().iter().any(|d| {
         d["decision"]
@@ -185,11 +178,7 @@ fn the_quickstart_works_as_written_on_an_nginx_that_is_not_on_port_80() {
     });
     assert_eq!(owned.exists(), kept, "{decisions:#}");
     if kept {
-        let out = Command::new(env!("CARGO_BIN_EXE_smart"))
-            .arg("revert")
-            .current_dir(&try_dir)
-            .output()
-            .unwrap();
+        let out = smart(&try_dir, &["revert"]);
         assert!(out.status.success(), "{out:?}");
         assert!(!owned.exists());
         assert_eq!(status_of(&url), 200);
