@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use smart_core::engine::Phase;
+use smart_core::engine::{Phase, RunEnd};
 use smart_core::records::{self, RunState, Status};
 use smart_core::schedule::Human;
 
@@ -87,6 +87,11 @@ fn describe(s: &Status, state_dir: &Path) -> String {
             phase(s),
             Human(s.elapsed_s),
             Human(s.left_s)
+        ),
+        RunState::Finished if s.end == Some(RunEnd::Recovered) => format!(
+            "last run: {} (run {}) was interrupted (its process died) and has been recovered: the \
+             original configuration is back",
+            s.experiment, s.run_id
         ),
         RunState::Finished => format!(
             "last run: {} (run {}) {} after {}",

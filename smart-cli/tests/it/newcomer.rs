@@ -171,3 +171,38 @@ fn init_without_nginx(cwd: &Path, dir: &str) -> std::process::Output {
         ],
     )
 }
+
+/// `smart calibrate --json` prints the stored calibration, where it went and what the schedule
+/// can decide, as its committed schema says (measured on a real nginx; the figures themselves are
+/// whatever this noisy machine gives, so only their presence and form are checked).
+#[test]
+fn calibrate_prints_json_that_matches_its_schema() {
+    if !smart_testkit::require_tool("nginx", "calibrate_prints_json_that_matches_its_schema") {
+        return;
+    }
+    let nginx = smart_testkit::Nginx::start("    location / { }").unwrap();
+    std::fs::write(nginx.html_dir().join("index.html"), "hello\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("smart.toml"), "state_dir = \"state\"\n").unwrap();
+    let experiment = serde_json::json!({
+        "name": "calib",
+        "target": {"urls": [nginx.url("/")], "rate_per_s": 50},
+        "apply": {"files": [{"path": dir.path().join("x.conf"), "template": "{{ v }}"}]},
+        "baseline": {"v": "a"},
+        "variants": [{"name": "b", "params": {"v": "b"}}],
+        "schedule": {"cooldown_s": 0.2, "block_s": 1, "max_cycles": 8, "soak_s": 1,
+                     "max_duration_s": 600}
+    });
+    std::fs::write(dir.path().join("calib.json"), experiment.to_string()).unwrap();
+    let out = smart(
+        dir.path(),
+        &["calibrate", "calib.json", "--pairs", "4", "--json"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::support::assert_schema("calibrate", &value);
+    assert_eq!(value["pairs"], 4);
+    let stored = std::fs::read_to_string(value["file"].as_str().unwrap()).unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["pair_sd"], value["pair_sd"]);
+}

@@ -632,23 +632,6 @@ fn kill_a_run(site: &Site) {
     child.wait().unwrap();
 }
 
-/// The committed schema `docs/NAME.schema.json` accepts `value`.
-fn assert_schema(name: &str, value: &serde_json::Value) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    let schema: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(root.join(format!("docs/{name}.schema.json"))).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(value)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{name}: {errors:?}\n{value:#}");
-}
-
 /// The stdout of `smart ARGS` (which must succeed) as JSON.
 fn json_of(site: &Site, args: &[&str]) -> serde_json::Value {
     let out = site.run(args);
@@ -674,7 +657,7 @@ fn a_killed_run_is_closed_by_recover_and_retention_can_prune_it() {
     for _ in 0..2 {
         kill_a_run(&site);
         let recovered = json_of(&site, &["recover", "--json"]);
-        assert_schema("recover", &recovered);
+        crate::support::assert_schema("recover", &recovered);
         // The run is closed whether it died on the variant (restored) or on the baseline.
         let ids = recovered["closed_records"].as_array().unwrap();
         assert_eq!(ids.len(), 1, "{recovered:#}");
@@ -689,7 +672,7 @@ fn a_killed_run_is_closed_by_recover_and_retention_can_prune_it() {
     }
     let status = site.run(&["status"]);
     assert!(
-        text(&status.stdout).contains(" recovered after "),
+        text(&status.stdout).contains("has been recovered"),
         "{}",
         text(&status.stdout)
     );
@@ -701,27 +684,27 @@ fn a_killed_run_is_closed_by_recover_and_retention_can_prune_it() {
 
     // The older recovered run is beyond max_runs = 1 and no longer open: retention removes it.
     let plan = json_of(&site, &["prune", "--dry-run", "--json"]);
-    assert_schema("prune", &plan);
+    crate::support::assert_schema("prune", &plan);
     assert_eq!(plan["runs"], json!([closed[0]]), "{plan:#}");
     let pruned = json_of(&site, &["prune", "--json"]);
-    assert_schema("prune", &pruned);
+    crate::support::assert_schema("prune", &pruned);
     assert_eq!(pruned["runs"], json!([closed[0]]), "{pruned:#}");
 
     let verify = json_of(&site, &["audit", "verify", "--json"]);
-    assert_schema("audit", &verify);
+    crate::support::assert_schema("audit", &verify);
     assert_eq!(verify["intact"], true);
     let head = json_of(&site, &["audit", "head", "--json"]);
-    assert_schema("audit", &head);
+    crate::support::assert_schema("audit", &head);
     assert_eq!(head["anchor"], verify["anchor"]);
 
     let validate = json_of(&site, &["validate", "--json"]);
-    assert_schema("validate", &validate);
+    crate::support::assert_schema("validate", &validate);
     assert_eq!(validate["valid"][0]["name"], "long");
     fs::write(site.path("experiments/bad.json"), "{\"name\": 3}").unwrap();
     let out = site.run(&["validate", "--json"]);
     assert_eq!(out.status.code(), Some(2));
     let validate: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_schema("validate", &validate);
+    crate::support::assert_schema("validate", &validate);
     assert!(
         !validate["invalid"][0]["problems"]
             .as_array()
