@@ -34,6 +34,10 @@ pub(crate) struct Args {
     /// Pairs of blocks to measure (more pairs, a better figure; at least 4)
     #[arg(long, default_value_t = 8, value_name = "N")]
     pairs: u32,
+    /// Print the stored calibration and what the schedule can decide with it as one JSON object
+    /// (schema: docs/calibrate.schema.json)
+    #[arg(long)]
+    json: bool,
 }
 
 /// Measures, stores and prints the calibration.
@@ -119,6 +123,13 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             path.display()
         ))
     })?;
+    if args.json {
+        let mut shown = record;
+        shown["file"] = path.display().to_string().into();
+        shown["notes"] = feasibility_notes(&experiment, Some(pair_sd)).into();
+        crate::print_json(&shown)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,

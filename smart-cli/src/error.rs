@@ -113,6 +113,20 @@ impl CliError {
     }
 }
 
+/// A run record or status file that could not be read or written (exit 3), with the next step:
+/// the message names the file; the usual causes are permissions and a state dir of another user.
+pub(crate) fn state_error(error: smart_core::records::RecordsError) -> CliError {
+    let dir = error
+        .path()
+        .parent()
+        .map_or_else(String::new, |d| d.display().to_string());
+    CliError::runtime(format!(
+        "{error}; check that {dir} exists and is readable by this user (run as the user smart runs \
+         as, e.g. root for /var/lib/smart, or name the agent config whose state_dir to use with \
+         --config PATH)"
+    ))
+}
+
 impl fmt::Debug for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CliError")

@@ -143,6 +143,7 @@ pub(crate) fn run_end(end: smart_core::engine::RunEnd) -> &'static str {
         RunEnd::Cancelled => "the run was cancelled",
         RunEnd::BaselineUnsound => "the run stopped because the baseline was unsound",
         RunEnd::Failed => "the run failed",
+        RunEnd::Recovered => "the run was interrupted and later recovered",
     }
 }
 

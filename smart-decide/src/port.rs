@@ -114,7 +114,14 @@ fn judgement(report: &VariantReport) -> Judgement {
         verdict: report.verdict,
         cycles: report.cycles,
         metric_change_pct: report.metric_change_pct.map(|i| i.estimate),
-        p50_change_pct: report.p50_change_pct,
+        // With the median as the decision metric, the estimate its bounds are centred on, so the
+        // figure and its bounds shown side by side (history, dashboard) are one interval and
+        // agree with the reasons' (issue 16 saw "-24.8 % [-39.8, +9.4]" beside a reason's
+        // "-13.8 % (bounds -39.8 % to +9.4 %)").
+        p50_change_pct: match (report.metric, &report.metric_change_pct) {
+            (Metric::P50, Some(interval)) => Some(interval.estimate),
+            _ => report.p50_change_pct,
+        },
         // The sequential bounds are computed for the decision metric only.
         p50_change_bounds_pct: match report.metric {
             Metric::P50 => report.metric_change_pct.as_ref().map(bounds),
@@ -200,6 +207,8 @@ mod tests {
         assert!((-32.0..-28.0).contains(&change), "{change}");
         let bounds = j.p50_change_bounds_pct.unwrap();
         assert!(bounds.lower <= change && change <= bounds.upper);
+        // The figure is the estimate its bounds belong to (the one the reasons quote).
+        assert_eq!(Some(change), j.metric_change_pct);
         assert_eq!(j.error_rate_change_pp, Some(0.0));
         assert_eq!(j.report["variant"], "v");
         assert_eq!(j.report["verdict"], "keep");

@@ -67,8 +67,9 @@ pub fn free_port() -> u16 {
 /// A real nginx master process on `127.0.0.1:port`, with its own prefix in a temp dir.
 ///
 /// The config is `nginx.conf` in the prefix; the `server` block passed to [`Nginx::start`] goes to
-/// `site.conf`, which `nginx.conf` includes, so tests can rewrite just the site and reload. The
-/// process is stopped when the value is dropped.
+/// `site.conf`, which `nginx.conf` includes, so tests can rewrite just the site and reload. Like
+/// Debian's nginx, `http {}` also includes `conf.d/*.conf` (empty at the start), where an
+/// experiment can own a file of its own. The process is stopped when the value is dropped.
 pub struct Nginx {
     dir: tempfile::TempDir,
     port: u16,
@@ -83,6 +84,7 @@ impl Nginx {
         let port = free_port();
         fs::create_dir_all(dir.path().join("logs"))?;
         fs::create_dir_all(dir.path().join("html"))?;
+        fs::create_dir_all(dir.path().join("conf.d"))?;
         let prefix = dir.path().display().to_string();
         let conf = format!(
             "user root;\n\
@@ -99,6 +101,7 @@ impl Nginx {
              \x20   fastcgi_temp_path {prefix}/tmp_fastcgi;\n\
              \x20   uwsgi_temp_path {prefix}/tmp_uwsgi;\n\
              \x20   scgi_temp_path {prefix}/tmp_scgi;\n\
+             \x20   include {prefix}/conf.d/*.conf;\n\
              \x20   include {prefix}/site.conf;\n\
              }}\n"
         );

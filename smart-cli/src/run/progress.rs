@@ -41,12 +41,12 @@ enum Output {
 }
 
 impl Show {
-    /// A live display when stderr is a terminal, log lines otherwise.
+    /// A live display when stderr is a terminal (and not `--quiet`), log lines otherwise.
     pub(crate) fn new(experiment: &str) -> Show {
-        let output = if std::io::stderr().is_terminal() {
+        let output = if std::io::stderr().is_terminal() && !crate::logs::quiet() {
             Output::Bar(Box::new(Bar::new(ProgressDrawTarget::stderr())))
         } else {
-            init_logs();
+            crate::logs::init();
             Output::Log
         };
         Show {
@@ -122,42 +122,6 @@ fn log(experiment: &str, run_id: &str, decided: Option<&DecisionRecord>, line: &
             );
         }
     }
-}
-
-/// Installs the process's log subscriber once. Under systemd (`JOURNAL_STREAM` is set) it sends
-/// to journald's native socket, with structured fields (see [`log`]); elsewhere (or when the
-/// socket cannot be reached) it writes compact lines on stderr, the message only, without the
-/// target and without escape codes, and without timestamps under systemd, where journald stamps
-/// each line itself.
-pub(crate) fn init_logs() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
-    // A second call (a second run in one process) finds the subscriber in place: nothing to do.
-    if under_systemd && let Ok(journald) = tracing_journald::layer() {
-        let _ = tracing_subscriber::registry()
-            .with(journald.with_field_prefix(None))
-            .try_init();
-        return;
-    }
-    // The fields are for journald; a log file gets the message alone, as before.
-    let message_only = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
-        if field.name() == "message" {
-            write!(writer, "{value:?}")
-        } else {
-            Ok(())
-        }
-    });
-    let builder = tracing_subscriber::fmt()
-        .compact()
-        .with_target(false)
-        .fmt_fields(message_only)
-        .with_writer(std::io::stderr);
-    let _ = if under_systemd {
-        builder.without_time().try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 /// The live display: a spinner and headline (experiment, variant k of n, phase), then a bar over

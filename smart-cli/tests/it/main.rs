@@ -13,5 +13,6 @@ mod hostile;
 mod newcomer;
 mod probe;
 mod prometheus;
+mod quickstart;
 mod run;
 mod support;

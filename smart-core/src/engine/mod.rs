@@ -83,6 +83,9 @@ pub enum RunEnd {
     BaselineUnsound,
     /// Something else failed (a probe, the judge, the records); see the report's reason.
     Failed,
+    /// The run's process died (a crash, SIGKILL, a power cut) and `smart recover` (or `smart
+    /// revert`) later restored the original and closed the record; see the report's reason.
+    Recovered,
 }
 
 impl RunEnd {
@@ -94,6 +97,7 @@ impl RunEnd {
             RunEnd::Cancelled => "cancelled",
             RunEnd::BaselineUnsound => "baseline_unsound",
             RunEnd::Failed => "failed",
+            RunEnd::Recovered => "recovered",
         }
     }
 }

@@ -325,7 +325,7 @@ fn decision_details(decision: &super::DecisionRecord) -> (Outcome, serde_json::V
     (Outcome::Ok, details)
 }
 
-fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+pub(super) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("records always serialize");
     bytes.push(b'\n');
     bytes

@@ -212,7 +212,10 @@ impl Runner {
                 match report.end {
                     RunEnd::Completed => {}
                     RunEnd::Cancelled => end.stopped = true,
-                    RunEnd::TimedOut | RunEnd::BaselineUnsound | RunEnd::Failed => {
+                    RunEnd::TimedOut
+                    | RunEnd::BaselineUnsound
+                    | RunEnd::Failed
+                    | RunEnd::Recovered => {
                         end.failed = true;
                     }
                 }
