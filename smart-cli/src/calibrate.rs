@@ -163,7 +163,10 @@ pub(crate) fn feasibility_notes(experiment: &Experiment, measured: Option<f64>) 
         experiment.guardrails(),
         experiment.variants().len(),
         experiment.target().rate_per_s,
-        pair_sd,
+        smart_decide::Noise {
+            pair_sd,
+            ..smart_decide::Noise::TYPICAL
+        },
     ) {
         Ok(f) => {
             let label = if f.reachable { "decision" } else { "warning" };
