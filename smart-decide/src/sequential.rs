@@ -20,7 +20,9 @@ type Step = (f64, Arc<Vec<f64>>, Arc<Vec<f64>>);
 /// every look so far: the boundaries are a pure function of these, and `feasibility` runs the
 /// judge hundreds of times over the same looks (each costs a numerical integration). Bounded:
 /// cleared when it holds [`MEMO_LIMIT`] looks.
-static MEMO: Mutex<Option<HashMap<(String, Vec<u64>), Step>>> = Mutex::new(None);
+static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+/// The memo's table: (design, the looks' information fractions as bits) to the look's result.
+type Memo = HashMap<(String, Vec<u64>), Step>;
 const MEMO_LIMIT: usize = 4096;
 
 /// The number of grid points of the numerical integration (odd, for Simpson's rule).
@@ -123,7 +125,7 @@ impl Boundaries {
             format!("{:?} {:?}", self.alpha.to_bits(), self.spending),
             self.fractions.clone(),
         );
-        let memo = |m: &mut Option<HashMap<_, Step>>| m.as_ref().and_then(|m| m.get(&key).cloned());
+        let memo = |m: &mut Option<Memo>| m.as_ref().and_then(|m| m.get(&key).cloned());
         let known = memo(&mut MEMO.lock().unwrap_or_else(PoisonError::into_inner));
         let (bound, grid, density) = match known {
             Some(step) => step,

@@ -305,6 +305,10 @@ fn run_one(
     coach: &mut MaybeCoach,
     experiment: &Experiment,
 ) -> Result<RunEnd, CliError> {
+    // What the schedule can detect, from `smart calibrate`'s measured noise when there is one.
+    for note in crate::calibrate::run_notes(ctx.config.state_dir(), experiment) {
+        eprintln!("{}: {note}", experiment.name());
+    }
     let report = execute(ctx, coach, experiment)?;
     let run_id = &report.run_id;
     for d in &report.decisions {
