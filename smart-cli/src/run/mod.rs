@@ -307,7 +307,10 @@ fn run_one(
 ) -> Result<RunEnd, CliError> {
     // What the schedule can detect, from `smart calibrate`'s measured noise when there is one.
     for note in crate::calibrate::run_notes(ctx.config.state_dir(), experiment) {
-        eprintln!("{}: {note}", experiment.name());
+        match note.strip_prefix("warning: ") {
+            Some(warning) => tracing::warn!("{}: {warning}", experiment.name()),
+            None => tracing::info!("{}: {note}", experiment.name()),
+        }
     }
     let report = execute(ctx, coach, experiment)?;
     let run_id = &report.run_id;
