@@ -76,7 +76,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         );
         // What the schedule can decide at all (smart-decide's estimate, from the noise `smart
         // calibrate` measured on this server when there is one).
-        let measured = crate::calibrate::measured_pair_sd(config.state_dir(), experiment);
+        let measured = crate::calibrate::measured_noise(config.state_dir(), experiment);
         for note in crate::calibrate::feasibility_notes(experiment, measured) {
             let _ = writeln!(out, "  {note}");
         }
@@ -134,7 +134,7 @@ fn print_json(
         .iter()
         .map(|experiment| {
             let durations = experiment.durations();
-            let measured = crate::calibrate::measured_pair_sd(state_dir, experiment);
+            let measured = crate::calibrate::measured_noise(state_dir, experiment);
             json!({
                 "file": experiment.source(),
                 "name": experiment.name(),

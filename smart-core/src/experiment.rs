@@ -306,7 +306,7 @@ fn default_block_s() -> f64 {
     10.0
 }
 fn default_max_cycles() -> u32 {
-    12
+    14
 }
 fn default_interleave() -> bool {
     true
