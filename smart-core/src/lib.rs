@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod experiment;
 pub mod logs;
+mod measure;
 pub mod problem;
 mod reader;
 pub mod records;

@@ -4,6 +4,7 @@
 mod clock;
 mod nothing;
 mod progress;
+mod source;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,7 +19,6 @@ use smart_core::validate::{experiment_files, validate_paths};
 use smart_core::{AgentConfig, Experiment};
 use smart_dashboard::{Dashboard, LiveDashboard};
 use smart_decide::EngineJudge;
-use smart_probe::EngineProbe;
 
 use crate::Global;
 use crate::error::CliError;
@@ -358,12 +358,8 @@ pub(crate) fn execute(
     // The probe's client needs the runtime's context.
     let mut probe = {
         let _context = runtime.enter();
-        EngineProbe::new(experiment).map_err(|e| {
-            CliError::bad_input(format!(
-                "{}: cannot set up the probe: {e}",
-                experiment.name()
-            ))
-        })?
+        source::Source::new(experiment)
+            .map_err(|e| CliError::bad_input(format!("{}: {e}", experiment.name())))?
     };
     let apply = applier(config);
     let mut applier = EngineApplier::new(apply.clone(), lock, experiment, &run_id);

@@ -11,6 +11,7 @@ mod faults;
 mod generate;
 mod hostile;
 mod newcomer;
+mod postgres;
 mod probe;
 mod run;
 mod support;
