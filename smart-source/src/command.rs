@@ -216,7 +216,7 @@ fn describe(status: ExitStatus) -> String {
 /// Seconds as the command reads them: a plain decimal, at most millisecond precision.
 fn seconds(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         (ms / 1000).to_string()
     } else {
         format!("{:.3}", d.as_secs_f64())

@@ -38,7 +38,10 @@ pub enum SourceError {
         grace: Duration,
     },
     /// The command exited unsuccessfully.
-    #[error("measure.command `{program}` failed ({status}){}", stderr_suffix(.stderr))]
+    #[error(
+        "measure.command `{program}` failed ({status}){}; run it by hand as smart does (e.g. SMART_WARMUP_S=0 SMART_BLOCK_S=10 and its argv) to see why",
+        stderr_suffix(.stderr)
+    )]
     Failed {
         /// The program.
         program: String,

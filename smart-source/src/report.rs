@@ -156,7 +156,8 @@ fn summarise(m: &mut BlockMeasurement, latencies: Vec<u64>) {
         let mut sorted = latencies.clone();
         sorted.sort_unstable();
         // The nearest rank, as the probe's histogram reports it.
-        let rank = |p: f64| sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+        let rank =
+            |p: f64| sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
         m.p50_us = Some(rank(0.5));
         m.p90_us = Some(rank(0.9));
         m.p99_us = Some(rank(0.99));
@@ -193,8 +194,14 @@ mod tests {
         )
         .unwrap();
         assert!(m.latencies_us.is_empty());
-        assert_eq!((m.p50_us, m.p90_us, m.p99_us), (Some(10), Some(20), Some(30)));
-        assert_eq!((m.mean_us, m.duration_s, m.rate_per_s), (Some(12.5), 4.0, 25.0));
+        assert_eq!(
+            (m.p50_us, m.p90_us, m.p99_us),
+            (Some(10), Some(20), Some(30))
+        );
+        assert_eq!(
+            (m.mean_us, m.duration_s, m.rate_per_s),
+            (Some(12.5), 4.0, 25.0)
+        );
     }
 
     #[test]
@@ -212,7 +219,11 @@ mod tests {
             latencies.join(",")
         );
         let m = parse(json.as_bytes(), 10.0).unwrap();
-        assert!(m.latencies_us.len() <= MAX_LATENCIES, "{}", m.latencies_us.len());
+        assert!(
+            m.latencies_us.len() <= MAX_LATENCIES,
+            "{}",
+            m.latencies_us.len()
+        );
         assert!(m.latencies_us.len() > MAX_LATENCIES / 2);
         assert_eq!(m.requests, n as u64);
     }

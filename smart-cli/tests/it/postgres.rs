@@ -44,7 +44,9 @@ impl Cluster {
             );
             #[expect(clippy::print_stderr, reason = "the one-line skip notice")]
             {
-                eprintln!("skipped {test}: {BIN}/initdb is missing (apt-get install postgresql-15)");
+                eprintln!(
+                    "skipped {test}: {BIN}/initdb is missing (apt-get install postgresql-15)"
+                );
             }
             return None;
         }
@@ -100,7 +102,11 @@ impl Cluster {
             .args(["-U", "postgres", "postgres"])
             .output()
             .unwrap();
-        assert!(init.status.success(), "pgbench -i: {}", text_of(&init.stderr));
+        assert!(
+            init.status.success(),
+            "pgbench -i: {}",
+            text_of(&init.stderr)
+        );
         Some(cluster)
     }
 
@@ -295,7 +301,11 @@ fn pgbench_keeps_a_large_win_and_reverts_a_large_loss_on_real_postgres() {
         [("delay-100ms".to_owned(), DecisionKind::Revert)]
     );
     assert!(!pg.owned().exists(), "the file as found (absent) is back");
-    assert_eq!(pg.show("commit_delay"), "0", "the running server is back on its default");
+    assert_eq!(
+        pg.show("commit_delay"),
+        "0",
+        "the running server is back on its default"
+    );
 
     fs::remove_file(pg.path("experiments/pg-slower.json")).unwrap();
     pg.experiment(
@@ -311,8 +321,15 @@ fn pgbench_keeps_a_large_win_and_reverts_a_large_loss_on_real_postgres() {
         text_of(&out.stderr)
     );
     let all = decisions(pg.dir.path());
-    assert_eq!(all.last(), Some(&("delay-0".to_owned(), DecisionKind::Keep)), "{all:?}");
-    assert_eq!(fs::read_to_string(pg.owned()).unwrap(), "commit_delay = 0\n");
+    assert_eq!(
+        all.last(),
+        Some(&("delay-0".to_owned(), DecisionKind::Keep)),
+        "{all:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(pg.owned()).unwrap(),
+        "commit_delay = 0\n"
+    );
     assert_eq!(pg.show("commit_delay"), "0");
 }
 

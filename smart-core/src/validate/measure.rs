@@ -148,11 +148,7 @@ mod tests {
         let value: Value = serde_json::from_str(json).unwrap();
         let mut r = Reader::new();
         let m = measure(&mut r, Some(&value));
-        let problems = r
-            .into_problems()
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
+        let problems = r.into_problems().iter().map(|p| p.to_string()).collect();
         (m, problems)
     }
 
@@ -185,7 +181,11 @@ mod tests {
     #[test]
     fn every_mistake_is_named_with_its_fix() {
         let cases = [
-            (r#"{"source": "prom"}"#, "measure.source", "\"probe\", \"command\""),
+            (
+                r#"{"source": "prom"}"#,
+                "measure.source",
+                "\"probe\", \"command\"",
+            ),
             (r#"{"source": "command"}"#, "measure.command", "missing"),
             (
                 r#"{"command": {"argv": ["x"]}}"#,

@@ -8,6 +8,7 @@ mod examples;
 mod fakes;
 mod fuzz;
 mod fuzz_hostile;
+mod measure;
 mod nginx_examples;
 mod prune;
 mod records;
