@@ -11,7 +11,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use crate::measure::{Measure, MeasureCommand, SourceKind};
+pub use crate::measure::{AccessLog, Measure, MeasureCommand, SourceKind};
 
 /// The only `format_version` this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -98,7 +98,7 @@ fn default_format_version() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// http(s) URLs, requested in round-robin; required with the probe source.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(min = 1, max = 100))]
     pub urls: Vec<String>,
     /// GET or HEAD: a probe must never change server state.

@@ -23,6 +23,9 @@ pub struct Measure {
     /// The command of the `command` source; required with it, refused with any other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<MeasureCommand>,
+    /// The log of the `access_log` source; required with it, refused with any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLog>,
 }
 
 impl Measure {
@@ -42,6 +45,9 @@ pub enum SourceKind {
     Probe,
     /// An argv run once per block that prints the block's figures as JSON on stdout.
     Command,
+    /// The requests a web server logged during each block, read from its access log (no load
+    /// added).
+    AccessLog,
 }
 
 impl SourceKind {
@@ -50,6 +56,7 @@ impl SourceKind {
         match self {
             SourceKind::Probe => "probe",
             SourceKind::Command => "command",
+            SourceKind::AccessLog => "access_log",
         }
     }
 }
@@ -73,6 +80,24 @@ pub struct MeasureCommand {
     #[serde(default = "default_grace_s")]
     #[schemars(extend("exclusiveMinimum" = 0), range(max = 3600.0))]
     pub grace_s: f64,
+}
+
+/// An access log in the `smart_timing` format (`deploy/nginx/smart-log-format.conf`): the
+/// combined format followed by `$msec $request_time`, so each request's end time (to the
+/// millisecond) and duration are known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLog {
+    /// Absolute path of the log, e.g. `/var/log/nginx/access.log`; followed across logrotate's
+    /// rename and copytruncate.
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: String,
+    /// Only requests whose path starts with this, e.g. `/api/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// Only requests with this method, e.g. `GET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 fn default_grace_s() -> f64 {

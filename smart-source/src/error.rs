@@ -50,6 +50,12 @@ pub enum SourceError {
         /// The end of its stderr.
         stderr: String,
     },
+    /// The log is not in the format the source reads.
+    #[error("{0}")]
+    Format(String),
+    /// The block holds no data to judge (never reported as a zero).
+    #[error("{0}")]
+    NoData(String),
     /// The command's output is not a valid block report.
     #[error(
         "the measuring command's block report is unusable: {0}; see docs/experiment-format.md (measure.command) for the JSON it must print"

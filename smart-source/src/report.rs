@@ -72,17 +72,7 @@ pub fn parse(stdout: &[u8], planned_s: f64) -> Result<BlockMeasurement, SourceEr
         }
         None => planned_s,
     };
-    let mut m = BlockMeasurement {
-        duration_s,
-        requests: report.requests,
-        errors: report.errors,
-        outcomes: BTreeMap::from([
-            ("ok".to_owned(), answered),
-            ("error".to_owned(), report.errors),
-        ]),
-        rate_per_s: report.requests as f64 / duration_s,
-        ..BlockMeasurement::default()
-    };
+    let mut m = from_counts(report.requests, report.errors, Vec::new(), duration_s);
     match (report.latencies_us, report.quantiles_us) {
         (Some(_), Some(_)) => {
             return Err(SourceError::report(
@@ -139,6 +129,29 @@ pub fn parse(stdout: &[u8], planned_s: f64) -> Result<BlockMeasurement, SourceEr
         }
     }
     Ok(m)
+}
+
+/// A block from its counts and the latencies of its answered requests (any order), as a source
+/// that sees every request (a log) tallies them.
+pub fn from_counts(
+    requests: u64,
+    errors: u64,
+    latencies: Vec<u64>,
+    duration_s: f64,
+) -> BlockMeasurement {
+    let mut m = BlockMeasurement {
+        duration_s,
+        requests,
+        errors,
+        outcomes: BTreeMap::from([
+            ("ok".to_owned(), requests - errors),
+            ("error".to_owned(), errors),
+        ]),
+        rate_per_s: requests as f64 / duration_s,
+        ..BlockMeasurement::default()
+    };
+    summarise(&mut m, subsample(latencies));
+    m
 }
 
 /// At most [`MAX_LATENCIES`], every k-th in the order measured.

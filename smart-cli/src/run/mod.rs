@@ -4,7 +4,7 @@
 mod clock;
 mod nothing;
 mod progress;
-mod source;
+pub(crate) mod source;
 
 use std::io::Write;
 use std::process::ExitCode;

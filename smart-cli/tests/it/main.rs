@@ -1,5 +1,6 @@
 //! Tests of the real `smart` binary, run as users run it, in a temp dir.
 
+mod access_log;
 mod apply_cmds;
 mod cli;
 mod coach;

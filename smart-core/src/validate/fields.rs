@@ -33,6 +33,10 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
     ("guardrails", GUARDRAILS_KEYS),
     ("measure", super::measure::MEASURE_KEYS),
     ("measure.command", super::measure::MEASURE_COMMAND_KEYS),
+    (
+        "measure.access_log",
+        super::measure::MEASURE_ACCESS_LOG_KEYS,
+    ),
 ];
 
 pub(crate) const ROOT_KEYS: &[&str] = &[
@@ -1265,6 +1269,7 @@ mod tests {
             ("guardrails", properties(schema_for!(Guardrails))),
             ("measure", properties(schema_for!(Measure))),
             ("measure.command", properties(schema_for!(MeasureCommand))),
+            ("measure.access_log", properties(schema_for!(AccessLog))),
         ];
         assert_eq!(from_types.len(), SECTIONS.len());
         for ((section, keys), (type_section, type_keys)) in SECTIONS.iter().zip(from_types) {

@@ -11,12 +11,32 @@ use crate::reader::{Range, Reader, join};
 use super::fields::{Placeholders, argv, key_home, optional, typed};
 
 /// The keys of `measure`.
-pub(crate) const MEASURE_KEYS: &[&str] = &["source", "command"];
+pub(crate) const MEASURE_KEYS: &[&str] = &["source", "command", "access_log"];
 /// The keys of `measure.command`.
 pub(crate) const MEASURE_COMMAND_KEYS: &[&str] = &["argv", "env", "grace_s"];
+/// The keys of `measure.access_log`.
+pub(crate) const MEASURE_ACCESS_LOG_KEYS: &[&str] = &["path", "path_prefix", "method"];
 
 /// The source names, as written in the file.
-const SOURCES: &[SourceKind] = &[SourceKind::Probe, SourceKind::Command];
+const SOURCES: &[SourceKind] = &[
+    SourceKind::Probe,
+    SourceKind::Command,
+    SourceKind::AccessLog,
+];
+
+/// Each source's own settings key (the probe's are in `target`).
+const SETTINGS: &[(SourceKind, &str, &str)] = &[
+    (
+        SourceKind::Command,
+        "command",
+        "{\"argv\": [\"/usr/local/bin/smart-pgbench\", \"--clients\", \"4\"]}",
+    ),
+    (
+        SourceKind::AccessLog,
+        "access_log",
+        "{\"path\": \"/var/log/nginx/access.log\"}",
+    ),
+];
 
 /// The example a missing or wrong `measure.command.argv` is shown.
 const ARGV_EXAMPLE: &str = "[\"/usr/local/bin/smart-pgbench\", \"--clients\", \"4\"]";
@@ -38,32 +58,39 @@ pub(crate) fn measure(r: &mut Reader, value: Option<&Value>) -> Option<Measure> 
         None => Some(SourceKind::Probe),
         Some(v) => source(r, v, &join(field, "source")),
     };
-    let command = optional(map, "command");
-    match (source, command) {
-        (Some(SourceKind::Command), None) => r.problem(
-            &join(field, "command"),
-            format!(
-                "missing; the command source needs {{\"argv\": {ARGV_EXAMPLE}}}, the program \
-                 smart runs once per block"
+    for (kind, key, example) in SETTINGS {
+        let path = join(field, key);
+        match (source, optional(map, key)) {
+            (Some(s), None) if s == *kind => r.problem(
+                &path,
+                format!(
+                    "missing; the {} source needs its settings, like {example}",
+                    kind.as_str()
+                ),
             ),
-        ),
-        (Some(SourceKind::Command), Some(v)) => measure_command(r, v, &join(field, "command")),
-        (Some(other), Some(_)) => r.problem(
-            &join(field, "command"),
-            format!(
-                "is only read by the command source, and measure.source is \"{}\"; remove it, \
-                 or set \"source\": \"command\"",
-                other.as_str()
+            (Some(s), Some(v)) if s == *kind => match kind {
+                SourceKind::AccessLog => access_log(r, v, &path),
+                _ => measure_command(r, v, &path),
+            },
+            (Some(other), Some(_)) => r.problem(
+                &path,
+                format!(
+                    "is only read by the {} source, and measure.source is \"{}\"; remove it, \
+                     or set \"source\": \"{}\"",
+                    kind.as_str(),
+                    other.as_str(),
+                    kind.as_str()
+                ),
             ),
-        ),
-        (_, _) => {}
+            _ => {}
+        }
     }
     typed(r, start, value, field)
 }
 
 fn source(r: &mut Reader, value: &Value, field: &str) -> Option<SourceKind> {
     let names: Vec<&str> = SOURCES.iter().map(|s| s.as_str()).collect();
-    let text = r.string(value, field, "\"probe\" or \"command\"")?;
+    let text = r.string(value, field, "\"probe\", \"command\" or \"access_log\"")?;
     if let Some(kind) = SOURCES.iter().find(|s| s.as_str() == text) {
         return Some(*kind);
     }
@@ -131,6 +158,49 @@ fn measure_command(r: &mut Reader, value: &Value, field: &str) {
             &join(field, "grace_s"),
             Range::positive(3600.0).hint("seconds past the block's end, e.g. 30"),
         );
+    }
+}
+
+/// `measure.access_log`.
+fn access_log(r: &mut Reader, value: &Value, field: &str) {
+    let Some(map) = r.object(value, field, MEASURE_ACCESS_LOG_KEYS, &key_home) else {
+        return;
+    };
+    if let Some(v) = r.required(map, field, "path", "\"/var/log/nginx/access.log\"") {
+        let path = join(field, "path");
+        if let Some(text) = r.string(
+            v,
+            &path,
+            "an absolute path like \"/var/log/nginx/access.log\"",
+        ) && (!text.starts_with('/') || text.contains('\0'))
+        {
+            r.problem(
+                &path,
+                format!("\"{text}\" is not an absolute path; give the log's full path, like \"/var/log/nginx/access.log\""),
+            );
+        }
+    }
+    if let Some(v) = optional(map, "path_prefix") {
+        let path = join(field, "path_prefix");
+        if let Some(text) = r.string(v, &path, "a path like \"/api/\"")
+            && (!text.starts_with('/') || text.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            r.problem(
+                &path,
+                format!("\"{text}\" is not a URL path; give one that starts with `/` and has no spaces, like \"/api/\""),
+            );
+        }
+    }
+    if let Some(v) = optional(map, "method") {
+        let path = join(field, "method");
+        if let Some(text) = r.string(v, &path, "a method like \"GET\"")
+            && (text.is_empty() || !text.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            r.problem(
+                &path,
+                format!("\"{text}\" is not an HTTP method; write it in capitals, like \"GET\""),
+            );
+        }
     }
 }
 
