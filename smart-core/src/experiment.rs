@@ -11,7 +11,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use crate::measure::{AccessLog, Measure, MeasureCommand, SourceKind};
+pub use crate::measure::{AccessLog, Measure, MeasureCommand, Prometheus, SourceKind};
 
 /// The only `format_version` this build reads.
 pub const FORMAT_VERSION: u32 = 1;

@@ -26,6 +26,10 @@ pub struct Measure {
     /// The log of the `access_log` source; required with it, refused with any other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<AccessLog>,
+    /// The server and queries of the `prometheus` source; required with it, refused with any
+    /// other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Prometheus>,
 }
 
 impl Measure {
@@ -48,6 +52,8 @@ pub enum SourceKind {
     /// The requests a web server logged during each block, read from its access log (no load
     /// added).
     AccessLog,
+    /// PromQL queries over each block's window, answered by a Prometheus server.
+    Prometheus,
 }
 
 impl SourceKind {
@@ -57,6 +63,7 @@ impl SourceKind {
             SourceKind::Probe => "probe",
             SourceKind::Command => "command",
             SourceKind::AccessLog => "access_log",
+            SourceKind::Prometheus => "prometheus",
         }
     }
 }
@@ -98,6 +105,40 @@ pub struct AccessLog {
     /// Only requests with this method, e.g. `GET`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+}
+
+/// A Prometheus server and the PromQL that gives each block's figures. Every expression holds
+/// `$window`, which becomes the block's length (`[10s]`) and is evaluated at the block's end, so
+/// it covers exactly the block; latencies are in seconds, as Prometheus histograms keep them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Prometheus {
+    /// The server's base URL, e.g. `http://127.0.0.1:9090` (no credentials in it).
+    pub url: String,
+    /// A latency quantile in seconds, with `$quantile` (0.5, 0.9, 0.99) and `$window`, e.g.
+    /// `histogram_quantile($quantile, sum by (le) (rate(http_request_duration_seconds_bucket[$window])))`.
+    pub latency_quantile: String,
+    /// The mean latency in seconds over `$window`, e.g.
+    /// `sum(rate(http_request_duration_seconds_sum[$window])) / sum(rate(http_request_duration_seconds_count[$window]))`.
+    pub latency_mean: String,
+    /// The number of requests in `$window`, e.g. `sum(increase(http_requests_total[$window]))`.
+    pub requests: String,
+    /// The share of those requests that failed, 0 to 1, e.g.
+    /// `sum(increase(http_requests_total{code=~"5.."}[$window])) / sum(increase(http_requests_total[$window]))`.
+    pub error_ratio: String,
+    /// How often Prometheus scrapes the target, in seconds: a block must last at least four
+    /// scrapes, and each block's queries wait one scrape past its end.
+    #[serde(default = "default_scrape_interval_s")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 3600.0))]
+    pub scrape_interval_s: f64,
+    /// The environment variable holding the value of an `Authorization` header for the server
+    /// (e.g. `Bearer ...`); read by `smart run`, never written anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_header_env: Option<String>,
+}
+
+fn default_scrape_interval_s() -> f64 {
+    15.0
 }
 
 fn default_grace_s() -> f64 {

@@ -9,6 +9,8 @@
 //!   door for pgbench, redis-benchmark, sysbench or a team's own script.
 //! - [`AccessLogSource`] (`"measure": {"source": "access_log"}`): the requests a web server
 //!   logged during each block ([`access_log`]), followed across logrotate; no load added.
+//! - [`PrometheusSource`] (`"measure": {"source": "prometheus"}`): PromQL over exactly each
+//!   block's window — histogram quantiles, mean, request count, error ratio.
 //!
 //! *Invariant: a source never changes the server's configuration (only smart-apply does) and
 //! never reports a block it could not measure as a zero: a failed, hung or unreadable
@@ -17,8 +19,10 @@
 pub mod access_log;
 mod command;
 mod error;
+mod prometheus;
 pub mod report;
 
 pub use access_log::AccessLogSource;
 pub use command::{CommandSource, DEFAULT_PATH};
 pub use error::SourceError;
+pub use prometheus::PrometheusSource;

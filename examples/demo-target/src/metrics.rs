@@ -87,12 +87,33 @@ mod tests {
         m.record(Duration::from_millis(60), 200);
         m.record(Duration::from_millis(3000), 503);
         let text = m.render();
-        assert!(text.contains("demo_request_duration_seconds_bucket{le=\"0.0005\"} 1\n"), "{text}");
-        assert!(text.contains("demo_request_duration_seconds_bucket{le=\"0.075\"} 2\n"), "{text}");
-        assert!(text.contains("demo_request_duration_seconds_bucket{le=\"2.5\"} 2\n"), "{text}");
-        assert!(text.contains("demo_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
-        assert!(text.contains("demo_request_duration_seconds_count 3\n"), "{text}");
-        assert!(text.contains("demo_request_duration_seconds_sum 3.0603\n"), "{text}");
-        assert!(text.contains("demo_requests_total{code=\"5xx\"} 1\n"), "{text}");
+        assert!(
+            text.contains("demo_request_duration_seconds_bucket{le=\"0.0005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("demo_request_duration_seconds_bucket{le=\"0.075\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("demo_request_duration_seconds_bucket{le=\"2.5\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("demo_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("demo_request_duration_seconds_count 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("demo_request_duration_seconds_sum 3.0603\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("demo_requests_total{code=\"5xx\"} 1\n"),
+            "{text}"
+        );
     }
 }

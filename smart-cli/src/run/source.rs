@@ -5,7 +5,7 @@ use smart_core::Experiment;
 use smart_core::engine::{self, BlockMeasurement, BlockRequest, LiveProgress, PortError};
 use smart_core::experiment::SourceKind;
 use smart_probe::{EngineProbe, HostSnapshot};
-use smart_source::{AccessLogSource, CommandSource};
+use smart_source::{AccessLogSource, CommandSource, PrometheusSource};
 
 /// The source that measures each block of one experiment.
 #[derive(Debug)]
@@ -16,6 +16,8 @@ pub(crate) enum Source {
     Command(CommandSource),
     /// The requests a web server logged during each block.
     AccessLog(AccessLogSource),
+    /// PromQL over each block's window.
+    Prometheus(PrometheusSource),
 }
 
 impl Source {
@@ -37,6 +39,24 @@ impl Source {
                     .map_err(|e| e.to_string()),
                 None => Err(missing("access_log")),
             },
+            SourceKind::Prometheus => match &measure.prometheus {
+                Some(spec) => {
+                    // The one place the header's value is read; it goes nowhere but the request.
+                    let auth = match &spec.auth_header_env {
+                        Some(name) => Some(std::env::var(name).map_err(|_| {
+                            format!(
+                                "measure.prometheus.auth_header_env: the environment variable \
+                                 {name} is not set (or not UTF-8); export it for smart run"
+                            )
+                        })?),
+                        None => None,
+                    };
+                    PrometheusSource::new(spec, auth.as_deref())
+                        .map(Source::Prometheus)
+                        .map_err(|e| e.to_string())
+                }
+                None => Err(missing("prometheus")),
+            },
             SourceKind::Probe => EngineProbe::new(experiment)
                 .map(|p| Source::Probe(Box::new(p)))
                 .map_err(|e| format!("cannot set up the probe: {e}")),
@@ -54,6 +74,7 @@ impl engine::Probe for Source {
             Source::Probe(probe) => probe.measure(request, progress).await,
             Source::Command(command) => with_host(command.measure(request, progress)).await,
             Source::AccessLog(log) => with_host(log.measure(request, progress)).await,
+            Source::Prometheus(prom) => with_host(prom.measure(request, progress)).await,
         }
     }
 }

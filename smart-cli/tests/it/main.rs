@@ -14,5 +14,6 @@ mod hostile;
 mod newcomer;
 mod postgres;
 mod probe;
+mod prometheus;
 mod run;
 mod support;

@@ -37,6 +37,10 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
         "measure.access_log",
         super::measure::MEASURE_ACCESS_LOG_KEYS,
     ),
+    (
+        "measure.prometheus",
+        super::measure::MEASURE_PROMETHEUS_KEYS,
+    ),
 ];
 
 pub(crate) const ROOT_KEYS: &[&str] = &[
@@ -1270,6 +1274,7 @@ mod tests {
             ("measure", properties(schema_for!(Measure))),
             ("measure.command", properties(schema_for!(MeasureCommand))),
             ("measure.access_log", properties(schema_for!(AccessLog))),
+            ("measure.prometheus", properties(schema_for!(Prometheus))),
         ];
         assert_eq!(from_types.len(), SECTIONS.len());
         for ((section, keys), (type_section, type_keys)) in SECTIONS.iter().zip(from_types) {

@@ -11,18 +11,34 @@ use crate::reader::{Range, Reader, join};
 use super::fields::{Placeholders, argv, key_home, optional, typed};
 
 /// The keys of `measure`.
-pub(crate) const MEASURE_KEYS: &[&str] = &["source", "command", "access_log"];
+pub(crate) const MEASURE_KEYS: &[&str] = &["source", "command", "access_log", "prometheus"];
 /// The keys of `measure.command`.
 pub(crate) const MEASURE_COMMAND_KEYS: &[&str] = &["argv", "env", "grace_s"];
 /// The keys of `measure.access_log`.
 pub(crate) const MEASURE_ACCESS_LOG_KEYS: &[&str] = &["path", "path_prefix", "method"];
+
+/// The keys of `measure.prometheus`.
+pub(crate) const MEASURE_PROMETHEUS_KEYS: &[&str] = &[
+    "url",
+    "latency_quantile",
+    "latency_mean",
+    "requests",
+    "error_ratio",
+    "scrape_interval_s",
+    "auth_header_env",
+];
 
 /// The source names, as written in the file.
 const SOURCES: &[SourceKind] = &[
     SourceKind::Probe,
     SourceKind::Command,
     SourceKind::AccessLog,
+    SourceKind::Prometheus,
 ];
+
+/// How many scrape intervals a block must span at least: a rate over fewer samples is mostly
+/// extrapolation.
+pub(crate) const MIN_SCRAPES_PER_BLOCK: f64 = 4.0;
 
 /// Each source's own settings key (the probe's are in `target`).
 const SETTINGS: &[(SourceKind, &str, &str)] = &[
@@ -35,6 +51,12 @@ const SETTINGS: &[(SourceKind, &str, &str)] = &[
         SourceKind::AccessLog,
         "access_log",
         "{\"path\": \"/var/log/nginx/access.log\"}",
+    ),
+    (
+        SourceKind::Prometheus,
+        "prometheus",
+        "{\"url\": \"http://127.0.0.1:9090\", \"latency_quantile\": ..., \"latency_mean\": ..., \
+         \"requests\": ..., \"error_ratio\": ...}",
     ),
 ];
 
@@ -70,6 +92,7 @@ pub(crate) fn measure(r: &mut Reader, value: Option<&Value>) -> Option<Measure> 
             ),
             (Some(s), Some(v)) if s == *kind => match kind {
                 SourceKind::AccessLog => access_log(r, v, &path),
+                SourceKind::Prometheus => prometheus(r, v, &path),
                 _ => measure_command(r, v, &path),
             },
             (Some(other), Some(_)) => r.problem(
@@ -90,7 +113,11 @@ pub(crate) fn measure(r: &mut Reader, value: Option<&Value>) -> Option<Measure> 
 
 fn source(r: &mut Reader, value: &Value, field: &str) -> Option<SourceKind> {
     let names: Vec<&str> = SOURCES.iter().map(|s| s.as_str()).collect();
-    let text = r.string(value, field, "\"probe\", \"command\" or \"access_log\"")?;
+    let text = r.string(
+        value,
+        field,
+        "\"probe\", \"command\", \"access_log\" or \"prometheus\"",
+    )?;
     if let Some(kind) = SOURCES.iter().find(|s| s.as_str() == text) {
         return Some(*kind);
     }
@@ -201,6 +228,121 @@ fn access_log(r: &mut Reader, value: &Value, field: &str) {
                 format!("\"{text}\" is not an HTTP method; write it in capitals, like \"GET\""),
             );
         }
+    }
+}
+
+/// The PromQL examples, by key, for messages.
+const PROMQL: &[(&str, &str, bool)] = &[
+    (
+        "latency_quantile",
+        "histogram_quantile($quantile, sum by (le) (rate(http_request_duration_seconds_bucket[$window])))",
+        true,
+    ),
+    (
+        "latency_mean",
+        "sum(rate(http_request_duration_seconds_sum[$window])) / sum(rate(http_request_duration_seconds_count[$window]))",
+        false,
+    ),
+    (
+        "requests",
+        "sum(increase(http_requests_total[$window]))",
+        false,
+    ),
+    (
+        "error_ratio",
+        "sum(increase(http_requests_total{code=~\"5..\"}[$window])) / sum(increase(http_requests_total[$window]))",
+        false,
+    ),
+];
+
+/// `measure.prometheus`.
+fn prometheus(r: &mut Reader, value: &Value, field: &str) {
+    let Some(map) = r.object(value, field, MEASURE_PROMETHEUS_KEYS, &key_home) else {
+        return;
+    };
+    if let Some(v) = r.required(map, field, "url", "\"http://127.0.0.1:9090\"") {
+        super::fields::http_url(r, v, &join(field, "url"));
+    }
+    for (key, example, quantile) in PROMQL {
+        let path = join(field, key);
+        let Some(v) = r.required(map, field, key, &Value::from(*example).to_string()) else {
+            continue;
+        };
+        let Some(text) = r.string(v, &path, "a PromQL expression") else {
+            continue;
+        };
+        if !text.contains("$window") {
+            r.problem(
+                &path,
+                format!(
+                    "has no `$window`; write the range as [$window] so it covers exactly each \
+                     block, like {example}"
+                ),
+            );
+        }
+        if *quantile && !text.contains("$quantile") {
+            r.problem(
+                &path,
+                format!(
+                    "has no `$quantile`, which smart sets to 0.5, 0.9 and 0.99; like {example}"
+                ),
+            );
+        }
+        if text.contains('\0') || text.contains('\n') {
+            r.problem(
+                &path,
+                "holds a NUL or a line break; write the expression on one line",
+            );
+        }
+    }
+    if let Some(v) = map.get("scrape_interval_s") {
+        r.number(
+            v,
+            &join(field, "scrape_interval_s"),
+            Range::positive(3600.0).hint("the server's scrape_interval in seconds, e.g. 15"),
+        );
+    }
+    if let Some(v) = optional(map, "auth_header_env") {
+        let path = join(field, "auth_header_env");
+        if let Some(name) = r.string(
+            v,
+            &path,
+            "an environment variable name like \"SMART_PROMETHEUS_AUTH\"",
+        ) && (name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+        {
+            r.problem(
+                &path,
+                "is not an environment variable name; use capitals, digits and `_`, like \
+                 \"SMART_PROMETHEUS_AUTH\" (the variable holds the header's value, never the file)",
+            );
+        }
+    }
+}
+
+/// Checks across `measure` and `schedule`: a Prometheus block must span at least
+/// [`MIN_SCRAPES_PER_BLOCK`] scrapes.
+pub(crate) fn check_schedule(r: &mut Reader, measure: &Measure, block_s: f64) {
+    let Some(p) = measure
+        .prometheus
+        .as_ref()
+        .filter(|_| measure.source == SourceKind::Prometheus)
+    else {
+        return;
+    };
+    let needed = MIN_SCRAPES_PER_BLOCK * p.scrape_interval_s;
+    if block_s < needed {
+        r.problem(
+            "schedule.block_s",
+            format!(
+                "is {block_s} s, shorter than {MIN_SCRAPES_PER_BLOCK} scrapes of \
+                 measure.prometheus.scrape_interval_s {} s: a rate over so few samples is mostly \
+                 extrapolation; raise block_s to at least {needed}, or scrape more often",
+                p.scrape_interval_s
+            ),
+        );
     }
 }
 

@@ -265,6 +265,9 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
         }
         arms::check_templates(r, apply, origins, &arm_list);
     }
+    if let (Some(measure), Some(schedule)) = (&measure, &schedule) {
+        measure::check_schedule(r, measure, schedule.block_s);
+    }
     let durations = match (&schedule, &variants, &apply) {
         (Some(schedule), Some((list, _)), Some((apply, _))) => {
             let initial_checks_s = apply

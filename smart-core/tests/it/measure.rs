@@ -82,3 +82,29 @@ fn measure_mistakes_are_reported_with_the_rest() {
         ],
     );
 }
+
+#[test]
+fn a_prometheus_block_must_span_four_scrapes() {
+    let prometheus = json!({"source": "prometheus", "prometheus": {
+        "url": "http://127.0.0.1:9090",
+        "latency_quantile": "histogram_quantile($quantile, sum by (le) (rate(h_bucket[$window])))",
+        "latency_mean": "sum(rate(h_sum[$window])) / sum(rate(h_count[$window]))",
+        "requests": "sum(increase(r_total[$window]))",
+        "error_ratio": "sum(increase(e_total[$window])) / sum(increase(r_total[$window]))",
+        "scrape_interval_s": 15
+    }});
+    let input = with(with(base(), "target", None), "measure", Some(prometheus));
+    let short = with(input.clone(), "schedule", Some(json!({"block_s": 30})));
+    check(
+        &short.to_string(),
+        &[
+            "schedule.block_s: is 30 s, shorter than 4 scrapes of measure.prometheus.scrape_interval_s 15 s",
+        ],
+    );
+    let long = with(
+        input,
+        "schedule",
+        Some(json!({"block_s": 60, "max_duration_s": 20000})),
+    );
+    check(&long.to_string(), &[]);
+}
