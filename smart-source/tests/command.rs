@@ -55,6 +55,26 @@ fn wait_gone(pid: u32) -> bool {
     false
 }
 
+/// A command that starts a child which never ends, and waits for it; the child's pid goes to the
+/// returned file.
+fn hanging(dir: &Path) -> (PathBuf, PathBuf) {
+    let pid_file = dir.join("child.pid");
+    let bench = script(
+        dir,
+        "bench",
+        &format!("sleep 600 &\necho $! > {}\nwait", pid_file.display()),
+    );
+    (bench, pid_file)
+}
+
+fn child_pid(pid_file: &Path) -> u32 {
+    fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn the_command_gets_the_block_and_its_report_becomes_the_measurement() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,12 +122,7 @@ fn a_failing_command_is_an_error_with_its_exit_code_and_stderr() {
 #[test]
 fn a_hung_command_is_killed_with_its_children_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("child.pid");
-    let bench = script(
-        dir.path(),
-        "bench",
-        &format!("sleep 600 &\necho $! > {}\nwait", pid_file.display()),
-    );
+    let (bench, pid_file) = hanging(dir.path());
     let started = Instant::now();
     let mut ticks = 0;
     let e = runtime()
@@ -133,11 +148,7 @@ fn a_hung_command_is_killed_with_its_children_after_the_grace() {
     );
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert!(ticks >= 1, "progress is reported while the command runs");
-    let child: u32 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let child = child_pid(&pid_file);
     assert!(
         wait_gone(child),
         "the command's child {child} outlived the block"
@@ -147,12 +158,7 @@ fn a_hung_command_is_killed_with_its_children_after_the_grace() {
 #[test]
 fn a_cancelled_block_kills_the_command_group_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("child.pid");
-    let bench = script(
-        dir.path(),
-        "bench",
-        &format!("sleep 600 &\necho $! > {}\nwait", pid_file.display()),
-    );
+    let (bench, pid_file) = hanging(dir.path());
     let source = source(&bench, 60.0);
     let rt = runtime();
     let cut = rt.block_on(async {
@@ -166,11 +172,7 @@ fn a_cancelled_block_kills_the_command_group_at_once() {
         tokio::time::timeout(Duration::from_millis(700), block).await
     });
     assert!(cut.is_err(), "the block was not cut");
-    let child: u32 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let child = child_pid(&pid_file);
     assert!(
         wait_gone(child),
         "the command's child {child} outlived the cancelled block"

@@ -16,7 +16,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::json;
-use smart_core::records::{self, DecisionKind};
+use smart_core::records::DecisionKind;
+
+use crate::support::{decisions, output_text};
 use smart_testkit::{Nginx, require_tool};
 
 /// A real nginx serving a 128 KiB file, logging in `smart_timing` (and, beside it, in the
@@ -167,14 +169,6 @@ impl Site {
     fn smart(&self, args: &[&str]) -> Output {
         crate::support::smart(self.dir.path(), args)
     }
-
-    fn decisions(&self) -> Vec<(String, DecisionKind)> {
-        records::history(&self.dir.path().join("state"))
-            .unwrap()
-            .into_iter()
-            .map(|d| (d.variant, d.decision))
-            .collect()
-    }
 }
 
 impl Drop for Site {
@@ -213,14 +207,6 @@ fn run_ok(argv: &[String]) {
     );
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn the_access_log_keeps_a_large_win_and_reverts_a_large_loss_across_rotations() {
     let Some(site) = Site::start("the_access_log_keeps_a_large_win_and_reverts_a_large_loss")
@@ -232,25 +218,25 @@ fn the_access_log_keeps_a_large_win_and_reverts_a_large_loss_across_rotations() 
     // 0 (no limit) → 1m: every request about 100 times slower.
     site.experiment("log-slower", &log, "0", "1m");
     let out = site.smart(&["run", "--once"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(
-        site.decisions(),
+        decisions(site.dir.path()),
         [("rate-1m".to_owned(), DecisionKind::Revert)],
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(fs::read_to_string(site.owned()).unwrap(), "# as found\n");
 
     // 1m → 0: the same effect the other way.
     site.experiment("log-faster", &log, "1m", "0");
     let out = site.smart(&["run", "--once"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let all = site.decisions();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let all = decisions(site.dir.path());
     assert_eq!(
         all.last(),
         Some(&("rate-0".to_owned(), DecisionKind::Keep)),
         "{all:?}\n{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(fs::read_to_string(site.owned()).unwrap(), "limit_rate 0;\n");
     let rotations = site.rotations.load(Ordering::Relaxed);
@@ -266,8 +252,8 @@ fn a_log_without_msec_and_request_time_is_refused_with_the_fix() {
     let combined = site.nginx.prefix().join("logs/combined.log");
     site.experiment("log-combined", &combined, "0", "1m");
     let out = site.smart(&["run", "--once"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    let all = output_text(&out);
     assert!(all.contains("smart_timing"), "{all}");
     assert!(all.contains("smart-log-format.conf"), "{all}");
     assert_eq!(fs::read_to_string(site.owned()).unwrap(), "# as found\n");

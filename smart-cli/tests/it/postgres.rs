@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::json;
-use smart_core::records::{self, DecisionKind};
+use smart_core::records::DecisionKind;
 use smart_testkit::{free_port, require_tool};
+
+use crate::support::{decisions, output_text};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -267,14 +269,6 @@ fn text_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn decisions(dir: &Path) -> Vec<(String, DecisionKind)> {
-    records::history(&dir.join("state"))
-        .unwrap()
-        .into_iter()
-        .map(|d| (d.variant, d.decision))
-        .collect()
-}
-
 /// pgbench through the wrapper keeps a 5 ms → 0 commit delay and reverts 5 ms → 100 ms; what
 /// PostgreSQL runs afterwards and the owned file's bytes are what each decision says.
 #[test]
@@ -290,12 +284,7 @@ fn pgbench_keeps_a_large_win_and_reverts_a_large_loss_on_real_postgres() {
         json!([{"name": "delay-100ms", "params": {"delay_us": 100000}}]),
     );
     let out = pg.smart(&["run", "--once"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text_of(&out.stdout),
-        text_of(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(
         decisions(pg.dir.path()),
         [("delay-100ms".to_owned(), DecisionKind::Revert)]
@@ -314,12 +303,7 @@ fn pgbench_keeps_a_large_win_and_reverts_a_large_loss_on_real_postgres() {
         json!([{"name": "delay-0", "params": {"delay_us": 0}}]),
     );
     let out = pg.smart(&["run", "--once"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text_of(&out.stdout),
-        text_of(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", output_text(&out));
     let all = decisions(pg.dir.path());
     assert_eq!(
         all.last(),
@@ -347,8 +331,8 @@ fn a_hung_measuring_command_fails_the_run_with_the_original_back() {
         json!([{"name": "delay-0", "params": {"delay_us": 0}}]),
     );
     let out = pg.smart(&["run", "--once"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text_of(&out.stderr));
-    let all = format!("{}{}", text_of(&out.stdout), text_of(&out.stderr));
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(all.contains("measure.command.grace_s"), "{all}");
     assert_eq!(fs::read_to_string(pg.owned()).unwrap(), "# as found\n");
     assert_eq!(pg.show("commit_delay"), "0");

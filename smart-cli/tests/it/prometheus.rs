@@ -15,7 +15,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use smart_core::records::{self, DecisionKind};
+use smart_core::records::DecisionKind;
+
+use crate::support::{decisions, output_text};
 use smart_demo_target::DemoTarget;
 use smart_testkit::{free_port, require_tool};
 
@@ -158,14 +160,6 @@ impl Site {
     fn smart(&self, args: &[&str]) -> Output {
         crate::support::smart(self.dir.path(), args)
     }
-
-    fn decisions(&self) -> Vec<(String, DecisionKind)> {
-        records::history(&self.path("state"))
-            .unwrap()
-            .into_iter()
-            .map(|d| (d.variant, d.decision))
-            .collect()
-    }
 }
 
 impl Drop for Site {
@@ -193,14 +187,6 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&body).into_owned())
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 const REQUESTS: &str = "sum(increase(demo_requests_total[$window]))";
 
 #[test]
@@ -211,25 +197,25 @@ fn prometheus_histograms_keep_a_large_win_and_revert_a_large_loss() {
     };
     site.experiment("prom-slower", REQUESTS, 0, 50);
     let out = site.smart(&["run", "--once"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(
-        site.decisions(),
+        decisions(site.dir.path()),
         [("delay-50".to_owned(), DecisionKind::Revert)],
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(fs::read_to_string(site.path("demo.toml")).unwrap(), FOUND);
     assert_eq!(site.target.as_ref().unwrap().config().delay_ms, 0);
 
     site.experiment("prom-faster", REQUESTS, 50, 0);
     let out = site.smart(&["run", "--once"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let all = site.decisions();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let all = decisions(site.dir.path());
     assert_eq!(
         all.last(),
         Some(&("delay-0".to_owned(), DecisionKind::Keep)),
         "{all:?}\n{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(
         fs::read_to_string(site.path("demo.toml")).unwrap(),
@@ -250,8 +236,8 @@ fn a_query_without_data_fails_the_run_with_the_original_back() {
         50,
     );
     let out = site.smart(&["run", "--once"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    let all = output_text(&out);
     assert!(all.contains("has no data for the block"), "{all}");
     assert_eq!(fs::read_to_string(site.path("demo.toml")).unwrap(), FOUND);
     assert_eq!(site.target.as_ref().unwrap().config().delay_ms, 0);

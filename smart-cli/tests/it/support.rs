@@ -31,3 +31,21 @@ pub(crate) fn smart(cwd: &Path, args: &[&str]) -> std::process::Output {
         .output()
         .expect("run the smart binary")
 }
+
+/// The decisions recorded under `dir/state`, oldest first, as (variant, decision).
+pub(crate) fn decisions(dir: &Path) -> Vec<(String, smart_core::records::DecisionKind)> {
+    smart_core::records::history(&dir.join("state"))
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.variant, d.decision))
+        .collect()
+}
+
+/// A finished command's stdout and stderr, for assertion messages.
+pub(crate) fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
