@@ -66,6 +66,12 @@ const SHAPES: &[Shape] = &[
         per_block: 40,
     },
     Shape {
+        name: "access_log: thin traffic, 100 a block",
+        report: Report::Millis,
+        median_ms: 20.0,
+        per_block: 100,
+    },
+    Shape {
         name: "prometheus: default buckets, 500 a block",
         report: Report::Histogram(&DEFAULT_BUCKETS),
         median_ms: 20.0,
