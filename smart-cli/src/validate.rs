@@ -80,6 +80,9 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         for note in crate::calibrate::feasibility_notes(experiment, measured) {
             let _ = writeln!(out, "  {note}");
         }
+        for note in crate::run::source::notes(experiment) {
+            let _ = writeln!(out, "  {note}");
+        }
     }
     let _ = out.flush();
     let mut err = std::io::stderr().lock();

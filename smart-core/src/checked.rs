@@ -79,6 +79,11 @@ impl Experiment {
         &self.definition.target
     }
 
+    /// Where each block's figures come from (the probe unless `measure.source` says otherwise).
+    pub fn measure(&self) -> &crate::experiment::Measure {
+        &self.definition.measure
+    }
+
     /// What the experiment changes. Every file has exactly one of `template` and `edit`
     /// (`template_file` has been read into `template`), so appliers only ever read `template`.
     pub fn apply(&self) -> &Apply {

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error_chain;
 pub mod experiment;
 pub mod logs;
+mod measure;
 mod mix;
 pub mod problem;
 mod reader;

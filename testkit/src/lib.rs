@@ -41,6 +41,7 @@ fn debian_package(tool: &str) -> &str {
         "node" => "nodejs",
         "systemd-analyze" => "systemd",
         "sysctl" => "procps",
+        "pgbench" | "psql" => "postgresql-client-15",
         "unshare" | "setpriv" => "util-linux",
         other => other,
     }

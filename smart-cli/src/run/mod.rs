@@ -3,6 +3,7 @@
 
 mod nothing;
 mod progress;
+pub(crate) mod source;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ use smart_core::schedule::Human;
 use smart_core::{AgentConfig, Experiment};
 use smart_dashboard::{Dashboard, LiveDashboard};
 use smart_decide::EngineJudge;
-use smart_probe::{EngineProbe, TokioClock};
+use smart_probe::TokioClock;
 
 use crate::Global;
 use crate::error::CliError;
@@ -273,7 +274,7 @@ impl<'a> CliBench<'a> {
 }
 
 impl<'a> Bench for CliBench<'a> {
-    type Probe = EngineProbe;
+    type Probe = source::Source;
     type Applier = EngineApplier<'a>;
     type Judge = EngineJudge;
     type Coach = MaybeCoach;
@@ -285,7 +286,7 @@ impl<'a> Bench for CliBench<'a> {
         &mut self,
         experiment: &Experiment,
         run: &RunConfig,
-    ) -> Result<Parts<EngineProbe, EngineApplier<'a>, EngineJudge, Self::Observer>, CliError> {
+    ) -> Result<Parts<source::Source, EngineApplier<'a>, EngineJudge, Self::Observer>, CliError> {
         let config = self.config;
         let state_dir = config.state_dir();
         let judge = EngineJudge::new(experiment).map_err(|e| {
@@ -295,12 +296,8 @@ impl<'a> Bench for CliBench<'a> {
             ))
         })?;
         // The probe's client needs the runtime's context (the loop runs inside `block_on`).
-        let probe = EngineProbe::new(experiment).map_err(|e| {
-            CliError::bad_input(format!(
-                "{}: cannot set up the probe: {e}",
-                experiment.name()
-            ))
-        })?;
+        let probe = source::Source::new(experiment)
+            .map_err(|e| CliError::bad_input(format!("{}: {e}", experiment.name())))?;
         let apply = applier(config);
         let engine_applier = EngineApplier::new(apply.clone(), self.lock, experiment, &run.run_id);
         self.apply = Some(apply);
@@ -338,7 +335,7 @@ impl<'a> Bench for CliBench<'a> {
     fn finished(
         &mut self,
         experiment: &Experiment,
-        mut parts: Parts<EngineProbe, EngineApplier<'a>, EngineJudge, Self::Observer>,
+        mut parts: Parts<source::Source, EngineApplier<'a>, EngineJudge, Self::Observer>,
         outcome: Result<&RunReport, &EngineError>,
     ) -> Result<(), CliError> {
         let config = self.config;

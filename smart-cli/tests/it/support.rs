@@ -49,3 +49,21 @@ pub(crate) fn assert_schema(name: &str, value: &serde_json::Value) {
         .collect();
     assert!(errors.is_empty(), "{name}: {errors:?}\n{value:#}");
 }
+
+/// The decisions recorded under `dir/state`, oldest first, as (variant, decision).
+pub(crate) fn decisions(dir: &Path) -> Vec<(String, smart_core::records::DecisionKind)> {
+    smart_core::records::history(&dir.join("state"))
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.variant, d.decision))
+        .collect()
+}
+
+/// A finished command's stdout and stderr, for assertion messages.
+pub(crate) fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

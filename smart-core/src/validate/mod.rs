@@ -10,6 +10,7 @@
 
 mod arms;
 mod fields;
+mod measure;
 mod source;
 
 use std::path::{Path, PathBuf};
@@ -226,9 +227,15 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path, apply_by: ApplyBy) 
         Some(v) => r.string(v, "description", "a sentence").map(str::to_owned),
         None => Some(String::new()),
     };
-    let target = r
-        .required(root, "", "target", "{\"urls\": [\"http://127.0.0.1/\"]}")
-        .and_then(|v| fields::target(r, v));
+    let measure = measure::measure(r, root.get("measure"));
+    let needs_target = measure::needs_target(measure.as_ref());
+    let target = match (needs_target, fields::optional(root, "target")) {
+        (true, _) => r
+            .required(root, "", "target", "{\"urls\": [\"http://127.0.0.1/\"]}")
+            .and_then(|v| fields::target(r, v, true)),
+        (false, Some(v)) => fields::target(r, v, false),
+        (false, None) => Some(crate::experiment::Target::default()),
+    };
     let apply = match apply_by {
         ApplyBy::Smart => r
             .required(
@@ -314,6 +321,9 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path, apply_by: ApplyBy) 
         }
         arms::check_templates(r, apply, origins, &arm_list);
     }
+    if let (Some(measure), Some(schedule)) = (&measure, &schedule) {
+        measure::check_schedule(r, measure, schedule.block_s);
+    }
     let durations = match (&schedule, &variants, &apply) {
         (Some(schedule), Some((list, _)), Some((apply, _))) => {
             let initial_checks_s = apply
@@ -353,6 +363,7 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path, apply_by: ApplyBy) 
         name: name?,
         description: description?,
         target: target?,
+        measure: measure?,
         apply: apply?.0,
         baseline: baseline?,
         variants: explicit

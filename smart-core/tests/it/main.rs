@@ -9,6 +9,7 @@ mod fakes;
 mod fuzz;
 mod fuzz_hostile;
 mod invariants;
+mod measure;
 mod nginx_examples;
 mod prune;
 mod records;
