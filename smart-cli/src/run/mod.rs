@@ -3,7 +3,7 @@
 
 mod clock;
 mod nothing;
-mod progress;
+pub(crate) mod progress;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -306,12 +306,7 @@ fn run_one(
     experiment: &Experiment,
 ) -> Result<RunEnd, CliError> {
     // What the schedule can detect, from `smart calibrate`'s measured noise when there is one.
-    for note in crate::calibrate::run_notes(ctx.config.state_dir(), experiment) {
-        match note.strip_prefix("warning: ") {
-            Some(warning) => tracing::warn!("{}: {warning}", experiment.name()),
-            None => tracing::info!("{}: {note}", experiment.name()),
-        }
-    }
+    crate::calibrate::print_run_notes(ctx.config.state_dir(), experiment);
     let report = execute(ctx, coach, experiment)?;
     let run_id = &report.run_id;
     for d in &report.decisions {
