@@ -194,10 +194,25 @@ pub(crate) fn measured_noise(
     })
 }
 
-/// The lines `smart run` prints before an experiment starts: what its schedule can detect, from
-/// the measured noise when `smart calibrate` measured it.
-pub(crate) fn run_notes(state_dir: &Path, experiment: &Experiment) -> Vec<String> {
-    feasibility_notes(experiment, measured_noise(state_dir, experiment))
+/// Prints, before `smart run` starts an experiment, what its schedule can detect (from the
+/// measured noise when `smart calibrate` measured it): plain lines on a terminal, log lines
+/// (info, warn for warnings) like the rest of the run's output otherwise.
+pub(crate) fn print_run_notes(state_dir: &Path, experiment: &Experiment) {
+    let notes = feasibility_notes(experiment, measured_noise(state_dir, experiment));
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !terminal {
+        crate::logs::init();
+    }
+    for note in notes {
+        let name = experiment.name();
+        match (terminal, note.strip_prefix("warning: ")) {
+            (true, Some(_)) => eprintln!("{name}: {note}"),
+            (true, None) if !crate::logs::quiet() => eprintln!("{name}: {note}"),
+            (true, None) => {}
+            (false, Some(warning)) => tracing::warn!("{name}: {warning}"),
+            (false, None) => tracing::info!("{name}: {note}"),
+        }
+    }
 }
 
 /// What the schedule can decide, as notes: from the measured noise when there is one, else from

@@ -303,16 +303,9 @@ impl<'a> Bench for CliBench<'a> {
         self.apply = Some(apply);
         let records = Records::with_rotation(state_dir, config.logs());
         let dashboard = LiveDashboard::new(Dashboard::new(state_dir, config.dashboard_dir()));
-        // The display first: off a terminal it sets up the log lines the notes below go to.
         let show = Show::new(experiment.name());
         if self.after_run == AfterRun::PrintAndPrune {
-            // What the schedule can detect, from `smart calibrate`'s measured noise if any.
-            for note in crate::calibrate::run_notes(state_dir, experiment) {
-                match note.strip_prefix("warning: ") {
-                    Some(warning) => tracing::warn!("{}: {warning}", experiment.name()),
-                    None => tracing::info!("{}: {note}", experiment.name()),
-                }
-            }
+            crate::calibrate::print_run_notes(state_dir, experiment);
         }
         Ok(Parts {
             probe,
