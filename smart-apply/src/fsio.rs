@@ -1,11 +1,12 @@
 //! Durable file operations: atomic replace keeping mode and owner, durable removal, and reading a
 //! file's state (bytes or absence) with its checksum.
 
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use smart_core::atomic::{AtomicWrite, Sync};
 use smart_core::audit::sha256_hex;
 
 /// A file's content as found: its bytes, or `None` when it does not exist.
@@ -68,32 +69,12 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], owner: Option<Ownership>) 
 }
 
 fn write_with(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
-    let dir = parent(path);
-    let tmp = temp_path(path);
-    remove_if_exists(&tmp)?;
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        if let Some((uid, gid)) = owner {
-            let meta = file.metadata()?;
-            if (meta.uid(), meta.gid()) != (uid, gid) {
-                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
-            }
-        }
-        // After chown, which may clear set-id bits.
-        file.set_permissions(Permissions::from_mode(mode))?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    AtomicWrite::new(path)
+        .temp(temp_path(path))
+        .create_mode(0o600)
+        .owner_and_mode(owner, mode)
+        .sync(Sync::FileAndDir)
+        .write(bytes)
 }
 
 /// Removes `path` (if present) and fsyncs its directory.
@@ -110,10 +91,7 @@ pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Fsyncs a directory, so a rename or removal in it survives a power cut.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+pub(crate) use smart_core::atomic::sync_dir;
 
 fn parent(path: &Path) -> &Path {
     match path.parent() {
@@ -131,6 +109,8 @@ pub(crate) fn write_state(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::Permissions;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn atomic_replace_keeps_mode_and_owner_and_leaves_no_temp() {

@@ -78,6 +78,7 @@
 //! The state-dir layout is described in [`layout`].
 
 mod command;
+pub mod detect;
 mod error;
 mod fsio;
 mod gap;

@@ -1,6 +1,8 @@
 //! The engine's [`smart_core::engine::Applier`] port, implemented over [`Applier`] and
 //! [`Session`] for one validated experiment, so `smart run` can hand it to the engine as is.
 
+use std::sync::Arc;
+
 use smart_core::engine::{self, ApplyFailure, FailureCause};
 use smart_core::{BASELINE, Experiment};
 
@@ -14,7 +16,8 @@ use crate::{Applier, Arm, Error, RunLock, Session};
 pub struct EngineApplier<'a> {
     applier: Applier,
     lock: &'a RunLock,
-    experiment: &'a Experiment,
+    /// Shared (a clone), so a run loop can make the port per run whatever holds the experiment.
+    experiment: Arc<Experiment>,
     run_id: String,
     session: Option<Session>,
 }
@@ -24,13 +27,13 @@ impl<'a> EngineApplier<'a> {
     pub fn new(
         applier: Applier,
         lock: &'a RunLock,
-        experiment: &'a Experiment,
+        experiment: &Experiment,
         run_id: &str,
     ) -> EngineApplier<'a> {
         EngineApplier {
             applier,
             lock,
-            experiment,
+            experiment: Arc::new(experiment.clone()),
             run_id: run_id.to_owned(),
             session: None,
         }
@@ -48,15 +51,8 @@ impl<'a> EngineApplier<'a> {
 }
 
 fn failure(error: Error) -> ApplyFailure {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
     ApplyFailure {
-        message,
+        message: smart_core::error_chain::joined(&error),
         original_live: error.original_in_place(),
         cause: if error.is_smarts_own() {
             FailureCause::Smart
@@ -83,7 +79,7 @@ impl engine::Applier for EngineApplier<'_> {
     }
 
     async fn switch(&mut self, arm: &str) -> Result<(), ApplyFailure> {
-        let experiment = self.experiment;
+        let experiment = Arc::clone(&self.experiment);
         let target = if arm == BASELINE {
             match experiment.baseline() {
                 Some(params) => Arm::Variant {

@@ -15,8 +15,10 @@ impl Global {
         let cwd = std::env::current_dir()
             .map_err(|e| CliError::bad_input(format!("cannot read the current directory: {e}")))?;
         let Some(path) = AgentConfig::locate(self.config.as_deref(), &cwd) else {
+            tracing::debug!("no config file found: system paths (/var/lib/smart) and no defaults");
             return Ok(AgentConfig::default());
         };
+        tracing::debug!("reading the agent config {}", path.display());
         AgentConfig::load(&path).map_err(|invalid| {
             let _ = writeln!(std::io::stderr().lock(), "{invalid}");
             let count = invalid.problems().len();

@@ -15,6 +15,9 @@ use crate::error::CliError;
 pub(crate) struct Args {
     #[command(subcommand)]
     command: AuditCommand,
+    /// Print the result as a JSON object (schema: docs/audit.schema.json)
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -41,12 +44,17 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let state_dir = config.state_dir();
     let summary = smart_core::audit::verify(state_dir).map_err(CliError::runtime)?;
     match &args.command {
+        AuditCommand::Head if args.json => {
+            crate::print_json(&head_json(&summary))?;
+            Ok(ExitCode::SUCCESS)
+        }
         AuditCommand::Head => {
             println!("{}", anchor(&summary));
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Verify { expect_head } => {
-            let runs = smart_core::records::list_runs(state_dir).map_err(CliError::runtime)?;
+            let runs =
+                smart_core::records::list_runs(state_dir).map_err(crate::error::state_error)?;
             let missing = summary.missing_runs(runs.iter().map(|r| r.plan.run_id.as_str()));
             if !missing.is_empty() {
                 let unsure = if summary.unlisted_drop {
@@ -68,6 +76,19 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             if let Some(expected) = expect_head {
                 check_anchor(state_dir, &summary, expected)?;
             }
+            if args.json {
+                let mut value = head_json(&summary);
+                value["intact"] = true.into();
+                value["lines"] = summary.lines.into();
+                value["files"] = summary
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect();
+                value["runs_covered"] = runs.len().into();
+                crate::print_json(&value)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "audit log intact: {} lines in {} file(s), {} run(s) covered, head {}",
                 summary.lines,
@@ -78,6 +99,15 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The head as JSON: `seq`, `hash` and the `anchor` (`SEQ:HASH`, for `--expect-head`).
+fn head_json(summary: &Summary) -> serde_json::Value {
+    serde_json::json!({
+        "seq": summary.last_seq,
+        "hash": summary.last_hash,
+        "anchor": anchor(summary),
+    })
 }
 
 /// The head as `SEQ:HASH`.

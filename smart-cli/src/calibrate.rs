@@ -34,6 +34,10 @@ pub(crate) struct Args {
     /// Pairs of blocks to measure (more pairs, a better figure; at least 4)
     #[arg(long, default_value_t = 8, value_name = "N")]
     pairs: u32,
+    /// Print the stored calibration and what the schedule can decide with it as one JSON object
+    /// (schema: docs/calibrate.schema.json)
+    #[arg(long)]
+    json: bool,
 }
 
 /// Measures, stores and prints the calibration.
@@ -61,8 +65,9 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         measure: Duration::from_secs_f64(schedule.block_s),
         guard: None,
     };
-    let mut medians = Vec::new();
+    let mut locations = Vec::new();
     let mut pressure = Vec::new();
+    let (mut requests, mut errors) = (0u64, 0u64);
     for block in 0..2 * args.pairs {
         eprintln!(
             "smart calibrate: block {}/{} ({:.0} s)",
@@ -75,15 +80,26 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             .block_on(probe.run_block(plan, &NoProgress))
             .map_err(|e| CliError::runtime(e.to_string()))?;
         pressure.push(start.pressure(&HostSnapshot::read()).cpu_some_pct);
-        medians.push(result.latency.map(|l| l.p50_us as f64));
+        // The figure the judge compares: the block's trimmed log mean (its median's log when the
+        // probe kept no samples).
+        let samples: Vec<u64> = result.samples.ok_latencies_us().map(u64::from).collect();
+        locations.push(smart_decide::block_location(&samples).or_else(|| {
+            result
+                .latency
+                .as_ref()
+                .map(|l| (l.p50_us as f64).max(1.0).ln())
+        }));
+        requests += result.sent;
+        errors += result.sent - result.counts.ok.min(result.sent);
     }
-    let ratios: Vec<f64> = medians
+    let ratios: Vec<f64> = locations
         .chunks(2)
         .filter_map(|p| match p {
-            [Some(a), Some(b)] if *a > 0.0 && *b > 0.0 => Some((b / a).ln()),
+            [Some(a), Some(b)] => Some(b - a),
             _ => None,
         })
         .collect();
+    let error_rate = errors as f64 / requests.max(1) as f64;
     let Some(pair_sd) = sd(&ratios) else {
         return Err(CliError::runtime(format!(
             "{} of {} block pairs had answers; the target must answer to be calibrated (check it \
@@ -101,6 +117,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         "rate_per_s": experiment.target().rate_per_s,
         "pairs": ratios.len(),
         "pair_sd": pair_sd,
+        "error_rate": error_rate,
         "cpu_pressure_pct_mean": (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64),
     });
     let path = calibration_path(config.state_dir(), experiment.name());
@@ -119,15 +136,28 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             path.display()
         ))
     })?;
+    let noise = smart_decide::Noise {
+        pair_sd,
+        error_rate,
+    };
+    if args.json {
+        let mut shown = record;
+        shown["file"] = path.display().to_string().into();
+        shown["notes"] = feasibility_notes(&experiment, Some(noise)).into();
+        crate::print_json(&shown)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{}: block-pair noise {pair_sd:.3} (sd of ln median ratio over {} A/A pairs), stored in {}",
+        "{}: block-pair noise {pair_sd:.3} (sd of the log ratio of neighbouring blocks over {} \
+         A/A pairs), {:.2} % errors, stored in {}",
         experiment.name(),
         ratios.len(),
+        error_rate * 100.0,
         path.display()
     );
-    for note in feasibility_notes(&experiment, Some(pair_sd)) {
+    for note in feasibility_notes(&experiment, Some(noise)) {
         let _ = writeln!(out, "  {note}");
     }
     Ok(ExitCode::SUCCESS)
@@ -140,7 +170,10 @@ fn calibration_path(state_dir: &Path, name: &str) -> PathBuf {
 
 /// The block-pair noise `smart calibrate` measured for this experiment, when it was measured with
 /// the same block length, cool-down and rate (another schedule has other noise).
-pub(crate) fn measured_pair_sd(state_dir: &Path, experiment: &Experiment) -> Option<f64> {
+pub(crate) fn measured_noise(
+    state_dir: &Path,
+    experiment: &Experiment,
+) -> Option<smart_decide::Noise> {
     let text = std::fs::read_to_string(calibration_path(state_dir, experiment.name())).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     let same = |key: &str, want: f64| v[key].as_f64().is_some_and(|x| (x - want).abs() < 1e-9);
@@ -151,19 +184,50 @@ pub(crate) fn measured_pair_sd(state_dir: &Path, experiment: &Experiment) -> Opt
     .then(|| v["pair_sd"].as_f64())
     .flatten()
     .filter(|sd| sd.is_finite() && *sd >= 0.0)
+    .map(|pair_sd| smart_decide::Noise {
+        pair_sd,
+        // A calibration stored before error rates were recorded assumes the typical rate.
+        error_rate: v["error_rate"]
+            .as_f64()
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(smart_decide::TYPICAL_ERROR_RATE),
+    })
+}
+
+/// Prints, before `smart run` starts an experiment, what its schedule can detect (from the
+/// measured noise when `smart calibrate` measured it): plain lines on a terminal, log lines
+/// (info, warn for warnings) like the rest of the run's output otherwise.
+pub(crate) fn print_run_notes(state_dir: &Path, experiment: &Experiment) {
+    let notes = feasibility_notes(experiment, measured_noise(state_dir, experiment));
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !terminal {
+        crate::logs::init();
+    }
+    for note in notes {
+        let name = experiment.name();
+        match (terminal, note.strip_prefix("warning: ")) {
+            (true, Some(_)) => eprintln!("{name}: {note}"),
+            (true, None) if !crate::logs::quiet() => eprintln!("{name}: {note}"),
+            (true, None) => {}
+            (false, Some(warning)) => tracing::warn!("{name}: {warning}"),
+            (false, None) => tracing::info!("{name}: {note}"),
+        }
+    }
 }
 
 /// What the schedule can decide, as notes: from the measured noise when there is one, else from
 /// smart-decide's typical figure (and the notes say which).
-pub(crate) fn feasibility_notes(experiment: &Experiment, measured: Option<f64>) -> Vec<String> {
-    let pair_sd = measured.unwrap_or(smart_decide::TYPICAL_PAIR_SD);
+pub(crate) fn feasibility_notes(
+    experiment: &Experiment,
+    measured: Option<smart_decide::Noise>,
+) -> Vec<String> {
     match smart_decide::feasibility(
         experiment.schedule(),
         experiment.decision(),
         experiment.guardrails(),
         experiment.variants().len(),
         experiment.target().rate_per_s,
-        pair_sd,
+        measured.unwrap_or(smart_decide::Noise::TYPICAL),
     ) {
         Ok(f) => {
             let label = if f.reachable { "decision" } else { "warning" };
@@ -207,7 +271,7 @@ mod tests {
             &smart_core::Defaults::default(),
         )
         .unwrap();
-        assert_eq!(measured_pair_sd(dir.path(), &experiment), None);
+        assert_eq!(measured_noise(dir.path(), &experiment), None);
         let path = calibration_path(dir.path(), "gzip");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let write = |block_s: f64| {
@@ -216,10 +280,20 @@ mod tests {
             std::fs::write(&path, v.to_string()).unwrap();
         };
         write(10.0);
-        assert_eq!(measured_pair_sd(dir.path(), &experiment), Some(0.2));
+        assert_eq!(
+            measured_noise(dir.path(), &experiment),
+            Some(smart_decide::Noise {
+                pair_sd: 0.2,
+                error_rate: smart_decide::TYPICAL_ERROR_RATE,
+            })
+        );
         write(30.0);
-        assert_eq!(measured_pair_sd(dir.path(), &experiment), None);
-        let measured = feasibility_notes(&experiment, Some(0.3)).join("\n");
+        assert_eq!(measured_noise(dir.path(), &experiment), None);
+        let noise = smart_decide::Noise {
+            pair_sd: 0.3,
+            error_rate: 0.0,
+        };
+        let measured = feasibility_notes(&experiment, Some(noise)).join("\n");
         assert!(
             measured.contains("noise measured by `smart calibrate`"),
             "{measured}"

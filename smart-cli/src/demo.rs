@@ -15,13 +15,15 @@ use smart_coach::MaybeCoach;
 use smart_core::AgentConfig;
 use smart_core::engine::{RunEnd, RunReport};
 use smart_core::records::{DecisionKind, DecisionRecord};
+use smart_core::runner;
 use smart_core::validate::validate_file;
 use smart_demo_target::{DemoTarget, SAMPLE_CONFIG};
+use smart_probe::TokioClock;
 
 use crate::Global;
 use crate::error::CliError;
 use crate::revert::apply_error;
-use crate::run::{self, RunContext};
+use crate::run::{self, AfterRun, CliBench};
 
 /// The first line of the `smart.toml` the demo writes; a `--dir` whose `smart.toml` lacks it is
 /// someone else's, and the demo refuses to write there.
@@ -150,14 +152,8 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
     );
 
     let experiments = write_experiments(&config, &url, &target_config)?;
-    let ctx = RunContext {
-        seed: args.seed,
-        config: &config,
-        lock: &lock,
-        runtime: &runtime,
-        cancel: &cancel,
-    };
-    let mut coach = MaybeCoach::from(None);
+    let mut bench = CliBench::new(&config, &lock, MaybeCoach::from(None), AfterRun::Nothing);
+    let clock = TokioClock::new();
     let mut outcomes = Vec::new();
     let mut result = Ok(());
     for (experiment, expect) in experiments {
@@ -171,7 +167,8 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
             experiment.description()
         );
         let start = Instant::now();
-        match run::execute(&ctx, &mut coach, &experiment) {
+        let run = runner::run_experiment(&experiment, args.seed, &cancel, &clock, &mut bench);
+        match runtime.block_on(run).map_err(run::loop_error) {
             Ok(report) => outcomes.push(Outcome {
                 expect,
                 report,

@@ -96,15 +96,13 @@ impl CliError {
     pub(crate) fn write_chain(&self, out: &mut impl Write) -> std::io::Result<()> {
         let mut said = self.error.to_string();
         writeln!(out, "smart: error: {said}")?;
-        let mut source = self.error.source();
-        while let Some(cause) = source {
+        for cause in smart_core::error_chain::chain(&*self.error).skip(1) {
             let text = cause.to_string();
             if !said.contains(&text) {
                 writeln!(out, "  caused by: {text}")?;
                 said.push('\n');
                 said.push_str(&text);
             }
-            source = cause.source();
         }
         Ok(())
     }
@@ -113,6 +111,20 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.failure.code())
     }
+}
+
+/// A run record or status file that could not be read or written (exit 3), with the next step:
+/// the message names the file; the usual causes are permissions and a state dir of another user.
+pub(crate) fn state_error(error: smart_core::records::RecordsError) -> CliError {
+    let dir = error
+        .path()
+        .parent()
+        .map_or_else(String::new, |d| d.display().to_string());
+    CliError::runtime(format!(
+        "{error}; check that {dir} exists and is readable by this user (run as the user smart runs \
+         as, e.g. root for /var/lib/smart, or name the agent config whose state_dir to use with \
+         --config PATH)"
+    ))
 }
 
 impl fmt::Debug for CliError {

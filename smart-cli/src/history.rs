@@ -29,7 +29,7 @@ pub(crate) struct Args {
 /// Prints the history.
 pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let config = global.agent_config()?;
-    let mut decisions = records::history(config.state_dir()).map_err(CliError::runtime)?;
+    let mut decisions = records::history(config.state_dir()).map_err(crate::error::state_error)?;
     if let Some(name) = &args.experiment {
         decisions.retain(|d| &d.experiment == name);
     }
@@ -41,7 +41,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     }
     if decisions.is_empty() {
         println!(
-            "no decisions yet (state dir {})",
+            "no decisions yet (state dir {}); `smart run` decides the experiments in experiments_dir",
             config.state_dir().display()
         );
     }
@@ -54,7 +54,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             d.run_id
         );
     }
-    let pruned = records::pruned_count(config.state_dir()).map_err(CliError::runtime)?;
+    let pruned = records::pruned_count(config.state_dir()).map_err(crate::error::state_error)?;
     if let Some(last) = &pruned.last {
         println!(
             "{} older run{} pruned by retention (the last on {last}; [retention] in smart.toml, the audit log's `prune` lines)",

@@ -10,6 +10,10 @@
     clippy::print_stderr,
     reason = "the binary is the one place that prints: results to stdout, errors to stderr"
 )]
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    reason = "the Args doc comments are clap's --help text, written for a terminal: `[retention]` names a smart.toml section, not an item"
+)]
 
 mod agent_config;
 mod audit;
@@ -20,6 +24,8 @@ mod error;
 mod generate;
 mod history;
 mod init;
+mod logs;
+mod metrics;
 mod probe;
 mod prune;
 mod recover;
@@ -44,6 +50,8 @@ use crate::error::{CliError, EXIT_BAD_INPUT, EXIT_CODES_HELP};
 pub(crate) struct Cli {
     #[command(flatten)]
     global: Global,
+    #[command(flatten)]
+    verbosity: logs::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -85,6 +93,7 @@ enum Command {
     History(WithConfig<history::Args>),
     Show(WithConfig<show::Args>),
     Prune(WithConfig<prune::Args>),
+    Metrics(WithConfig<metrics::Args>),
     Demo(demo::Args),
     Generate(generate::Args),
 }
@@ -116,12 +125,42 @@ fn dispatch(command: &Command, top: &Global) -> Result<ExitCode, CliError> {
         Command::History(c) => history::run(&c.args, &merged(&c.config)),
         Command::Show(c) => show::run(&c.args, &merged(&c.config)),
         Command::Prune(c) => prune::run(&c.args, &merged(&c.config)),
+        Command::Metrics(c) => metrics::run(&c.args, &merged(&c.config)),
         Command::Demo(args) => no_config("demo").and_then(|()| demo::run(args, top)),
         Command::Generate(args) => no_config("generate").and_then(|()| generate::run(args)),
     }
 }
 
+/// Prints `value` as pretty JSON on stdout: the output of every `--json`.
+pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::runtime(format!("cannot print the JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Makes a closed stdout end the process quietly: `smart history | head -1` and `smart status |
+/// grep -q x` close the pipe before everything is printed, and `println!` then panics with
+/// "failed printing to stdout: Broken pipe". The reader chose to stop reading, so this is no
+/// failure: exit 0 without a message. Every other panic keeps the default report.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -131,6 +170,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    logs::set(cli.verbosity);
     match dispatch(&cli.command, &cli.global) {
         Ok(code) => code,
         Err(err) => {

@@ -80,7 +80,7 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
         measure: args.duration,
         guard: None,
     };
-    let live = !args.json && std::io::stderr().is_terminal();
+    let live = !args.json && !crate::logs::quiet() && std::io::stderr().is_terminal();
     let sink = move |p: &Progress| {
         if live {
             let mut err = std::io::stderr().lock();
@@ -103,7 +103,9 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
     written.map_err(|e| CliError::runtime(format!("cannot write the result: {e}")))?;
     if result.counts.ok + result.counts.bad_status == 0 {
         return Err(CliError::runtime(format!(
-            "{} never answered: {} requests, {} connect errors, {} timeouts",
+            "{} never answered: {} requests, {} connect errors, {} timeouts; check that the server \
+             runs and listens at that address and port (`ss -ltn`; `smart init` prints the URL \
+             nginx serves), or raise --timeout",
             args.url,
             result.counts.total(),
             result.counts.connect,

@@ -30,6 +30,9 @@ pub(crate) struct Args {
     /// Show what would be removed; change nothing
     #[arg(long)]
     dry_run: bool,
+    /// Print what was (or would be) removed as a JSON object (schema: docs/prune.schema.json)
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs the prune subcommand.
@@ -44,7 +47,11 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             &definitions(&config),
             SystemTime::now(),
         )
-        .map_err(CliError::runtime)?;
+        .map_err(crate::error::state_error)?;
+        if args.json {
+            crate::print_json(&plan_json(&plan, &retention, true))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         if !retention.enabled() {
             println!("retention is off ([retention] enabled = false): nothing would be removed");
         } else if plan.is_empty() {
@@ -62,7 +69,9 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     }
     let _lock = RunLock::acquire(state_dir).map_err(apply_error)?;
     let plan = prune(&config).map_err(CliError::runtime)?;
-    if plan.is_empty() {
+    if args.json {
+        crate::print_json(&plan_json(&plan, &retention, false))?;
+    } else if plan.is_empty() {
         println!("nothing to prune: {} kept", runs(plan.kept));
     } else {
         println!("{}", pruned(&plan, &retention));
@@ -123,6 +132,19 @@ fn definitions(config: &AgentConfig) -> Definitions {
         ),
         Err(_) => Definitions::Unknown,
     }
+}
+
+/// A prune plan as JSON: whether it was a dry run, whether retention is on, the runs removed (or
+/// that would be), why, and how many are kept.
+fn plan_json(plan: &PrunePlan, retention: &Retention, dry_run: bool) -> serde_json::Value {
+    let enabled = retention.enabled();
+    serde_json::json!({
+        "dry_run": dry_run,
+        "enabled": enabled,
+        "runs": if enabled { plan.runs() } else { Vec::new() },
+        "reason": (enabled && !plan.is_empty()).then(|| plan.reason(retention)),
+        "kept": plan.kept,
+    })
 }
 
 fn pruned(plan: &PrunePlan, retention: &Retention) -> String {

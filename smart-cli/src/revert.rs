@@ -29,6 +29,8 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let outcome = runtime()?
         .block_on(applier.revert_last(&lock, args.experiment.as_deref()))
         .map_err(apply_error)?;
+    // An interrupted run reverted here is over: close its record as `smart recover` does.
+    crate::recover::close_records(&global.agent_config()?, std::slice::from_ref(&outcome));
     println!("{}", describe(&outcome));
     Ok(ExitCode::SUCCESS)
 }

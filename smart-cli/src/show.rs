@@ -30,7 +30,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let config = global.agent_config()?;
     let state_dir = config.state_dir();
     let id = if args.run == "last" {
-        let runs = records::list_runs(state_dir).map_err(CliError::runtime)?;
+        let runs = records::list_runs(state_dir).map_err(crate::error::state_error)?;
         match runs.last() {
             Some(run) => run.plan.run_id.clone(),
             None => {

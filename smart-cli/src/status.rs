@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use smart_core::engine::{Phase, RunEnd};
 use smart_core::records::{self, RunState, Status};
 use smart_core::schedule::Human;
 
@@ -25,9 +26,11 @@ pub(crate) struct Args {
 /// Prints the status.
 pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let config = global.agent_config()?;
-    let Some(status) = records::read_status(config.state_dir()).map_err(CliError::runtime)? else {
+    let Some(status) =
+        records::read_status(config.state_dir()).map_err(crate::error::state_error)?
+    else {
         println!(
-            "no run has started yet (no status.json in {})",
+            "no run has started yet (no status.json in {}); `smart run` starts one",
             config.state_dir().display()
         );
         return Ok(ExitCode::SUCCESS);
@@ -40,6 +43,18 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         println!("{}", describe(&status, config.state_dir()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The phase in words. A block starts with its cool-down (load sent, nothing recorded), which
+/// status.json reports as `measuring` with `live.warming_up`; it is shown as what it is.
+fn phase(s: &Status) -> String {
+    let warming_up = s.live.as_ref().is_some_and(|l| l.warming_up);
+    match s.phase {
+        Phase::Measuring if warming_up => "cooling down after a switch".to_owned(),
+        Phase::Soaking if warming_up => "soaking (cooling down after the switch)".to_owned(),
+        Phase::Soaking => "soaking (watching the kept variant under the guardrails)".to_owned(),
+        other => other.as_str().replace('_', " "),
+    }
 }
 
 /// The status in a few lines.
@@ -69,9 +84,14 @@ fn describe(s: &Status, state_dir: &Path) -> String {
             s.experiment,
             s.run_id,
             s.pid,
-            s.phase.as_str().replace('_', " "),
+            phase(s),
             Human(s.elapsed_s),
             Human(s.left_s)
+        ),
+        RunState::Finished if s.end == Some(RunEnd::Recovered) => format!(
+            "last run: {} (run {}) was interrupted (its process died) and has been recovered: the \
+             original configuration is back",
+            s.experiment, s.run_id
         ),
         RunState::Finished => format!(
             "last run: {} (run {}) {} after {}",
@@ -91,25 +111,83 @@ fn describe(s: &Status, state_dir: &Path) -> String {
         if let (Some(block), Some(blocks), Some(arm)) = (s.block, s.blocks, &s.arm) {
             out.push_str(&format!(", block {block} of {blocks} ({arm} live)"));
         }
-        if let Some(live) = &s.live {
-            let p50 = live
-                .p50_us
-                .map_or_else(|| "-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1e3));
-            out.push_str(&format!(
-                "\n  live: p50 {p50}, {} requests, {} errors, {:.0} req/s{}",
-                live.requests,
-                live.errors,
-                live.rate_per_s,
-                if live.warming_up {
-                    " (cooling down)"
-                } else {
-                    ""
-                }
-            ));
+        match &s.live {
+            // The warm-up after a switch: load goes out but nothing is recorded, so there are no
+            // figures to show yet, only the rate sent.
+            Some(live) if live.warming_up => out.push_str(&format!(
+                "\n  live: {:.0} req/s sent, not recorded ({:.0} s into the block's cool-down)",
+                live.rate_per_s, live.elapsed_s
+            )),
+            Some(live) => {
+                let p50 = live
+                    .p50_us
+                    .map_or_else(|| "-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1e3));
+                out.push_str(&format!(
+                    "\n  live: p50 {p50}, {} requests recorded, {} errors, {:.0} req/s",
+                    live.requests, live.errors, live.rate_per_s,
+                ));
+            }
+            None => {}
         }
     }
     for (variant, decision) in &s.decisions {
         out.push_str(&format!("\n  {variant}: {}", decision.as_str()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use smart_core::engine::LiveProgress;
+
+    use super::*;
+
+    fn status(phase: Phase, warming_up: bool) -> Status {
+        Status {
+            state: RunState::Running,
+            // This process: alive, so the status is read as a run under way.
+            pid: std::process::id(),
+            run_id: "r1".to_owned(),
+            experiment: "gzip".to_owned(),
+            phase,
+            variant: Some("level-6".to_owned()),
+            variant_index: Some(1),
+            variants: 2,
+            arm: Some("level-6".to_owned()),
+            block: Some(3),
+            blocks: Some(32),
+            elapsed_s: 100.0,
+            left_s: 500.0,
+            live: Some(LiveProgress {
+                warming_up,
+                elapsed_s: 2.0,
+                requests: if warming_up { 0 } else { 120 },
+                errors: 0,
+                rate_per_s: 25.0,
+                p50_us: (!warming_up).then_some(1500),
+            }),
+            end: None,
+            decisions: Vec::new(),
+            updated: "2026-12-03T12:00:00Z".to_owned(),
+        }
+    }
+
+    /// Issue 16: a cool-down showed phase "measuring" with "0 requests … 25 req/s".
+    #[test]
+    fn a_cool_down_is_shown_as_one_not_as_measuring() {
+        let text = describe(&status(Phase::Measuring, true), Path::new("/nonexistent"));
+        assert!(text.contains("cooling down after a switch"), "{text}");
+        assert!(
+            !text.contains("measuring") && !text.contains("0 requests"),
+            "{text}"
+        );
+        assert!(text.contains("25 req/s sent, not recorded"), "{text}");
+
+        let text = describe(&status(Phase::Measuring, false), Path::new("/nonexistent"));
+        assert!(text.contains(": measuring,"), "{text}");
+        assert!(text.contains("p50 1.5 ms, 120 requests recorded"), "{text}");
+
+        let text = describe(&status(Phase::Soaking, true), Path::new("/nonexistent"));
+        assert!(text.contains("soaking (cooling down"), "{text}");
+    }
 }

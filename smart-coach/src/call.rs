@@ -266,10 +266,9 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Failure
 /// Names a transport error by walking its causes. The message is smart's own: the client's
 /// would include the URL.
 fn transport_failure(error: &reqwest::Error) -> Failure {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     let mut refused = false;
     let mut dns = false;
-    while let Some(e) = source {
+    for e in smart_core::error_chain::chain(error) {
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::ConnectionRefused
         {
@@ -279,7 +278,6 @@ fn transport_failure(error: &reqwest::Error) -> Failure {
         if text.contains("dns error") || text.contains("failed to lookup address") {
             dns = true;
         }
-        source = e.source();
     }
     if refused {
         Failure::new(

@@ -5,10 +5,10 @@
 //! file that cannot be read is set aside as `coach-queue.json.bad` rather than blocking runs.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use smart_core::atomic::{AtomicWrite, Sync};
 use smart_core::records::DecisionRecord;
 
 /// The queue's file name in the state dir.
@@ -83,24 +83,15 @@ impl Queue {
 
     /// Replaces the file atomically, owner-only.
     fn save(&self, stored: &Stored) -> Result<(), String> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
         let fail = |e: std::io::Error| format!("cannot write {}: {e}", self.path.display());
-        fs::create_dir_all(dir).map_err(fail)?;
-        let temp = self.path.with_extension("json.tmp");
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&temp).map_err(fail)?;
         let text = serde_json::to_vec(stored).map_err(|e| fail(std::io::Error::other(e)))?;
-        file.write_all(&text).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        drop(file);
-        fs::rename(&temp, &self.path).map_err(fail)?;
-        Ok(())
+        AtomicWrite::new(&self.path)
+            .temp(self.path.with_extension("json.tmp"))
+            .create_dir()
+            .create_mode(0o600)
+            .sync(Sync::File)
+            .write(&text)
+            .map_err(fail)
     }
 }
 

@@ -63,6 +63,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::atomic::{AtomicWrite, Sync};
 use crate::logs::{self, LogRotation};
 
 /// The `prev` of the first line of a chain: 64 zeros.
@@ -578,17 +579,12 @@ impl AuditLog {
 
     fn write_head(&self, head: &Head) -> Result<(), AuditError> {
         let path = self.dir.join(HEAD_FILE);
-        let tmp = self.dir.join(format!("{HEAD_FILE}.tmp"));
-        let text = serde_json::to_string(head).expect("the head always serializes");
-        let write = || -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| AuditError::io(&path, e))
+        let mut text = serde_json::to_string(head).expect("the head always serializes");
+        text.push('\n');
+        AtomicWrite::new(&path)
+            .sync(Sync::FileAndDir)
+            .write(text.as_bytes())
+            .map_err(|e| AuditError::io(&path, e))
     }
 }
 
@@ -972,29 +968,23 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Formats `time` as RFC 3339 UTC with milliseconds, e.g. `2026-11-26T19:30:00.123Z`.
+/// Formats `time` as RFC 3339 UTC with milliseconds (truncated), e.g.
+/// `2026-11-26T19:30:00.123Z`; a time before 1970 (a broken clock) as the epoch.
 pub fn format_utc(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    let at = jiff::Timestamp::try_from(UNIX_EPOCH + since).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    at.strftime("%Y-%m-%dT%H:%M:%S.%3fZ").to_string()
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC time (`2026-11-26T19:30:00Z`, fractions
+/// allowed, `Z` or `+00:00`); `None` when it is not one.
+pub fn parse_utc(text: &str) -> Option<f64> {
+    if !(text.ends_with('Z') || text.ends_with("+00:00")) {
+        return None;
+    }
+    let at: jiff::Timestamp = text.parse().ok()?;
+    // nanoseconds / 1e9 is the double nearest the decimal fraction, as parsing it was.
+    Some(at.as_second() as f64 + f64::from(at.subsec_nanosecond()) / 1e9)
 }
 
 #[cfg(test)]
@@ -1041,6 +1031,9 @@ mod tests {
         check(951_782_400, 5, "2000-02-29T00:00:00.005Z");
         check(1_700_000_000, 123, "2023-11-14T22:13:20.123Z");
         check(4_102_444_799, 999, "2099-12-31T23:59:59.999Z");
+        // Milliseconds are truncated, never rounded up into the next second.
+        let late = UNIX_EPOCH + Duration::from_secs(59) + Duration::from_nanos(999_999_999);
+        assert_eq!(format_utc(late), "1970-01-01T00:00:59.999Z");
     }
 
     #[test]

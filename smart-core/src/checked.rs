@@ -79,6 +79,11 @@ impl Experiment {
         &self.definition.target
     }
 
+    /// Where each block's figures come from (the probe unless `measure.source` says otherwise).
+    pub fn measure(&self) -> &crate::experiment::Measure {
+        &self.definition.measure
+    }
+
     /// What the experiment changes. Every file has exactly one of `template` and `edit`
     /// (`template_file` has been read into `template`), so appliers only ever read `template`.
     pub fn apply(&self) -> &Apply {
@@ -148,7 +153,7 @@ impl Experiment {
         } else {
             &self.variant(arm)?.params
         };
-        Some(crate::validate::arm_values(arm, params))
+        Some(template::arm_values(arm, params))
     }
 
     /// Renders `text` (a template, an edit's replacement, a `set` or `live_check` value) for an

@@ -6,13 +6,17 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::logs::LogRotation;
 use crate::problem::{Invalid, Problem};
 use crate::reader::{Reader, join};
 use crate::records::Retention;
 use crate::validate;
+
+pub use crate::defaults::Defaults;
+mod prometheus;
+pub use prometheus::PrometheusConfig;
 
 /// The config file looked for in the working directory.
 pub const LOCAL_CONFIG: &str = "smart.toml";
@@ -36,51 +40,12 @@ const CONFIG_KEYS: &[&str] = &[
     "coach",
     "logs",
     "retention",
+    "prometheus",
 ];
 /// The keys of `[logs]`.
 const LOGS_KEYS: &[&str] = &["max_bytes", "keep"];
 /// The keys of `[retention]`.
 const RETENTION_KEYS: &[&str] = &["enabled", "max_age_days", "max_runs"];
-
-/// Schedule, decision and guardrail keys that experiments inherit unless they set them.
-///
-/// Merged into an experiment's JSON before it is read, so an inherited value is checked exactly
-/// like one written in the experiment. The empty value (no config) changes nothing.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Defaults {
-    sections: Map<String, Value>,
-}
-
-impl Defaults {
-    /// Fills keys of `schedule`, `decision` and `guardrails` that `experiment` does not set.
-    pub(crate) fn fill(&self, experiment: &mut Value) {
-        let Value::Object(root) = experiment else {
-            return;
-        };
-        for (section, defaults) in &self.sections {
-            let Value::Object(defaults) = defaults else {
-                continue;
-            };
-            match root.get_mut(section) {
-                None => {
-                    root.insert(section.clone(), Value::Object(defaults.clone()));
-                }
-                Some(Value::Object(own)) => {
-                    for (key, value) in defaults {
-                        own.entry(key.clone()).or_insert_with(|| value.clone());
-                    }
-                }
-                // A wrong type is reported as written in the experiment.
-                Some(_) => {}
-            }
-        }
-    }
-
-    /// The default values of one section (`schedule`, `decision` or `guardrails`), as given.
-    pub fn section(&self, name: &str) -> Option<&Map<String, Value>> {
-        self.sections.get(name).and_then(Value::as_object)
-    }
-}
 
 /// The checked agent configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +58,7 @@ pub struct AgentConfig {
     coach: toml::Table,
     logs: LogRotation,
     retention: Retention,
+    prometheus: PrometheusConfig,
 }
 
 impl Default for AgentConfig {
@@ -107,6 +73,7 @@ impl Default for AgentConfig {
             coach: toml::Table::new(),
             logs: LogRotation::default(),
             retention: Retention::default(),
+            prometheus: PrometheusConfig::default(),
         }
     }
 }
@@ -178,17 +145,31 @@ impl AgentConfig {
             }
         }
         if let Some(defaults) = root.get("defaults") {
-            config.defaults = read_defaults(&mut r, defaults);
+            let defaults = misplaced(&mut r, "defaults", defaults);
+            config.defaults = read_defaults(&mut r, &defaults);
         }
         if let Some(logs) = root.get("logs") {
-            config.logs = read_logs(&mut r, logs);
+            let logs = misplaced(&mut r, "logs", logs);
+            config.logs = read_logs(&mut r, &logs);
         }
         if let Some(retention) = root.get("retention") {
-            config.retention = read_retention(&mut r, retention);
+            let retention = misplaced(&mut r, "retention", retention);
+            config.retention = read_retention(&mut r, &retention);
+        }
+        if let Some(prometheus) = root.get("prometheus") {
+            config.prometheus = prometheus::read(&mut r, prometheus, base);
         }
         if let Some(coach) = table.get("coach") {
             match coach {
-                toml::Value::Table(coach) => config.coach = coach.clone(),
+                toml::Value::Table(coach) => {
+                    let mut coach = coach.clone();
+                    for key in TOP_LEVEL_VALUES {
+                        if coach.remove(*key).is_some() {
+                            r.problem(&join("coach", key), misplaced_message("coach"));
+                        }
+                    }
+                    config.coach = coach;
+                }
                 other => r.problem(
                     "coach",
                     format!("expected a table ([coach]), found a {}", other.type_str()),
@@ -242,6 +223,38 @@ impl AgentConfig {
     pub fn retention(&self) -> Retention {
         self.retention
     }
+
+    /// Where `smart run` publishes Prometheus metrics (`[prometheus]`).
+    pub fn prometheus(&self) -> &PrometheusConfig {
+        &self.prometheus
+    }
+}
+
+/// The top-level keys that hold a value (not a table): written after a `[table]` line, TOML puts
+/// them in that table.
+const TOP_LEVEL_VALUES: &[&str] = &["experiments_dir", "state_dir", "dashboard_dir"];
+
+/// What to say about a top-level key found in `[table]`.
+fn misplaced_message(table: &str) -> String {
+    format!(
+        "is a top-level key, but it comes after the [{table}] line, so TOML reads it as part of \
+         [{table}]; move it above the first [table] line (top-level keys must come before the \
+         first table)"
+    )
+}
+
+/// `value` (a table) without the top-level keys a user wrote below its header, each reported
+/// with [`misplaced_message`] instead of as an unknown key.
+fn misplaced(r: &mut Reader, table: &str, value: &Value) -> Value {
+    let mut value = value.clone();
+    if let Value::Object(map) = &mut value {
+        for key in TOP_LEVEL_VALUES {
+            if map.remove(*key).is_some() {
+                r.problem(&join(table, key), misplaced_message(table));
+            }
+        }
+    }
+    value
 }
 
 /// Reads `[retention]`: `enabled` (a boolean), `max_age_days` (1 to 36500) and `max_runs` (1 to
@@ -322,7 +335,8 @@ fn read_defaults(r: &mut Reader, value: &Value) -> Defaults {
     defaults
 }
 
-/// `invalid TOML at line L, column C: message`.
+/// `invalid TOML at line L, column C: message`; a duplicate key also names its table and the
+/// line that set it first, and says what to do.
 fn toml_error_message(text: &str, error: &toml::de::Error) -> String {
     let message = error.message().trim_end();
     match error.span() {
@@ -330,10 +344,59 @@ fn toml_error_message(text: &str, error: &toml::de::Error) -> String {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("invalid TOML at line {line}, column {column}: {message}")
+            let detail = if message == "duplicate key" {
+                duplicate_key(text, line).unwrap_or_else(|| message.to_owned())
+            } else {
+                message.to_owned()
+            };
+            format!("invalid TOML at line {line}, column {column}: {detail}")
         }
         None => format!("invalid TOML: {message}"),
     }
+}
+
+/// For a duplicate key at `line` (1-based): which table or key is set twice, where it was set
+/// first, and the fix. `None` when the line is not a header or a `key = value`.
+fn duplicate_key(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line - 1)?.trim();
+    let header = |l: &str| {
+        let l = l.split('#').next().unwrap_or("").trim();
+        (l.starts_with('[') && !l.starts_with("[["))
+            .then(|| l.trim_matches(['[', ']']).trim().replace(' ', ""))
+    };
+    if let Some(table) = header(here) {
+        let first = lines[..line - 1]
+            .iter()
+            .position(|l| header(l).as_deref() == Some(&table));
+        let first = first.map_or_else(String::new, |i| format!(" (first on line {})", i + 1));
+        return Some(format!(
+            "duplicate table [{table}]: it is already defined above{first}; merge the two into \
+             one (a TOML table may appear only once)"
+        ));
+    }
+    let key = here.split('=').next()?.trim().replace(' ', "");
+    if key.is_empty() {
+        return None;
+    }
+    let table_line = lines[..line - 1].iter().rposition(|l| header(l).is_some());
+    let table = table_line.and_then(|i| header(lines[i]));
+    let start = table_line.map_or(0, |i| i + 1);
+    let first = lines[start..line - 1].iter().position(|l| {
+        l.split('=')
+            .next()
+            .is_some_and(|k| k.trim().replace(' ', "") == key)
+    });
+    let first = first.map_or_else(String::new, |i| {
+        format!(" (first on line {})", start + i + 1)
+    });
+    let place = table.map_or_else(
+        || "at the top level".to_owned(),
+        |t| format!("in table [{t}]"),
+    );
+    Some(format!(
+        "duplicate key `{key}` {place}{first}; keep one of the two"
+    ))
 }
 
 #[cfg(test)]
@@ -350,6 +413,44 @@ mod tests {
         for (got, want) in got.iter().zip(expected) {
             assert!(got.contains(want), "{got:?} does not contain {want:?}");
         }
+    }
+
+    /// Issue 16: the quickstart's TOML block appended to what `smart init` wrote (which ends with
+    /// `[coach]`) gave a bare "duplicate key" and then "coach.state_dir: unknown key".
+    #[test]
+    fn a_duplicate_names_its_table_and_a_misplaced_top_level_key_says_so() {
+        check(
+            "state_dir = \"a\"\n[defaults.schedule]\nblock_s = 5\n[coach]\n[defaults.schedule]\n",
+            &[
+                "invalid TOML at line 5, column 11: duplicate table [defaults.schedule]: it is \
+               already defined above (first on line 2); merge the two into one",
+            ],
+        );
+        check(
+            "[defaults.schedule]\nblock_s = 5\nmax_cycles = 8\nblock_s = 6\n",
+            &[
+                "line 4, column 1: duplicate key `block_s` in table [defaults.schedule] (first on \
+               line 2); keep one of the two",
+            ],
+        );
+        check(
+            "state_dir = \"a\"\nstate_dir = \"b\"\n",
+            &["duplicate key `state_dir` at the top level (first on line 1)"],
+        );
+        let hint = "is a top-level key, but it comes after the [coach] line, so TOML reads it as \
+                    part of [coach]; move it above the first [table] line (top-level keys must \
+                    come before the first table)";
+        check(
+            "[coach]\nstate_dir = \"state\"\ndashboard_dir = \"state/dashboard\"\n",
+            &[
+                &format!("coach.state_dir: {hint}"),
+                &format!("coach.dashboard_dir: {hint}"),
+            ],
+        );
+        check(
+            "[logs]\nkeep = 2\nexperiments_dir = \"e\"\n",
+            &["logs.experiments_dir: is a top-level key, but it comes after the [logs] line"],
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod search;
+pub use crate::measure::{AccessLog, Measure, MeasureCommand, Prometheus, SourceKind};
 pub use search::{
     Budget, Choices, Comparison, Constraint, Domain, IntRange, MAX_LEVELS, Scale, SearchSpec,
 };
@@ -56,8 +57,13 @@ pub struct ExperimentSpec {
     /// What the experiment asks, in a sentence, for the dashboard and history.
     #[serde(default)]
     pub description: String,
-    /// What to measure: the URLs the probe sends requests to.
+    /// What the probe measures: the URLs it sends requests to. Required with the probe source
+    /// (the default); optional with any other `measure.source`.
+    #[serde(default)]
     pub target: Target,
+    /// Where each block's figures come from; the probe (`target`) by default.
+    #[serde(default, skip_serializing_if = "Measure::is_default")]
+    pub measure: Measure,
     /// What the experiment changes, and how to validate, reload and check it.
     pub apply: Apply,
     /// Params that render the baseline from the templates; when absent, the baseline is the
@@ -99,7 +105,8 @@ fn default_format_version() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    /// http(s) URLs, requested in round-robin.
+    /// http(s) URLs, requested in round-robin; required with the probe source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(min = 1, max = 100))]
     pub urls: Vec<String>,
     /// GET or HEAD: a probe must never change server state.
@@ -120,6 +127,20 @@ pub struct Target {
     #[serde(default = "default_ok_status")]
     #[schemars(length(min = 1))]
     pub ok_status: Vec<u16>,
+}
+
+impl Default for Target {
+    /// No URLs and the default load: what `target` means when a non-probe source leaves it out.
+    fn default() -> Self {
+        Target {
+            urls: Vec::new(),
+            method: Method::default(),
+            headers: BTreeMap::new(),
+            rate_per_s: default_rate_per_s(),
+            timeout_ms: default_timeout_ms(),
+            ok_status: default_ok_status(),
+        }
+    }
 }
 
 fn default_rate_per_s() -> f64 {
@@ -315,7 +336,7 @@ fn default_block_s() -> f64 {
     10.0
 }
 fn default_max_cycles() -> u32 {
-    12
+    14
 }
 fn default_interleave() -> bool {
     true

@@ -5,16 +5,24 @@
 //! This crate does no network or process work of its own: it is pure data and logic, so other
 //! Rust tools can embed it with their own probes and appliers.
 
+#[doc(hidden)]
+pub mod atomic;
 pub mod audit;
 mod checked;
 pub mod config;
+mod defaults;
 pub mod engine;
+#[doc(hidden)]
+pub mod error_chain;
 pub mod experiment;
 pub mod logs;
+mod measure;
+mod mix;
 pub mod problem;
 mod reader;
 pub mod records;
 pub mod redact;
+pub mod runner;
 pub mod schedule;
 pub mod template;
 pub mod validate;

@@ -51,7 +51,7 @@ impl Default for LogRotation {
 }
 
 /// The rotated files `PREFIX*SUFFIX` in `dir` (not `live`), oldest first: their names sort by age.
-pub(crate) fn rotated_files(
+pub fn rotated_files(
     dir: &Path,
     prefix: &str,
     suffix: &str,

@@ -17,7 +17,7 @@ impl Problem {
     pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
             field: field.into(),
-            message: hide_url_credentials(&message.into()),
+            message: crate::redact::hide_url_credentials(&message.into()),
         }
     }
 
@@ -40,30 +40,6 @@ impl fmt::Display for Problem {
             write!(f, "{}: {}", self.field, self.message)
         }
     }
-}
-
-/// `message` with the user name and password of every `scheme://user:password@host` in it
-/// replaced by `***`: a message echoes the value it refuses, and that value may be a URL with
-/// credentials typed into any field (a problem is printed, logged and shown on the dashboard).
-fn hide_url_credentials(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(at) = rest.find("://") {
-        let (before, after) = rest.split_at(at + 3);
-        out.push_str(before);
-        let authority_end = after
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`') || c.is_whitespace())
-            .unwrap_or(after.len());
-        match after[..authority_end].rfind('@') {
-            Some(userinfo_end) => {
-                out.push_str("***");
-                rest = &after[userinfo_end..];
-            }
-            None => rest = after,
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Every problem found in one file; displayed as one `FILE: field: message` line per problem.

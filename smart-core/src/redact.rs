@@ -1,5 +1,6 @@
-//! Redaction of secret request headers wherever headers are shown or logged (CLI output, audit
-//! log, run records, dashboard): an experiment's `target.headers` may carry credentials.
+//! Redaction of secrets wherever they could be shown or logged (CLI output, audit log, run
+//! records, dashboard): secret request headers (an experiment's `target.headers` may carry
+//! credentials) and the credentials of URLs.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +46,34 @@ pub fn redacted_headers(headers: &BTreeMap<String, String>) -> BTreeMap<String, 
         .iter()
         .map(|(name, value)| (name.clone(), shown_value(name, value).to_owned()))
         .collect()
+}
+
+/// `message` with the user name and password of every `scheme://user:password@host` in it
+/// replaced by `***`: a message echoes the value it refuses, and that value may be a URL with
+/// credentials typed into any field (a problem is printed, logged and shown on the dashboard);
+/// a URL logged or shown (a health check's, a definition's) is passed through it too.
+///
+/// A scan rather than the `url` crate's parser: it finds URLs inside free text, and leaves the
+/// rest as typed (the parser normalises what it prints: default ports, trailing slashes, case).
+pub fn hide_url_credentials(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let authority_end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`') || c.is_whitespace())
+            .unwrap_or(after.len());
+        match after[..authority_end].rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str("***");
+                rest = &after[userinfo_end..];
+            }
+            None => rest = after,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::experiment::Params;
+
 /// One `{{ name }}` placeholder found in a template, with where it starts (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placeholder {
@@ -125,6 +127,16 @@ pub fn render<V: fmt::Display>(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The values an arm renders with: its params as text plus `variant`.
+pub(crate) fn arm_values(name: &str, params: &Params) -> BTreeMap<String, String> {
+    let mut values: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    values.insert(VARIANT_PLACEHOLDER.to_owned(), name.to_owned());
+    values
 }
 
 #[cfg(test)]

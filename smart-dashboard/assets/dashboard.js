@@ -70,6 +70,7 @@
     completed: 'the run completed', timed_out: 'the run stopped at its time limit',
     cancelled: 'the run was cancelled',
     baseline_unsound: 'the run stopped because the baseline was unsound', failed: 'the run failed',
+    recovered: 'the run was interrupted and later recovered',
   };
 
   function show(s) {

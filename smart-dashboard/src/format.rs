@@ -115,77 +115,22 @@ pub(crate) fn clock(rfc3339: &str) -> String {
     }
 }
 
-/// Seconds since the Unix epoch of an RFC 3339 UTC time (`2026-11-26T19:30:00Z`, fractions
-/// allowed, `Z` or `+00:00`); `None` when it is not one.
-pub(crate) fn parse_utc(text: &str) -> Option<f64> {
-    let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<i64> { text.get(range)?.parse().ok() };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-        return None;
-    }
-    let rest = &text[19..];
-    let (fraction, zone) = match rest.strip_prefix('.') {
-        Some(tail) => {
-            let end = tail
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(tail.len());
-            let digits = &tail[..end];
-            let fraction: f64 = format!("0.{digits}").parse().ok()?;
-            (fraction, &tail[end..])
-        }
-        None => (0.0, rest),
-    };
-    if zone != "Z" && zone != "+00:00" {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    Some((days * 86_400 + hour * 3600 + minute * 60 + second) as f64 + fraction)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+pub(crate) use smart_core::audit::parse_utc;
 
 /// A Unix time for a chart tick, as precise as a span of `span_s` seconds needs (UTC):
 /// `HH:MM:SS` within an hour, `MM-DD HH:MM` within a week, `YYYY-MM-DD` beyond.
 pub(crate) fn tick_time(unix: f64, span_s: f64) -> String {
-    let secs = unix.floor() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    if span_s <= 3600.0 {
-        format!("{h:02}:{m:02}:{s:02}")
+    let Ok(at) = jiff::Timestamp::from_second(unix.floor() as i64) else {
+        return String::new();
+    };
+    let format = if span_s <= 3600.0 {
+        "%H:%M:%S"
     } else if span_s <= 7.0 * 86_400.0 {
-        format!("{month:02}-{day:02} {h:02}:{m:02}")
+        "%m-%d %H:%M"
     } else {
-        format!("{year}-{month:02}-{day:02}")
-    }
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+        "%Y-%m-%d"
+    };
+    at.strftime(format).to_string()
 }
 
 /// How a run ended, as a clause that reads after "; " ("the run completed"): the live box and a
@@ -198,6 +143,7 @@ pub(crate) fn run_end(end: smart_core::engine::RunEnd) -> &'static str {
         RunEnd::Cancelled => "the run was cancelled",
         RunEnd::BaselineUnsound => "the run stopped because the baseline was unsound",
         RunEnd::Failed => "the run failed",
+        RunEnd::Recovered => "the run was interrupted and later recovered",
     }
 }
 

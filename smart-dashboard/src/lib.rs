@@ -30,6 +30,7 @@
 //! # Ok::<(), smart_dashboard::DashboardError>(())
 //! ```
 
+mod audit_rows;
 mod error;
 mod explain;
 mod format;
@@ -247,7 +248,7 @@ impl Dashboard {
         &self,
         state: &load::State,
         run_id: &str,
-        audit: view::AuditRows,
+        audit: audit_rows::AuditRows,
         generated: &str,
     ) -> Result<String, DashboardError> {
         let run = state

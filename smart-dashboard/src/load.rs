@@ -10,7 +10,7 @@ use smart_core::audit::{LOG_FILE, Line};
 use smart_core::records::{self, EXPERIMENT_FILE, RUNS_DIR, RunRecord, STATUS_FILE, Status};
 
 use crate::DashboardError;
-use crate::view::{self, AuditRow, AuditRows};
+use crate::audit_rows::{self, AuditRow, AuditRows};
 
 /// Everything the pages are made of, read once per render (samples and audit lines are read for
 /// the run pages being rendered only).
@@ -86,7 +86,7 @@ pub(crate) fn read_status(state_dir: &Path) -> Result<Option<(Status, Vec<u8>)>,
 
 /// The audit lines of the runs in `run_ids` as table rows, by run id in log order: rotated
 /// `audit-*.jsonl` files in name order, then `audit.jsonl`. Only those runs' lines are kept, each
-/// as its row, and of the run under way (`live`) only the last [`view::LIVE_AUDIT_ROWS`], so a
+/// as its row, and of the run under way (`live`) only the last [`audit_rows::LIVE_AUDIT_ROWS`], so a
 /// live render holds a bounded number of rows, not the whole history's parsed lines. Lines that
 /// do not parse (a torn last line) are left out; `smart audit verify` is the place that judges
 /// the log.
@@ -130,10 +130,10 @@ pub(crate) fn audit_of(
             if let Ok(line) = serde_json::from_str::<Line>(&text)
                 && run_ids.contains(line.run_id.as_str())
             {
-                let row = view::audit_row(&line);
+                let row = audit_rows::audit_row(&line);
                 let bounded = live == Some(line.run_id.as_str());
                 let (rows, omitted) = by_run.entry(line.run_id).or_default();
-                if bounded && rows.len() == view::LIVE_AUDIT_ROWS {
+                if bounded && rows.len() == audit_rows::LIVE_AUDIT_ROWS {
                     rows.pop_front();
                     *omitted += 1;
                 }
@@ -165,7 +165,7 @@ mod tests {
     fn the_run_under_way_keeps_only_its_last_rows_and_other_runs_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::new(dir.path());
-        let count = view::LIVE_AUDIT_ROWS + 30;
+        let count = audit_rows::LIVE_AUDIT_ROWS + 30;
         for (run, n) in [("done", 5), ("live", count), ("other", 3)] {
             for block in 0..n {
                 let entry = Entry {
@@ -182,7 +182,7 @@ mod tests {
         assert!(!audit.contains_key("other"));
         assert_eq!((audit["done"].rows.len(), audit["done"].omitted), (5, 0));
         let live = &audit["live"];
-        assert_eq!(live.rows.len(), view::LIVE_AUDIT_ROWS);
+        assert_eq!(live.rows.len(), audit_rows::LIVE_AUDIT_ROWS);
         assert_eq!(live.omitted, 30);
         // The newest lines, in log order.
         assert!(

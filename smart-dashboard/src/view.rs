@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use smart_core::audit::Line;
 use smart_core::engine::{Arm, BlockKind, LiveConfig};
 use smart_core::records::{
     BlockRecord, BlockSamples, DecisionKind, DecisionRecord, LatencyDistribution, RunState, Status,
 };
 
+use crate::audit_rows::{AuditRow, AuditRows};
 use crate::load::{Run, State};
 use crate::svg::{self, BlockPoint, Distribution, Series, TrendPoint};
 use crate::{explain, format};
@@ -173,16 +173,6 @@ pub(crate) struct ParamRow {
     pub(crate) arm: String,
     pub(crate) name: String,
     pub(crate) value: String,
-}
-
-/// One audit line.
-#[derive(Debug, Serialize)]
-pub(crate) struct AuditRow {
-    pub(crate) seq: u64,
-    pub(crate) time: String,
-    pub(crate) action: String,
-    pub(crate) outcome: String,
-    pub(crate) details: String,
 }
 
 /// The href of a run's page from a page at `root`.
@@ -590,9 +580,6 @@ fn style_of(run: &Run, arm_name: &str, arm: Arm) -> usize {
 /// recent blocks and audit lines: a live render's work and memory do not grow with the run (the
 /// charts still show every block, and once the run is over its page lists everything).
 pub(crate) const LIVE_BLOCK_ROWS: usize = 50;
-/// The audit lines a live run page lists (about four per block).
-pub(crate) const LIVE_AUDIT_ROWS: usize = 200;
-
 /// The id of the run under way, as `status.json` says, if one is.
 pub(crate) fn running(state: &State) -> Option<&str> {
     state
@@ -600,15 +587,6 @@ pub(crate) fn running(state: &State) -> Option<&str> {
         .as_ref()
         .filter(|(s, _)| s.state == RunState::Running)
         .map(|(s, _)| s.run_id.as_str())
-}
-
-/// A run's audit lines as table rows, and how many earlier ones were left out (a live page's).
-#[derive(Debug, Default)]
-pub(crate) struct AuditRows {
-    /// The rows listed, in log order.
-    pub(crate) rows: Vec<AuditRow>,
-    /// Earlier lines of the run not listed.
-    pub(crate) omitted: usize,
 }
 
 /// A run page's view; `latencies` are the run's samples pooled per arm.
@@ -911,30 +889,6 @@ fn block_row(run: &Run, b: &BlockRecord) -> BlockRow {
     }
 }
 
-/// An audit line as the run page's table shows it (made as the log is read, so a render never
-/// holds the parsed lines with their details).
-pub(crate) fn audit_row(line: &Line) -> AuditRow {
-    let name = |v: serde_json::Result<serde_json::Value>| {
-        v.ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    };
-    let mut details = match &line.details {
-        serde_json::Value::Null => String::new(),
-        v => v.to_string(),
-    };
-    if details.chars().count() > 400 {
-        details = details.chars().take(400).collect::<String>() + "…";
-    }
-    AuditRow {
-        seq: line.seq,
-        time: format::clock(&line.time),
-        action: name(serde_json::to_value(line.action)).replace('_', " "),
-        outcome: name(serde_json::to_value(line.outcome)),
-        details,
-    }
-}
-
 /// The definition as run: description, the params of every arm, the schedule, decision and
 /// guardrail settings, and the whole JSON (secret header values and URL passwords redacted).
 fn definition(run: &Run) -> (String, Vec<ParamRow>, Vec<Fact>, String) {
@@ -1003,7 +957,7 @@ fn redact(value: &mut serde_json::Value, key: Option<&str>) {
         serde_json::Value::String(s) => {
             if key.is_some_and(smart_core::redact::is_secret_header) {
                 *s = smart_core::redact::REDACTED.to_owned();
-            } else if let Some(clean) = without_password(s) {
+            } else if let Some(clean) = without_credentials(s) {
                 *s = clean;
             }
         }
@@ -1017,21 +971,10 @@ fn redact(value: &mut serde_json::Value, key: Option<&str>) {
     }
 }
 
-/// `scheme://user:secret@host…` as `scheme://user:<redacted>@host…`; `None` when there is no
-/// password.
-fn without_password(url: &str) -> Option<String> {
-    let start = url.find("://")? + 3;
-    let authority_end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    let at = url[start..authority_end].rfind('@')? + start;
-    let colon = url[start..at].find(':')? + start;
-    Some(format!(
-        "{}{}{}",
-        &url[..=colon],
-        smart_core::redact::REDACTED,
-        &url[at..]
-    ))
+/// `url` with its credentials hidden, or `None` when it has none to hide.
+fn without_credentials(url: &str) -> Option<String> {
+    let clean = smart_core::redact::hide_url_credentials(url);
+    (clean != url).then_some(clean)
 }
 
 #[cfg(test)]
@@ -1039,13 +982,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_passwords_are_redacted() {
+    fn url_credentials_are_redacted() {
         assert_eq!(
-            without_password("http://u:p@h/x").as_deref(),
-            Some("http://u:<redacted>@h/x")
+            without_credentials("http://u:p@h/x").as_deref(),
+            Some("http://***@h/x")
         );
-        assert_eq!(without_password("http://h/x@y"), None);
-        assert_eq!(without_password("http://u@h/"), None);
+        assert_eq!(without_credentials("http://h/x@y"), None);
+        assert_eq!(
+            without_credentials("http://token@h/").as_deref(),
+            Some("http://***@h/")
+        );
         let mut def = serde_json::json!({"target": {"headers": {"Authorization": "Bearer s"}}});
         redact(&mut def, None);
         assert_eq!(

@@ -4,38 +4,20 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use smart_core::atomic::AtomicWrite;
 
 use crate::DashboardError;
-
-/// Tells apart the temp files of one process's renders.
-static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Replaces `path` with `bytes` through `.<name>.<pid>.<n>.tmp` and a rename: two renders at
 /// once (`smart dashboard` while a run renders) never write into each other's temp file.
 pub(crate) fn atomic(path: &Path, bytes: &[u8]) -> Result<(), DashboardError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(
-        ".{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let tmp = dir.join(name);
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.flush()?;
-        drop(file);
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        DashboardError::io("writing", path, e)
-    })
+    AtomicWrite::new(path)
+        .unique_temp()
+        .write(bytes)
+        .map_err(|e| DashboardError::io("writing", path, e))
 }
 
 /// Like [`atomic`], but leaves the file alone when it already holds `bytes` (the assets rarely

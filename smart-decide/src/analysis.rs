@@ -122,8 +122,14 @@ pub(crate) fn pairs(blocks: &[BlockStats], metric: Metric) -> CyclePairs {
         }
         if base.answered >= MIN_ANSWERED && var.answered >= MIN_ANSWERED {
             let ratio = |v: f64, b: f64| (v.max(1.0) / b.max(1.0)).ln();
+            // The median is compared through the blocks' trimmed log means when both blocks
+            // have raw latencies: the same shift, estimated from more of each block.
+            let metric = match (metric, var.location, base.location) {
+                (Metric::P50, Some(v), Some(b)) => v - b,
+                _ => ratio(var.metric(metric), base.metric(metric)),
+            };
             lat.push(LatencyPair {
-                metric: ratio(var.metric(metric), base.metric(metric)),
+                metric,
                 p50: ratio(var.p50, base.p50),
                 p99: ratio(var.p99, base.p99),
             });
@@ -342,6 +348,7 @@ mod tests {
             p90: p50 * 2.0,
             p99: p50 * 4.0,
             mean: p50 * 1.2,
+            location: None,
             host: None,
         }
     }

@@ -7,19 +7,49 @@ use smart_core::experiment::{Decision, Guardrails, Schedule};
 
 use crate::analysis::MIN_ANSWERED;
 use crate::error::DecideError;
-use crate::judge::{MIN_KEEP_REQUESTS, check_settings};
-use crate::signflip::{Patterns, SignLook, Units, first_possible};
+use crate::judge::{Judge, MIN_KEEP_REQUESTS, check_settings};
+use crate::report::{Step, Verdict};
+use crate::sample::{Arm, BlockQuantiles, BlockSample};
+use crate::signflip::first_possible;
+use crate::stats::norm_quantile;
 
 /// A typical standard deviation of `ln(variant / baseline)` between two adjacent 10-second blocks
 /// at 50 requests per second (the median of the simulation example's base noise, see
 /// docs/statistics.md); `smart calibrate` measures the figure of your own server.
 pub const TYPICAL_PAIR_SD: f64 = 0.10;
+/// A typical share of failed requests (the simulation example's base server), assumed in both
+/// arms when nothing was measured: the error bounds a keep needs are wider with more errors.
+pub const TYPICAL_ERROR_RATE: f64 = 0.005;
+
+/// The noise a prediction assumes: measured by `smart calibrate`, or [`Noise::TYPICAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Noise {
+    /// Standard deviation of the difference between two neighbouring blocks' locations on the
+    /// log scale (`ln` of the ratio of their medians, or of the judge's trimmed log means when
+    /// raw latencies exist): the block-to-block noise a comparison meets.
+    pub pair_sd: f64,
+    /// The share of requests that fail, the same in both arms.
+    pub error_rate: f64,
+}
+
+impl Noise {
+    /// The typical noise: [`TYPICAL_PAIR_SD`] and [`TYPICAL_ERROR_RATE`].
+    pub const TYPICAL: Noise = Noise {
+        pair_sd: TYPICAL_PAIR_SD,
+        error_rate: TYPICAL_ERROR_RATE,
+    };
+}
 
 /// The power at which [`Feasibility::min_detectable_improvement_pct`] is quoted.
 const POWER: f64 = 0.8;
 /// Simulated experiments behind each power figure (common random numbers for every effect size,
-/// so the power curve is smooth; its standard error is about 3 points).
+/// so the power curve is smooth; its standard error is at most 3.2 points).
 const POWER_RUNS: usize = 250;
+/// Halvings of the interval searched for the 80 % detectable win (a 0.5-point resolution
+/// between the threshold and four times it, for the default 10 %).
+const MDE_STEPS: u32 = 6;
+/// The median the simulated blocks are centred on, in µs (only ratios matter).
+const SIMULATED_MEDIAN_US: f64 = 20_000.0;
 /// Answers per block below which block medians are noisy enough to say so.
 const FEW_ANSWERS: f64 = 100.0;
 
@@ -38,6 +68,8 @@ pub struct Feasibility {
     pub first_keep_cycle: Option<u32>,
     /// The noise assumed: standard deviation of the log ratio of adjacent blocks' metric.
     pub assumed_pair_sd: f64,
+    /// The error rate assumed in both arms.
+    pub assumed_error_rate: f64,
     /// The true improvement, in percent, kept with 80 % probability under the assumed noise:
     /// smaller wins will mostly come out inconclusive.
     pub min_detectable_improvement_pct: Option<f64>,
@@ -48,14 +80,19 @@ pub struct Feasibility {
 }
 
 /// Computes what the schedule can decide for `variant_count` variants at `rate_per_s` requests
-/// per second, assuming block-pair noise `pair_sd` (use [`TYPICAL_PAIR_SD`] when unknown, or the
-/// figure `smart calibrate` measured).
+/// per second, assuming `noise` ([`Noise::TYPICAL`] when unknown, or what `smart calibrate`
+/// measured).
+///
+/// The power figures come from running the [`Judge`] itself on simulated experiments (fixed
+/// seeds): ABBA/BAAB orders, blocks whose log location has sd `pair_sd / √2`, errors at
+/// `error_rate`, and every rule a real run meets (the exact test's looks and spending, the
+/// weights, the minimum requests per arm, the error bounds, early stops).
 ///
 /// ```
 /// use smart_core::experiment::{Decision, Guardrails, Schedule};
-/// use smart_decide::{TYPICAL_PAIR_SD, feasibility};
+/// use smart_decide::{Noise, feasibility};
 ///
-/// let f = feasibility(&Schedule::default(), &Decision::default(), &Guardrails::default(), 1, 50.0, TYPICAL_PAIR_SD)?;
+/// let f = feasibility(&Schedule::default(), &Decision::default(), &Guardrails::default(), 1, 50.0, Noise::TYPICAL)?;
 /// assert!(f.reachable);
 /// assert!(f.min_detectable_improvement_pct.unwrap() > 10.0);
 /// # Ok::<(), smart_decide::DecideError>(())
@@ -66,19 +103,13 @@ pub fn feasibility(
     guardrails: &Guardrails,
     variant_count: usize,
     rate_per_s: f64,
-    pair_sd: f64,
+    noise: Noise,
 ) -> Result<Feasibility, DecideError> {
-    check_settings(decision, guardrails, schedule)?;
-    let k = variant_count.max(1);
+    let (k, cycles) = feasibility_frame(schedule, decision, guardrails, variant_count)?;
+    let pair_sd = noise.pair_sd;
     let alpha = (1.0 - decision.confidence) / k as f64;
     let (blocks_per_cycle, pairs_per_cycle) = if schedule.interleave { (4, 2) } else { (2, 1) };
     let cycle_s = blocks_per_cycle as f64 * (schedule.block_s + schedule.cooldown_s);
-    let fit = (schedule.max_duration_s / (k as f64 * cycle_s)).floor();
-    let cycles = if fit.is_finite() && fit >= 0.0 {
-        (fit as u32).min(schedule.max_cycles)
-    } else {
-        schedule.max_cycles
-    };
     let mut notes = Vec::new();
     if cycles < schedule.max_cycles {
         notes.push(format!(
@@ -145,28 +176,21 @@ pub fn feasibility(
             alpha_per_variant: alpha,
             first_keep_cycle: first,
             assumed_pair_sd: pair_sd,
+            assumed_error_rate: noise.error_rate,
             min_detectable_improvement_pct: None,
             power_at_twice_threshold: None,
             notes,
         });
     }
-    let plan = Plan {
-        alpha,
-        cycles,
-        max_cycles: schedule.max_cycles,
-        pair_sd,
-        interleave: schedule.interleave,
-        margin: (1.0 - decision.min_improvement_pct / 100.0).ln(),
-    };
-    let draws = plan.draws();
-    let power = |improvement_pct: f64| plan.power(&draws, improvement_pct);
+    let plan = Plan::new(schedule, decision, guardrails, k, cycles, rate_per_s, noise);
+    let power = |improvement_pct: f64| plan.power(improvement_pct);
     let need = decision.min_improvement_pct;
     let twice = (2.0 * need).min(99.0);
     let power_twice = power(twice);
-    // Bisect for the improvement kept in 80 % of runs, between the threshold and 99 %.
-    let (mut lo, mut hi) = (need, 99.0);
+    // Bisect for the improvement kept in 80 % of runs, between the threshold and four times it.
+    let (mut lo, mut hi) = (need, (4.0 * need).min(99.0));
     let mde = (power(hi) >= POWER).then(|| {
-        for _ in 0..9 {
+        for _ in 0..MDE_STEPS {
             let mid = 0.5 * (lo + hi);
             if power(mid) >= POWER {
                 hi = mid;
@@ -177,9 +201,14 @@ pub fn feasibility(
         hi
     });
     notes.push(format!(
-        "with block-pair noise {pair_sd:.3} (log scale), a true win of {} is kept in 80 % of runs, \
-         and a {twice:.0} % win in {:.0} %; the exact test can first keep after cycle {} of {}",
-        mde.map_or_else(|| "no size".to_string(), |m| format!("{m:.1} % or more")),
+        "with block-pair noise {pair_sd:.3} (log scale) and {:.1} % errors, a true win of {} is \
+         kept in 80 % of runs, and a {twice:.0} % win in {:.0} %; the exact test can first keep \
+         after cycle {} of {}",
+        noise.error_rate * 100.0,
+        mde.map_or_else(
+            || format!("no size up to {hi:.0} %"),
+            |m| format!("{m:.1} % or more")
+        ),
         power_twice * 100.0,
         first.unwrap_or(cycles),
         schedule.max_cycles
@@ -204,80 +233,201 @@ pub fn feasibility(
         alpha_per_variant: alpha,
         first_keep_cycle: first,
         assumed_pair_sd: pair_sd,
+        assumed_error_rate: noise.error_rate,
         min_detectable_improvement_pct: mde,
         power_at_twice_threshold: Some(power_twice),
         notes,
     })
 }
 
-/// The keep test as designed, for predicting its power on normal cycle contrasts.
+/// Computes the probability that the judge keeps a variant that is truly `improvement_pct` %
+/// faster (its error rate unchanged), on a server with `noise`, by running the [`Judge`] on
+/// simulated experiments as [`feasibility`] does: what `smart run` and the simulation example
+/// quote beside a measured keep rate. Zero when the schedule cannot keep at all.
+pub fn keep_probability(
+    schedule: &Schedule,
+    decision: &Decision,
+    guardrails: &Guardrails,
+    variant_count: usize,
+    rate_per_s: f64,
+    noise: Noise,
+    improvement_pct: f64,
+) -> Result<f64, DecideError> {
+    let (k, cycles) = feasibility_frame(schedule, decision, guardrails, variant_count)?;
+    let plan = Plan::new(schedule, decision, guardrails, k, cycles, rate_per_s, noise);
+    Ok(plan.power(improvement_pct))
+}
+
+/// The variant count (at least 1) and the cycles the time box fits, after checking the settings.
+fn feasibility_frame(
+    schedule: &Schedule,
+    decision: &Decision,
+    guardrails: &Guardrails,
+    variant_count: usize,
+) -> Result<(usize, u32), DecideError> {
+    check_settings(decision, guardrails, schedule)?;
+    let k = variant_count.max(1);
+    let blocks_per_cycle = if schedule.interleave { 4.0 } else { 2.0 };
+    let cycle_s = blocks_per_cycle * (schedule.block_s + schedule.cooldown_s);
+    let fit = (schedule.max_duration_s / (k as f64 * cycle_s)).floor();
+    let cycles = if fit.is_finite() && fit >= 0.0 {
+        (fit as u32).min(schedule.max_cycles)
+    } else {
+        schedule.max_cycles
+    };
+    Ok((k, cycles))
+}
+
+/// One simulated cycle's randomness: its order and, per block, a standard normal for the
+/// block's location and a uniform for its error count.
+struct CycleDraw {
+    abba: bool,
+    z: [f64; 4],
+    u: [f64; 4],
+}
+
+/// The experiments [`feasibility`] runs the judge on.
 struct Plan {
-    alpha: f64,
-    cycles: u32,
-    max_cycles: u32,
-    pair_sd: f64,
-    interleave: bool,
-    margin: f64,
+    schedule: Schedule,
+    decision: Decision,
+    guardrails: Guardrails,
+    variants: Vec<String>,
+    requests: u64,
+    noise: Noise,
+    draws: Vec<Vec<CycleDraw>>,
 }
 
 impl Plan {
-    /// Standard normal draws for every run and cycle (two per cycle: its two pairs), from a fixed
-    /// seed (the answer is a pure function of the inputs).
-    fn draws(&self) -> Vec<Vec<(f64, f64)>> {
+    /// Draws every run's randomness once, from a fixed seed (common random numbers: the power
+    /// curve over effect sizes is smooth, and the answer a pure function of the inputs).
+    fn new(
+        schedule: &Schedule,
+        decision: &Decision,
+        guardrails: &Guardrails,
+        k: usize,
+        cycles: u32,
+        rate_per_s: f64,
+        noise: Noise,
+    ) -> Self {
         let mut state = 0x5eed_u64;
         let mut uniform = move || {
             state = state.wrapping_add(1);
             (smart_core::engine::splitmix64(state) >> 11) as f64 / (1u64 << 53) as f64
         };
-        (0..POWER_RUNS)
+        let draws = (0..POWER_RUNS)
             .map(|_| {
-                (0..self.cycles)
+                (0..cycles)
                     .map(|_| {
-                        let (u, v) = (uniform().max(1e-300), uniform());
-                        let r = (-2.0 * u.ln()).sqrt();
-                        let angle = std::f64::consts::TAU * v;
-                        (r * angle.cos(), r * angle.sin())
+                        let mut normal = || {
+                            let (u, v) = (uniform().max(1e-300), uniform());
+                            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+                        };
+                        let z = [normal(), normal(), normal(), normal()];
+                        CycleDraw {
+                            abba: uniform() < 0.5,
+                            z,
+                            u: [uniform(), uniform(), uniform(), uniform()],
+                        }
                     })
                     .collect()
             })
-            .collect()
+            .collect();
+        Plan {
+            schedule: schedule.clone(),
+            decision: decision.clone(),
+            guardrails: guardrails.clone(),
+            variants: (0..k).map(|i| format!("v{i}")).collect(),
+            requests: (rate_per_s * schedule.block_s).round().max(0.0) as u64,
+            noise,
+            draws,
+        }
     }
 
-    /// The share of runs that keep a true improvement of `improvement_pct`.
-    fn power(&self, draws: &[Vec<(f64, f64)>], improvement_pct: f64) -> f64 {
+    /// The share of runs in which the judge keeps a true improvement of `improvement_pct`.
+    fn power(&self, improvement_pct: f64) -> f64 {
         let delta = (1.0 - improvement_pct / 100.0).ln();
-        let looks: Vec<SignLook> = (1..=self.cycles)
-            .map(|c| SignLook {
-                units: c as usize,
-                fraction: if c == self.max_cycles {
-                    1.0
-                } else {
-                    f64::from(c) / f64::from(self.max_cycles)
-                },
-            })
-            .collect();
-        let patterns = Patterns::new(self.max_cycles);
-        let kept = draws
+        let kept = self
+            .draws
             .iter()
-            .filter(|z| {
-                // Each cycle's two pairs; the seed's AB design has one.
-                let pairs: Vec<(f64, f64)> = z
-                    .iter()
-                    .map(|(a, b)| (delta + self.pair_sd * a, delta + self.pair_sd * b))
-                    .collect();
-                let (d, v): (Vec<f64>, Vec<Option<f64>>) = if self.interleave {
-                    pairs
-                        .iter()
-                        .map(|(a, b)| ((a + b) / 2.0, Some(((a - b) / 2.0).powi(2))))
-                        .unzip()
-                } else {
-                    pairs.iter().map(|(a, _)| (*a, None)).unzip()
-                };
-                let units = Units { d: &d, v: &v };
-                patterns.below(&units, &looks, self.alpha, self.margin)
-                    && patterns.below(&units, &looks, self.alpha, 0.0)
-            })
+            .filter(|run| self.keeps(run, delta))
             .count();
-        kept as f64 / draws.len() as f64
+        kept as f64 / self.draws.len().max(1) as f64
     }
+
+    /// Runs one experiment through a fresh judge: whether variant 0 is kept.
+    fn keeps(&self, run: &[CycleDraw], delta: f64) -> bool {
+        let Ok(mut judge) = Judge::new(
+            &self.decision,
+            &self.guardrails,
+            &self.schedule,
+            &self.variants,
+        ) else {
+            return false;
+        };
+        let block_sd = self.noise.pair_sd / std::f64::consts::SQRT_2;
+        let orders: [&[Arm]; 3] = [
+            &[Arm::Baseline, Arm::Variant, Arm::Variant, Arm::Baseline],
+            &[Arm::Variant, Arm::Baseline, Arm::Baseline, Arm::Variant],
+            &[Arm::Baseline, Arm::Variant],
+        ];
+        for (cycle, draw) in run.iter().enumerate() {
+            let order = match (self.schedule.interleave, draw.abba) {
+                (true, true) => orders[0],
+                (true, false) => orders[1],
+                (false, _) => orders[2],
+            };
+            let blocks: Vec<BlockSample> = order
+                .iter()
+                .enumerate()
+                .map(|(i, &arm)| {
+                    let shift = if arm == Arm::Variant { delta } else { 0.0 };
+                    let p50 = SIMULATED_MEDIAN_US * (shift + block_sd * draw.z[i]).exp();
+                    let errors = poisson(self.requests as f64 * self.noise.error_rate, draw.u[i])
+                        .min(self.requests);
+                    BlockSample {
+                        arm,
+                        cycle: cycle as u32,
+                        position: i as u32,
+                        latencies_us: Vec::new(),
+                        requests: self.requests,
+                        errors,
+                        cut_short: false,
+                        quantiles: Some(BlockQuantiles {
+                            answered: self.requests - errors,
+                            p50_us: p50,
+                            p90_us: 2.0 * p50,
+                            p99_us: 4.0 * p50,
+                            mean_us: 1.3 * p50,
+                        }),
+                        host: None,
+                    }
+                })
+                .collect();
+            match judge.record_cycle(0, &blocks) {
+                Ok(Step::Continue) => {}
+                Ok(Step::Stop(verdict)) => return verdict == Verdict::Keep,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
+/// The Poisson(`lambda`) count at uniform `u` (inversion; a normal approximation past 30).
+fn poisson(lambda: f64, u: f64) -> u64 {
+    if lambda <= 0.0 {
+        return 0;
+    }
+    if lambda > 30.0 {
+        let z = norm_quantile(u.clamp(1e-12, 1.0 - 1e-12));
+        return (lambda + lambda.sqrt() * z).round().max(0.0) as u64;
+    }
+    let (mut k, mut p) = (0u64, (-lambda).exp());
+    let mut cdf = p;
+    while cdf < u && k < 10_000 {
+        k += 1;
+        p *= lambda / k as f64;
+        cdf += p;
+    }
+    k
 }

@@ -20,8 +20,10 @@ mod signflip;
 mod stats;
 
 pub use error::DecideError;
-pub use feasibility::{Feasibility, TYPICAL_PAIR_SD, feasibility};
+pub use feasibility::{
+    Feasibility, Noise, TYPICAL_ERROR_RATE, TYPICAL_PAIR_SD, feasibility, keep_probability,
+};
 pub use judge::Judge;
 pub use port::EngineJudge;
 pub use report::{ArmSummary, Interval, Outcome, Step, VariantReport, Verdict};
-pub use sample::{Arm, BlockQuantiles, BlockSample};
+pub use sample::{Arm, BlockQuantiles, BlockSample, block_location};

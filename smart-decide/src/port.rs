@@ -99,9 +99,24 @@ fn sample(block: &CycleBlock<'_>) -> BlockSample {
         requests: m.requests,
         errors: m.errors,
         cut_short: block.cut_short,
-        quantiles: None,
+        quantiles: quantiles(m),
         host: m.host,
     }
+}
+
+/// The block's quantiles, for a source that reports no raw latencies (a Prometheus histogram, a
+/// benchmark command that prints only its quantiles); `None` when it has them or lacks a figure.
+fn quantiles(m: &engine::BlockMeasurement) -> Option<crate::BlockQuantiles> {
+    if !m.latencies_us.is_empty() {
+        return None;
+    }
+    Some(crate::BlockQuantiles {
+        answered: m.requests.saturating_sub(m.errors),
+        p50_us: m.p50_us? as f64,
+        p90_us: m.p90_us? as f64,
+        p99_us: m.p99_us? as f64,
+        mean_us: m.mean_us?,
+    })
 }
 
 /// The engine's view of a report: the figures it records, and the whole report as JSON.
@@ -114,7 +129,14 @@ fn judgement(report: &VariantReport) -> Judgement {
         verdict: report.verdict,
         cycles: report.cycles,
         metric_change_pct: report.metric_change_pct.map(|i| i.estimate),
-        p50_change_pct: report.p50_change_pct,
+        // With the median as the decision metric, the estimate its bounds are centred on, so the
+        // figure and its bounds shown side by side (history, dashboard) are one interval and
+        // agree with the reasons' (issue 16 saw "-24.8 % [-39.8, +9.4]" beside a reason's
+        // "-13.8 % (bounds -39.8 % to +9.4 %)").
+        p50_change_pct: match (report.metric, &report.metric_change_pct) {
+            (Metric::P50, Some(interval)) => Some(interval.estimate),
+            _ => report.p50_change_pct,
+        },
         // The sequential bounds are computed for the decision metric only.
         p50_change_bounds_pct: match report.metric {
             Metric::P50 => report.metric_change_pct.as_ref().map(bounds),
@@ -156,8 +178,55 @@ mod tests {
         }
     }
 
+    /// A block known only by its quantiles, as a Prometheus or benchmark source reports it.
+    fn quantile_block(median_ms: u64, salt: u64) -> BlockMeasurement {
+        let p50 = median_ms * 1000 + (salt * 37) % 200;
+        BlockMeasurement {
+            requests: 500,
+            errors: 2,
+            p50_us: Some(p50),
+            p90_us: Some(p50 * 2),
+            p99_us: Some(p50 * 3),
+            mean_us: Some(p50 as f64 * 1.2),
+            ..BlockMeasurement::default()
+        }
+    }
+
+    #[test]
+    fn blocks_known_only_by_their_quantiles_are_judged() {
+        let m = quantile_block(20, 1);
+        let q = quantiles(&m).unwrap();
+        assert_eq!((q.answered, q.p50_us, q.p99_us), (498, 20_037.0, 60_111.0));
+        assert_eq!(quantiles(&block(20, 1)), None, "raw latencies win");
+        let no_mean = BlockMeasurement {
+            mean_us: None,
+            ..quantile_block(20, 1)
+        };
+        assert_eq!(quantiles(&no_mean), None, "a missing figure is no figure");
+
+        let mut judge =
+            EngineJudge::new(&experiment(r#"[{"name": "v", "params": {"x": 1}}]"#)).unwrap();
+        let step = run_with(&mut judge, 0, 20, 14, quantile_block);
+        assert_eq!(step, JudgeStep::Stop(engine::Verdict::Keep));
+        let mut judge =
+            EngineJudge::new(&experiment(r#"[{"name": "v", "params": {"x": 1}}]"#)).unwrap();
+        let step = run_with(&mut judge, 0, 20, 30, quantile_block);
+        assert_eq!(step, JudgeStep::Stop(engine::Verdict::Revert));
+    }
+
     /// Feeds ABBA cycles with the given medians until the judge stops.
     fn run(judge: &mut EngineJudge, variant: usize, base_ms: u64, var_ms: u64) -> JudgeStep {
+        run_with(judge, variant, base_ms, var_ms, block)
+    }
+
+    /// [`run`] with blocks made by `block`.
+    fn run_with(
+        judge: &mut EngineJudge,
+        variant: usize,
+        base_ms: u64,
+        var_ms: u64,
+        block: fn(u64, u64) -> BlockMeasurement,
+    ) -> JudgeStep {
         for cycle in 0..8 {
             let blocks = [
                 (engine::Arm::Baseline, block(base_ms, u64::from(cycle))),
@@ -200,6 +269,8 @@ mod tests {
         assert!((-32.0..-28.0).contains(&change), "{change}");
         let bounds = j.p50_change_bounds_pct.unwrap();
         assert!(bounds.lower <= change && change <= bounds.upper);
+        // The figure is the estimate its bounds belong to (the one the reasons quote).
+        assert_eq!(Some(change), j.metric_change_pct);
         assert_eq!(j.error_rate_change_pp, Some(0.0));
         assert_eq!(j.report["variant"], "v");
         assert_eq!(j.report["verdict"], "keep");

@@ -76,7 +76,38 @@ pub(crate) struct BlockStats {
     pub(crate) p90: f64,
     pub(crate) p99: f64,
     pub(crate) mean: f64,
+    /// The block's location on the log scale, from its raw latencies: the mean of the logs of
+    /// the middle [`1 − 2·LOCATION_TRIM`] of its answers (see [`trimmed_log_mean`]). `None` for a
+    /// block known only by its quantiles.
+    pub(crate) location: Option<f64>,
     pub(crate) host: Option<HostPressure>,
+}
+
+/// The share of a block's answers cut from each end before [`trimmed_log_mean`] averages the
+/// logs: enough to drop the slow tail (timeouts, a 2 % Pareto tail, a GC pause) and as many fast
+/// outliers, while the middle 60 % carries about 1.45 times the information of the median alone
+/// (asymptotic variance 1.09 σ²/n of a 20 % trimmed mean against 1.57 σ²/n, normal logs).
+pub(crate) const LOCATION_TRIM: f64 = 0.2;
+
+/// The location the judge compares blocks by for the `p50` metric, from a block's raw latencies
+/// in µs: the mean of their logs between the 20 % and the 80 % quantile (see [`LOCATION_TRIM`]).
+/// Public so that `smart calibrate` measures the noise of the very figure the judge compares.
+/// `None` without answers.
+pub fn block_location(latencies_us: &[u64]) -> Option<f64> {
+    let mut sorted: Vec<f64> = latencies_us.iter().map(|&x| x as f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    trimmed_log_mean(&sorted)
+}
+
+/// The mean of `ln(latency)` over the sorted answers between the [`LOCATION_TRIM`] and the
+/// `1 − LOCATION_TRIM` quantile. A multiplicative change of every latency by `f` moves it by
+/// exactly `ln f`, as it moves the log median, so it estimates the same shift with less noise.
+pub(crate) fn trimmed_log_mean(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len();
+    let cut = (n as f64 * LOCATION_TRIM).floor() as usize;
+    let middle = sorted.get(cut..n - cut)?;
+    let logs: Vec<f64> = middle.iter().map(|x| x.max(1.0).ln()).collect();
+    mean(&logs)
 }
 
 impl BlockStats {
@@ -94,6 +125,7 @@ impl BlockStats {
                 p90: q.p90_us,
                 p99: q.p99_us,
                 mean: q.mean_us,
+                location: None,
                 host: block.host,
             };
         }
@@ -111,6 +143,7 @@ impl BlockStats {
             p90: q(0.9),
             p99: q(0.99),
             mean: mean(&sorted).unwrap_or(f64::NAN),
+            location: trimmed_log_mean(&sorted),
             host: block.host,
         }
     }

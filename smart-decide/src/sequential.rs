@@ -8,7 +8,22 @@
 //! look `k` equals the alpha spent between `t_{k-1}` and `t_k`; the total over all looks is at most
 //! alpha, however many looks are actually taken.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use crate::stats::{norm_pdf, norm_quantile, norm_sf};
+
+/// What a look computed: its raw boundary and the sub-density at it.
+type Step = (f64, Arc<Vec<f64>>, Arc<Vec<f64>>);
+
+/// Looks already computed, keyed by the design (alpha, spending) and the information fractions of
+/// every look so far: the boundaries are a pure function of these, and `feasibility` runs the
+/// judge hundreds of times over the same looks (each costs a numerical integration). Bounded:
+/// cleared when it holds [`MEMO_LIMIT`] looks.
+static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+/// The memo's table: (design, the looks' information fractions as bits) to the look's result.
+type Memo = HashMap<(String, Vec<u64>), Step>;
+const MEMO_LIMIT: usize = 4096;
 
 /// The number of grid points of the numerical integration (odd, for Simpson's rule).
 const GRID: usize = 161;
@@ -70,8 +85,10 @@ pub(crate) struct Boundaries {
     /// The z boundaries of the looks taken, in order.
     bounds: Vec<f64>,
     /// Grid points and sub-density of `Z` at the last look (empty before the first look).
-    grid: Vec<f64>,
-    density: Vec<f64>,
+    grid: Arc<Vec<f64>>,
+    density: Arc<Vec<f64>>,
+    /// The information fractions of the looks that spent alpha, for the memo's key.
+    fractions: Vec<u64>,
 }
 
 impl Boundaries {
@@ -83,8 +100,9 @@ impl Boundaries {
             last_t: 0.0,
             spent: 0.0,
             bounds: Vec::new(),
-            grid: Vec::new(),
-            density: Vec::new(),
+            grid: Arc::default(),
+            density: Arc::default(),
+            fractions: Vec::new(),
         }
     }
 
@@ -102,23 +120,59 @@ impl Boundaries {
             return f64::INFINITY;
         }
         let target = self.spending.spent(self.alpha, t);
+        self.fractions.push(t.to_bits());
+        let key = (
+            format!("{:?} {:?}", self.alpha.to_bits(), self.spending),
+            self.fractions.clone(),
+        );
+        let memo = |m: &mut Option<Memo>| m.as_ref().and_then(|m| m.get(&key).cloned());
+        let known = memo(&mut MEMO.lock().unwrap_or_else(PoisonError::into_inner));
+        let (bound, grid, density) = match known {
+            Some(step) => step,
+            None => {
+                let step = self.integrate(t, target);
+                let mut m = MEMO.lock().unwrap_or_else(PoisonError::into_inner);
+                let m = m.get_or_insert_with(HashMap::new);
+                if m.len() >= MEMO_LIMIT {
+                    m.clear();
+                }
+                m.insert(key, step.clone());
+                step
+            }
+        };
+        self.grid = grid;
+        self.density = density;
+        self.spent = target.max(self.spent);
+        self.last_t = t;
+        let bound = if bound >= NO_CROSSING {
+            f64::INFINITY
+        } else {
+            bound
+        };
+        self.bounds.push(bound);
+        bound
+    }
+
+    /// The raw boundary of a look at `t` that spends up to `target`, and the sub-density of the
+    /// paths that have not crossed by then.
+    fn integrate(&self, t: f64, target: f64) -> Step {
         let increment = (target - self.spent).max(0.0);
-        let bound = if self.grid.is_empty() {
+        if self.grid.is_empty() {
             let b = if increment > 0.0 {
                 norm_quantile(1.0 - increment).min(NO_CROSSING)
             } else {
                 NO_CROSSING
             };
-            self.grid = linspace(GRID_LOW, b);
-            self.density = self.grid.iter().map(|&z| norm_pdf(z)).collect();
-            b
+            let grid = linspace(GRID_LOW, b);
+            let density = grid.iter().map(|&z| norm_pdf(z)).collect();
+            (b, Arc::new(grid), Arc::new(density))
         } else {
             let (s_prev, s_now) = (self.last_t.sqrt(), t.sqrt());
             let step = (t - self.last_t).sqrt();
             let weights = simpson_weights(&self.grid);
             let mass: Vec<f64> = weights
                 .iter()
-                .zip(&self.density)
+                .zip(self.density.iter())
                 .map(|(w, f)| w * f)
                 .collect();
             let tail = |b: f64| -> f64 {
@@ -155,19 +209,8 @@ impl Boundaries {
                         .sum()
                 })
                 .collect();
-            self.grid = grid;
-            self.density = density;
-            b
-        };
-        self.spent = target.max(self.spent);
-        self.last_t = t;
-        let bound = if bound >= NO_CROSSING {
-            f64::INFINITY
-        } else {
-            bound
-        };
-        self.bounds.push(bound);
-        bound
+            (b, Arc::new(grid), Arc::new(density))
+        }
     }
 }
 

@@ -20,8 +20,9 @@
 //! asymptotically. An exact test over `n` cycles cannot reject below `1/2^n`, so no look can keep
 //! before `α(t) ≥ 2^−n`.
 
-/// Up to this many planned cycles every sign pattern is enumerated (4096 patterns).
-pub(crate) const EXACT_UP_TO: u32 = 12;
+/// Up to this many planned cycles every sign pattern is enumerated (16,384 patterns: the default
+/// 14 cycles are tested exactly, and enumerating is cheaper than drawing patterns).
+pub(crate) const EXACT_UP_TO: u32 = 14;
 /// Patterns drawn (deterministically, from a fixed seed) when more cycles are planned.
 const MONTE_CARLO_PATTERNS: u64 = 4096;
 /// The exponent of the spending function `α(t) = α·t^ρ`: with ρ = 3 a look at half the
@@ -250,18 +251,26 @@ pub(crate) struct Units<'a> {
     pub(crate) v: &'a [Option<f64>],
 }
 
-/// The weight of each unit in the test statistic: `1 / (v̄ + v_c)`, with `v̄` the median spread
-/// (a missing spread counts as `v̄`). Flipping a cycle's order negates both of its pairs, so their
-/// difference — and every weight — is the same under every sign pattern: the weighted sum is as
-/// exact as the plain one, while a cycle whose two pairs disagree (a regime switch or a burst
-/// inside the cycle) counts for less.
+/// How many times the median spread is added to each cycle's own spread in its weight (see
+/// [`weights`]). A cycle's spread is a one-degree-of-freedom estimate of its noise, so with equal
+/// noise everywhere the raw inverse (`1/(v̄ + v_c)`) weights cycles unequally for nothing: it
+/// kept a 20 % win under moderate AR(1) drift 1.5 points less often than equal weights. With 3,
+/// an ordinary cycle weighs between 3/4 and 1 of a quiet one, while a cycle whose pairs disagree
+/// by a regime switch (`v_c` ten or more times `v̄`) still counts for a quarter or less.
+const SPREAD_PRIOR: f64 = 3.0;
+
+/// The weight of each unit in the test statistic: `1 / (k·v̄ + v_c)`, with `v̄` the median
+/// spread, `k` = [`SPREAD_PRIOR`] (a missing spread counts as `v̄`). Flipping a cycle's order
+/// negates both of its pairs, so their difference — and every weight — is the same under every
+/// sign pattern: the weighted sum is as exact as the plain one, while a cycle whose two pairs
+/// disagree (a regime switch or a burst inside the cycle) counts for less.
 pub(crate) fn weights(v: &[Option<f64>]) -> Vec<f64> {
     let mut known: Vec<f64> = v.iter().flatten().copied().collect();
     known.sort_by(f64::total_cmp);
     let median = known.get(known.len() / 2).copied().unwrap_or(0.0);
     v.iter()
         .map(|vc| {
-            let s = median + vc.unwrap_or(median);
+            let s = SPREAD_PRIOR * median + vc.unwrap_or(median);
             if s > 0.0 { 1.0 / s } else { 1.0 }
         })
         .collect()

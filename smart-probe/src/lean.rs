@@ -16,7 +16,7 @@ use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::run::Answer;
+use crate::outcome::Answer;
 use crate::{Outcome, ProbeConfig};
 
 /// What a lean worker needs to build its requests: one host and port, paths per URL.

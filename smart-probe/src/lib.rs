@@ -26,6 +26,7 @@
 //!   window passes the threshold or the target stops answering ([`Abort`]). The warm-up counts
 //!   for the guard: a broken config should be caught as soon as possible.
 
+mod clock;
 mod config;
 mod error;
 mod guard;
@@ -37,6 +38,7 @@ mod progress;
 mod record;
 mod run;
 
+pub use clock::TokioClock;
 pub use config::{
     BlockPlan, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_SAMPLES, GuardConfig, Load, ProbeConfig,
     ProbeConfigBuilder,

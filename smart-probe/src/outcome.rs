@@ -136,6 +136,29 @@ impl OutcomeCounts {
     }
 }
 
+/// How one request ended.
+pub(crate) struct Answer {
+    pub(crate) outcome: Outcome,
+    pub(crate) status: Option<u16>,
+    pub(crate) retried: bool,
+}
+
+impl Answer {
+    /// No complete answer within the timeout.
+    pub(crate) const TIMEOUT: Answer = Answer {
+        outcome: Outcome::Timeout,
+        status: None,
+        retried: false,
+    };
+
+    /// A due request the in-flight cap refused.
+    pub(crate) const OVERLOAD: Answer = Answer {
+        outcome: Outcome::Overload,
+        status: None,
+        retried: false,
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::guard::{GuardState, SLOT, Window};
 use crate::lean::{LeanConnection, LeanPool, LeanTarget};
+use crate::outcome::Answer;
 use crate::{
     Abort, BlockMeta, BlockPlan, BlockRecorder, BlockResult, Load, Outcome, ProbeConfig,
     ProbeError, Progress, ProgressSink,
@@ -264,29 +265,6 @@ impl Probe {
     }
 }
 
-/// How one request ended.
-pub(crate) struct Answer {
-    pub(crate) outcome: Outcome,
-    pub(crate) status: Option<u16>,
-    pub(crate) retried: bool,
-}
-
-impl Answer {
-    /// No complete answer within the timeout.
-    const TIMEOUT: Answer = Answer {
-        outcome: Outcome::Timeout,
-        status: None,
-        retried: false,
-    };
-
-    /// A due request the in-flight cap refused.
-    const OVERLOAD: Answer = Answer {
-        outcome: Outcome::Overload,
-        status: None,
-        retried: false,
-    };
-}
-
 /// When a request was due on the timetable, when its latency starts (the send, or the due time
 /// plus [`SCHEDULE_GRACE`] if the send was later) and when it ended.
 #[derive(Clone, Copy)]
@@ -375,12 +353,10 @@ fn classify(error: &reqwest::Error) -> Outcome {
 /// response arrived: hyper's "connection closed before message completed", or a reset or broken
 /// pipe while writing. hyper itself only retries when the close was seen before the write.
 fn closed_before_response(error: &reqwest::Error) -> bool {
-    use std::error::Error as _;
     if error.is_connect() || error.is_timeout() {
         return false;
     }
-    let mut cause = error.source();
-    while let Some(e) = cause {
+    for e in smart_core::error_chain::chain(error).skip(1) {
         if let Some(hyper_error) = e.downcast_ref::<hyper::Error>()
             && hyper_error.is_incomplete_message()
         {
@@ -396,7 +372,6 @@ fn closed_before_response(error: &reqwest::Error) -> bool {
         {
             return true;
         }
-        cause = e.source();
     }
     false
 }

@@ -3,7 +3,7 @@
 //! own prefix, so tests never touch the machine's own nginx.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Whether `tool` (an executable on `PATH`) can be used by this test.
 ///
-/// Outside CI a missing tool prints one line saying what was skipped and how to install it, and
-/// returns `false` so the test can return early. When `CI` is set a missing tool panics: CI must
+/// Outside CI a missing tool prints one line saying what was skipped and how to install it (to
+/// the real stderr, past the harness's output capture, so it shows in `cargo test`'s output),
+/// and returns `false` so the test can return early. When `CI` is set a missing tool panics: CI must
 /// never skip these tests.
 pub fn require_tool(tool: &str, test: &str) -> bool {
     if find_in_path(tool).is_some() {
@@ -22,13 +23,15 @@ pub fn require_tool(tool: &str, test: &str) -> bool {
         std::env::var_os("CI").is_none(),
         "{test} needs `{tool}`, which CI must install (see .ci/run)"
     );
-    #[expect(clippy::print_stderr, reason = "the one-line skip notice is the point")]
-    {
-        eprintln!(
-            "skipped {test}: `{tool}` is not installed (apt-get install {})",
-            debian_package(tool)
-        );
-    }
+    // Straight to the process's stderr, not through `eprintln!`: the test harness captures what
+    // the print macros write and shows it only for a failing test, so a skip would pass silently.
+    // libtest has no "skipped" result (`ignored` is decided at compile time), so the notice
+    // stands in the output of `cargo test` beside the summary of the binary that skipped.
+    let _ = writeln!(
+        io::stderr().lock(),
+        "SKIPPED {test}: `{tool}` is not installed (apt-get install {})",
+        debian_package(tool)
+    );
     false
 }
 
@@ -38,6 +41,7 @@ fn debian_package(tool: &str) -> &str {
         "node" => "nodejs",
         "systemd-analyze" => "systemd",
         "sysctl" => "procps",
+        "pgbench" | "psql" => "postgresql-client-15",
         "unshare" | "setpriv" => "util-linux",
         other => other,
     }
@@ -64,8 +68,9 @@ pub fn free_port() -> u16 {
 /// A real nginx master process on `127.0.0.1:port`, with its own prefix in a temp dir.
 ///
 /// The config is `nginx.conf` in the prefix; the `server` block passed to [`Nginx::start`] goes to
-/// `site.conf`, which `nginx.conf` includes, so tests can rewrite just the site and reload. The
-/// process is stopped when the value is dropped.
+/// `site.conf`, which `nginx.conf` includes, so tests can rewrite just the site and reload. Like
+/// Debian's nginx, `http {}` also includes `conf.d/*.conf` (empty at the start), where an
+/// experiment can own a file of its own. The process is stopped when the value is dropped.
 pub struct Nginx {
     dir: tempfile::TempDir,
     port: u16,
@@ -80,6 +85,7 @@ impl Nginx {
         let port = free_port();
         fs::create_dir_all(dir.path().join("logs"))?;
         fs::create_dir_all(dir.path().join("html"))?;
+        fs::create_dir_all(dir.path().join("conf.d"))?;
         let prefix = dir.path().display().to_string();
         let conf = format!(
             "user root;\n\
@@ -96,6 +102,7 @@ impl Nginx {
              \x20   fastcgi_temp_path {prefix}/tmp_fastcgi;\n\
              \x20   uwsgi_temp_path {prefix}/tmp_uwsgi;\n\
              \x20   scgi_temp_path {prefix}/tmp_scgi;\n\
+             \x20   include {prefix}/conf.d/*.conf;\n\
              \x20   include {prefix}/site.conf;\n\
              }}\n"
         );

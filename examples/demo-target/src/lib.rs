@@ -8,9 +8,14 @@
 //! - `compression_level`: gzip level 0–9 for clients that send `Accept-Encoding: gzip`. Higher
 //!   levels really cost CPU on every request.
 //! - `noop`: a string that changes nothing but the `X-Demo-Noop` header (an A/A control).
+//! - `delay_ms`: milliseconds every page request waits before it is answered (default 0): an
+//!   injected delay, an effect far larger than timing noise for tests of the metric sources.
 //!
-//! Every response names the live values in `X-Demo-Cache`, `X-Demo-Compression-Level` and
-//! `X-Demo-Noop`, so a live check can confirm which config is serving. Like nginx, a reload
+//! `/metrics` serves a Prometheus histogram of the page requests' durations
+//! (`demo_request_duration_seconds`) and their count by status class (`demo_requests_total`).
+//!
+//! Every response names the live values in `X-Demo-Cache`, `X-Demo-Compression-Level`,
+//! `X-Demo-Delay-Ms` and `X-Demo-Noop`, so a live check can confirm which config is serving. Like nginx, a reload
 //! ([`DemoTarget::reload`], or SIGHUP with [`DemoTarget::reload_on_sighup`]) that fails to parse
 //! keeps the old config serving.
 
@@ -32,6 +37,8 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
+
+mod metrics;
 
 /// A commented config file with every knob at its baseline value.
 pub const SAMPLE_CONFIG: &str = "\
@@ -55,6 +62,9 @@ pub struct DemoConfig {
     /// A value that only shows in the `X-Demo-Noop` header.
     #[serde(default)]
     pub noop: String,
+    /// Milliseconds every page request waits before it is answered.
+    #[serde(default)]
+    pub delay_ms: u64,
 }
 
 impl DemoConfig {
@@ -114,6 +124,7 @@ struct State {
     config_path: PathBuf,
     config: RwLock<Arc<DemoConfig>>,
     page: OnceLock<Bytes>,
+    metrics: metrics::Metrics,
 }
 
 impl State {
@@ -146,6 +157,7 @@ impl DemoTarget {
             config_path: config_path.to_owned(),
             config: RwLock::new(Arc::new(config)),
             page: OnceLock::new(),
+            metrics: metrics::Metrics::default(),
         });
         let (shutdown, stop) = oneshot::channel();
         let task = tokio::spawn(serve(listener, Arc::clone(&state), stop));
@@ -219,7 +231,7 @@ async fn serve(listener: TcpListener, state: Arc<State>, mut stop: oneshot::Rece
                 connections.spawn(async move {
                     let service = service_fn(move |request| {
                         let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(respond(&state, &request)) }
+                        async move { Ok::<_, Infallible>(answer(&state, &request).await) }
                     });
                     // A client that goes away mid-request is not our error to report.
                     let _ = http1::Builder::new()
@@ -233,6 +245,32 @@ async fn serve(listener: TcpListener, state: Arc<State>, mut stop: oneshot::Rece
         }
     }
     connections.shutdown().await;
+}
+
+/// Answers one request: `/metrics`, or a page (after the configured delay), timed into the
+/// histogram.
+async fn answer(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if path == "/metrics" {
+        let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        return response;
+    }
+    let started = std::time::Instant::now();
+    let delay_ms = state.config().delay_ms;
+    if delay_ms > 0 && path != "/healthz" {
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+    }
+    let response = respond(state, request);
+    if path != "/healthz" {
+        state
+            .metrics
+            .record(started.elapsed(), response.status().as_u16());
+    }
+    response
 }
 
 fn respond(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -286,6 +324,7 @@ fn with_knobs(mut response: Response<Full<Bytes>>, config: &DemoConfig) -> Respo
         "x-demo-compression-level",
         HeaderValue::from(config.compression_level),
     );
+    headers.insert("x-demo-delay-ms", HeaderValue::from(config.delay_ms));
     if let Ok(noop) = HeaderValue::from_str(&config.noop) {
         headers.insert("x-demo-noop", noop);
     }
@@ -341,7 +380,8 @@ mod tests {
             DemoConfig {
                 cache: false,
                 compression_level: 0,
-                noop: "a".to_owned()
+                noop: "a".to_owned(),
+                delay_ms: 0,
             }
         );
         for bad in [

@@ -1,4 +1,4 @@
-//! Embeds the smart engine in another program, with the program's own applier.
+//! Embeds the smart run loop in another program, with the program's own applier.
 //!
 //! ```sh
 //! cargo run -p smart-embed-example
@@ -6,27 +6,29 @@
 //!
 //! A program that tunes itself: it serves HTTP on a loopback port, and its one setting (a
 //! per-request delay, standing in for a cache size or a pool size) lives in memory. Its applier
-//! changes that setting directly: no files, no reloads. The engine measures the baseline and the
-//! variant in randomized ABBA blocks with the real probe (smart-probe) and judge (smart-decide),
+//! changes that setting directly: no files, no reloads, so its experiment has no `apply` section.
+//! The library's run loop reads the experiments dir, runs each undecided experiment through the
+//! engine with the real probe (smart-probe) and judge (smart-decide) in randomized ABBA blocks,
 //! soaks the winner, keeps it, and writes the run records to a temp dir. It takes about 20
 //! seconds and prints each decision.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use smart_core::engine::{
-    self, Applier, ApplyFailure, CancelToken, Clock, FailureCause, NoCoach, Ports, RunConfig,
-};
-use smart_core::records::{self, Records};
-use smart_core::{Defaults, Experiment, validate};
+use smart_core::engine::{Applier, ApplyFailure, CancelToken, FailureCause, NoCoach, RunConfig};
+use smart_core::engine::{EngineError, RunReport};
+use smart_core::records::Records;
+use smart_core::runner::{Bench, LoopConfig, Parts, Repeat, Runner, Selection};
+use smart_core::validate::ApplyBy;
+use smart_core::{Defaults, Experiment};
 use smart_decide::EngineJudge;
-use smart_probe::EngineProbe;
+use smart_probe::{EngineProbe, TokioClock};
 use tokio::net::TcpListener;
 
 /// The program's own setting: the delay every response waits, in microseconds.
@@ -51,78 +53,108 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let setting: Setting = Arc::new(AtomicU64::new(FOUND_DELAY_MS * 1000));
     let url = serve(Arc::clone(&setting)).await?;
-    let experiment = experiment(&url)?;
-    let state_dir = std::env::temp_dir().join(format!("smart-embed-{}", std::process::id()));
-
-    // The engine's parts: the real probe and judge, this program's applier, a tokio clock, and
-    // the records observer.
-    let mut probe = EngineProbe::new(&experiment)?;
-    let mut judge = EngineJudge::new(&experiment)?;
-    let mut applier = InMemoryApplier {
+    let dir = std::env::temp_dir().join(format!("smart-embed-{}", std::process::id()));
+    let experiments_dir = dir.join("experiments");
+    std::fs::create_dir_all(&experiments_dir)?;
+    std::fs::write(
+        experiments_dir.join("embedded-delay.json"),
+        experiment(&url),
+    )?;
+    let state_dir = dir.join("state");
+    println!("running against {url} (records in {})", state_dir.display());
+    let runner = Runner::new(LoopConfig {
+        experiments_dir,
+        state_dir: state_dir.clone(),
+        defaults: Defaults::default(),
+        apply_by: ApplyBy::Caller,
+        selection: Selection::Pending,
+        repeat: Repeat::Once,
+        seed: None,
+    })?;
+    let mut bench = InMemoryBench {
         setting: Arc::clone(&setting),
-        experiment: experiment.clone(),
+        state_dir,
+        coach: NoCoach,
     };
-    let clock = TokioClock(tokio::time::Instant::now());
-    let mut observer = Records::new(&state_dir);
-    let seed = engine::fresh_seed();
-    let config = RunConfig {
-        run_id: records::new_run_id(experiment.name(), SystemTime::now(), seed),
-        seed,
-        cancel: CancelToken::new(),
-    };
+    let end = runner
+        .run(&TokioClock::new(), &CancelToken::new(), &mut bench)
+        .await?;
     println!(
-        "running {} against {url} (records in {})",
-        experiment.name(),
-        state_dir.display()
-    );
-    let report = engine::run(
-        &experiment,
-        &config,
-        Ports {
-            probe: &mut probe,
-            applier: &mut applier,
-            judge: &mut judge,
-            clock: &clock,
-            coach: &mut NoCoach,
-            observer: &mut observer,
-        },
-    )
-    .await?;
-    for d in &report.decisions {
-        println!(
-            "{}: {} (p50 {:+.1} %): {}",
-            d.variant,
-            d.decision.as_str(),
-            d.p50_change_pct.unwrap_or(f64::NAN),
-            d.reasons.first().map_or("", String::as_str)
-        );
-    }
-    println!(
-        "live delay now {} ms; run {} recorded",
-        setting.load(Ordering::SeqCst) / 1000,
-        report.run_id
+        "{} run(s); live delay now {} ms",
+        end.runs,
+        setting.load(Ordering::SeqCst) / 1000
     );
     Ok(())
 }
 
-/// The experiment, as this program describes its own setting. Its `apply` section names a
-/// command only to document the change: this program's applier sets the value itself.
-fn experiment(url: &str) -> Result<Experiment, Box<dyn std::error::Error>> {
-    let json = serde_json::json!({
+/// The experiment, as this program describes its own setting: no `apply`, its applier sets the
+/// value itself.
+fn experiment(url: &str) -> String {
+    serde_json::json!({
         "name": "embedded-delay",
         "description": "Does a 2 ms delay serve faster than the 10 ms one the program starts with?",
         "target": {"urls": [url], "rate_per_s": 50},
-        "apply": {"command": {"read": ["embedded", "get-delay"],
-                              "set": ["embedded", "set-delay", "{{ delay_ms }}"]}},
         "variants": [{"name": "fast", "params": {"delay_ms": 2}}],
         "schedule": {"cooldown_s": 0.2, "block_s": 1, "max_cycles": 4, "soak_s": 2,
                      "max_duration_s": 60}
-    });
-    Ok(validate::validate_text(
-        &json.to_string(),
-        "embedded-delay.json".as_ref(),
-        &Defaults::default(),
-    )?)
+    })
+    .to_string()
+}
+
+/// This program's side of the run loop: the real probe and judge, its own applier, the records.
+struct InMemoryBench {
+    setting: Setting,
+    state_dir: std::path::PathBuf,
+    coach: NoCoach,
+}
+
+impl Bench for InMemoryBench {
+    type Probe = EngineProbe;
+    type Applier = InMemoryApplier;
+    type Judge = EngineJudge;
+    type Coach = NoCoach;
+    type Observer = Records;
+    type Error = Box<dyn std::error::Error>;
+
+    fn parts(
+        &mut self,
+        experiment: &Experiment,
+        _run: &RunConfig,
+    ) -> Result<Parts<EngineProbe, InMemoryApplier, EngineJudge, Records>, Self::Error> {
+        Ok(Parts {
+            probe: EngineProbe::new(experiment)?,
+            applier: InMemoryApplier {
+                setting: Arc::clone(&self.setting),
+                experiment: experiment.clone(),
+            },
+            judge: EngineJudge::new(experiment)?,
+            observer: Records::new(&self.state_dir),
+        })
+    }
+
+    fn coach(&mut self) -> &mut NoCoach {
+        &mut self.coach
+    }
+
+    #[expect(clippy::print_stdout, reason = "a runnable example talks to its user")]
+    fn finished(
+        &mut self,
+        _experiment: &Experiment,
+        _parts: Parts<EngineProbe, InMemoryApplier, EngineJudge, Records>,
+        outcome: Result<&RunReport, &EngineError>,
+    ) -> Result<(), Self::Error> {
+        let report = outcome.unwrap_or_else(EngineError::report);
+        for d in &report.decisions {
+            println!(
+                "{}: {} (p50 {:+.1} %): {}",
+                d.variant,
+                d.decision.as_str(),
+                d.p50_change_pct.unwrap_or(f64::NAN),
+                d.reasons.first().map_or("", String::as_str)
+            );
+        }
+        Ok(())
+    }
 }
 
 /// This program's applier: arms are values of its in-memory setting.
@@ -163,23 +195,6 @@ impl Applier for InMemoryApplier {
 
     async fn keep(&mut self, _variant: &str) -> Result<(), ApplyFailure> {
         Ok(())
-    }
-}
-
-/// The engine's clock on tokio's timer.
-struct TokioClock(tokio::time::Instant);
-
-impl Clock for TokioClock {
-    fn wall(&self) -> SystemTime {
-        SystemTime::now()
-    }
-
-    fn monotonic(&self) -> Duration {
-        self.0.elapsed()
-    }
-
-    async fn sleep(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
     }
 }
 

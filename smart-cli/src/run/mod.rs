@@ -1,30 +1,31 @@
 //! `smart run`: runs experiments through the engine, one after another under the run lock, with
 //! the real probe, judge and applier, and records every run under the state dir.
 
-mod clock;
 mod nothing;
 mod progress;
+pub(crate) mod source;
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use smart_apply::{EngineApplier, RunLock};
 use smart_coach::MaybeCoach;
-use smart_core::engine::{self, CancelToken, LiveConfig, Ports, RunConfig, RunEnd, RunReport};
-use smart_core::records::{self, DecisionKind, Records};
+use smart_core::engine::{CancelToken, EngineError, LiveConfig, RunConfig, RunEnd, RunReport};
+use smart_core::records::{self, Records};
+use smart_core::runner::{
+    Bench, LoopConfig, LoopError, Parts, QueueError, Repeat, Runner, Selection,
+};
 use smart_core::schedule::Human;
-use smart_core::validate::{experiment_files, validate_paths};
 use smart_core::{AgentConfig, Experiment};
 use smart_dashboard::{Dashboard, LiveDashboard};
 use smart_decide::EngineJudge;
-use smart_probe::EngineProbe;
+use smart_probe::TokioClock;
 
 use crate::Global;
 use crate::error::CliError;
 use crate::revert::{applier, apply_error, describe};
 
-use self::clock::TokioClock;
 use self::progress::Show;
 pub(crate) use self::progress::summary;
 
@@ -65,67 +66,89 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         return dry_run(args, &config);
     }
     // Bad input is reported before anything is touched (no lock, no recovery).
-    let mut pending = queue(args, &config)?;
+    let loop_config = loop_config(args, &config);
+    if args.names.is_empty() {
+        for search in smart_core::runner::searches_waiting(&loop_config) {
+            let waiting = QueueError::SearchNotRunYet {
+                name: search.name().to_owned(),
+                file: search.source().to_owned(),
+            };
+            eprintln!("{waiting}");
+        }
+    }
+    let runner = Runner::new(loop_config).map_err(queue_error)?;
     let env = |name: &str| std::env::var(name).ok();
-    let mut coach = MaybeCoach::from(
+    let coach = MaybeCoach::from(
         smart_coach::from_config(&config, config.state_dir(), &env).map_err(CliError::bad_input)?,
     );
-    let state_dir = config.state_dir();
-    let lock = RunLock::acquire(state_dir).map_err(apply_error)?;
+    let lock = RunLock::acquire(config.state_dir()).map_err(apply_error)?;
     let runtime = runtime()?;
     let cancel = cancel_on_signal(&runtime);
     recover(&runtime, &config, &lock)?;
-    if pending.is_empty() && args.once {
-        let history = records::history(state_dir).map_err(CliError::runtime)?;
+    let _metrics = crate::metrics::start(&config, &runtime)?;
+    if runner.pending().is_empty() && args.once {
+        let history = records::history(config.state_dir()).map_err(CliError::runtime)?;
         println!("{}", nothing::message(config.experiments_dir(), &history));
     }
-    // A run that ended early for any reason but the stop.
-    let mut failed = false;
-    // The stop cut work short: a run was cancelled, or experiments were left in the queue.
-    let mut stopped = false;
-    loop {
-        for experiment in &pending {
-            if cancel.is_cancelled() {
-                stopped = true;
-                break;
-            }
-            let ctx = RunContext {
-                seed: args.seed,
-                config: &config,
-                lock: &lock,
-                runtime: &runtime,
-                cancel: &cancel,
-            };
-            // A run whose restore failed has already returned exit 3 through `?`.
-            match run_one(&ctx, &mut coach, experiment)? {
-                RunEnd::Completed => {}
-                RunEnd::Cancelled => stopped = true,
-                RunEnd::TimedOut | RunEnd::BaselineUnsound | RunEnd::Failed => failed = true,
-            }
-            crate::prune::after_run(&config);
-        }
-        if args.once || !args.names.is_empty() || cancel.is_cancelled() {
-            break;
-        }
-        runtime.block_on(async {
-            tokio::select! {
-                () = tokio::time::sleep(RESCAN) => {}
-                () = cancel.cancelled() => {}
-            }
-        });
-        if cancel.is_cancelled() {
-            break;
-        }
-        pending = queue(args, &config)?;
-    }
+    let mut bench = CliBench::new(&config, &lock, coach, AfterRun::PrintAndPrune);
+    let end = runtime
+        .block_on(runner.run(&TokioClock::new(), &cancel, &mut bench))
+        .map_err(loop_error)?;
     // A failure outranks the stop that followed it; a signal while waiting for work is no stop of
     // anything (exit 0), one that cut work short exits 5 with the original back.
-    if failed {
+    if end.failed {
         Ok(ExitCode::from(crate::error::EXIT_RUNTIME))
-    } else if stopped {
+    } else if end.stopped {
         Ok(ExitCode::from(crate::error::EXIT_STOPPED))
     } else {
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The library loop's settings from the arguments and smart.toml.
+fn loop_config(args: &Args, config: &AgentConfig) -> LoopConfig {
+    LoopConfig {
+        experiments_dir: config.experiments_dir().to_owned(),
+        state_dir: config.state_dir().to_owned(),
+        defaults: config.defaults().clone(),
+        apply_by: Default::default(),
+        selection: if args.names.is_empty() {
+            Selection::Pending
+        } else {
+            Selection::Named(args.names.clone())
+        },
+        repeat: if args.once {
+            Repeat::Once
+        } else {
+            Repeat::Watch { rescan: RESCAN }
+        },
+        seed: args.seed,
+    }
+}
+
+/// A queue that cannot be read: bad input (each invalid file's problems go to stderr first), or
+/// a runtime failure when the records cannot be read.
+fn queue_error(error: QueueError) -> CliError {
+    if let QueueError::Invalid { invalid, .. } = &error {
+        let mut err = std::io::stderr().lock();
+        for invalid in invalid {
+            let _ = writeln!(err, "{invalid}");
+        }
+    }
+    if error.is_bad_input() {
+        CliError::bad_input(error)
+    } else {
+        CliError::runtime(error)
+    }
+}
+
+/// Why the loop stopped: its bench's own error, the queue, or a restore that failed (exit 3; the
+/// decisions were printed when the run finished).
+pub(crate) fn loop_error(error: LoopError<CliError>) -> CliError {
+    match error {
+        LoopError::Bench(e) => e,
+        LoopError::Queue(e) => queue_error(e),
+        LoopError::Engine(e) => CliError::runtime(e),
     }
 }
 
@@ -161,6 +184,7 @@ pub(crate) fn recover(
     for outcome in &recovered {
         println!("recovered {}", describe(outcome));
     }
+    crate::recover::close_records(config, &recovered);
     Ok(())
 }
 
@@ -182,108 +206,17 @@ async fn wait_for_signal() {
     }
 }
 
-/// Why a search experiment is skipped: this build validates the `search` section but its run
-/// loop drives listed variants only (see docs/search.md, "Status").
-fn not_run_yet(experiment: &Experiment) -> String {
-    format!(
-        "{}: experiment `{}` is a search, which this version of smart validates but does not run \
-         yet; list the values to try as `variants` or a `matrix` meanwhile (docs/search.md)",
-        experiment.source().display(),
-        experiment.name()
-    )
-}
-
-/// The experiments to run now: the named ones, or every valid one without a decision for its
-/// current definition. Any invalid file is bad input: nothing runs until it is fixed.
-fn queue(args: &Args, config: &AgentConfig) -> Result<Vec<Experiment>, CliError> {
-    let dir = config.experiments_dir();
-    let files = experiment_files(dir).map_err(|e| {
-        CliError::bad_input(format!(
-            "cannot list the experiments dir {}: {e}; create it or set experiments_dir in smart.toml",
-            dir.display()
-        ))
-    })?;
-    let report = validate_paths(&files, config.defaults());
-    if !report.invalid.is_empty() {
-        let mut err = std::io::stderr().lock();
-        for invalid in &report.invalid {
-            let _ = writeln!(err, "{invalid}");
-        }
-        return Err(CliError::bad_input(format!(
-            "{} experiment file{} in {} ha{} problems; fix them (see `smart validate`) before running",
-            report.invalid.len(),
-            if report.invalid.len() == 1 { "" } else { "s" },
-            dir.display(),
-            if report.invalid.len() == 1 { "s" } else { "ve" },
-        )));
-    }
-    if !args.names.is_empty() {
-        let mut named = Vec::new();
-        for name in &args.names {
-            match report.experiments.iter().find(|e| e.name() == name) {
-                Some(experiment) if experiment.definition().search.is_some() => {
-                    return Err(CliError::bad_input(not_run_yet(experiment)));
-                }
-                Some(experiment) => named.push(experiment.clone()),
-                None => {
-                    let known: Vec<&str> = report.experiments.iter().map(|e| e.name()).collect();
-                    return Err(CliError::bad_input(format!(
-                        "no experiment named `{name}` in {}; known: {}",
-                        dir.display(),
-                        if known.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            known.join(", ")
-                        }
-                    )));
-                }
-            }
-        }
-        return Ok(named);
-    }
-    let history = records::history(config.state_dir()).map_err(CliError::runtime)?;
-    Ok(report
-        .experiments
-        .into_iter()
-        .filter(|e| decided_in(&history, e).is_none())
-        .filter(|e| {
-            // Said once per process, not at every rescan of a long-running `smart run`.
-            static NOTED: std::sync::Once = std::sync::Once::new();
-            let search = e.definition().search.is_some();
-            if search {
-                NOTED.call_once(|| eprintln!("{}", not_run_yet(e)));
-            }
-            !search
-        })
-        .collect())
-}
-
-/// The run that decided `experiment`'s current definition, if one did (an aborted run did not).
-fn decided_in<'h>(
-    history: &'h [records::DecisionRecord],
-    experiment: &Experiment,
-) -> Option<&'h str> {
-    history
-        .iter()
-        .rev()
-        .find(|d| {
-            d.experiment == experiment.name()
-                && d.definition_hash == experiment.definition_hash()
-                && d.decision != DecisionKind::Aborted
-        })
-        .map(|d| d.run_id.as_str())
-}
-
 /// Shows what would run, in which order and for how long; touches nothing.
 fn dry_run(args: &Args, config: &AgentConfig) -> Result<ExitCode, CliError> {
-    let queue = queue(args, config)?;
+    let runner = Runner::new(loop_config(args, config)).map_err(queue_error)?;
+    let queue = runner.pending();
     if queue.is_empty() {
         let history = records::history(config.state_dir()).map_err(CliError::runtime)?;
         println!("{}", nothing::message(config.experiments_dir(), &history));
         return Ok(ExitCode::SUCCESS);
     }
     let mut total = 0.0;
-    for experiment in &queue {
+    for experiment in queue {
         let d = experiment.durations();
         total += d.expected_s;
         let names: Vec<&str> = experiment
@@ -312,23 +245,139 @@ fn dry_run(args: &Args, config: &AgentConfig) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What every run of one `smart run` (or `smart demo`) shares.
-pub(crate) struct RunContext<'a> {
-    /// The seed of every run's ABBA design; `None` draws a fresh one per run.
-    pub(crate) seed: Option<u64>,
-    pub(crate) config: &'a AgentConfig,
-    pub(crate) lock: &'a RunLock,
-    pub(crate) runtime: &'a tokio::runtime::Runtime,
-    pub(crate) cancel: &'a CancelToken,
+/// What `smart run` does when a run is over, beyond logging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterRun {
+    /// Print the run's decisions and how it ended, then apply the retention.
+    PrintAndPrune,
+    /// Nothing more (`smart demo` prints its own table at the end).
+    Nothing,
 }
 
-/// Runs one experiment and says how its run ended (the records say why when it ended early).
-fn run_one(
-    ctx: &RunContext<'_>,
-    coach: &mut MaybeCoach,
-    experiment: &Experiment,
-) -> Result<RunEnd, CliError> {
-    let report = execute(ctx, coach, experiment)?;
+/// The parts of every run of `smart run` and `smart demo`: the real probe, judge and applier
+/// (under the run lock), the records, the live dashboard and the progress printer as observers,
+/// one coach for all runs; and what to log and print when a run is over.
+pub(crate) struct CliBench<'a> {
+    config: &'a AgentConfig,
+    lock: &'a RunLock,
+    coach: MaybeCoach,
+    after_run: AfterRun,
+    /// The applier of the run under way, for the state gap its restore may leave.
+    apply: Option<smart_apply::Applier>,
+}
+
+impl<'a> CliBench<'a> {
+    pub(crate) fn new(
+        config: &'a AgentConfig,
+        lock: &'a RunLock,
+        coach: MaybeCoach,
+        after_run: AfterRun,
+    ) -> CliBench<'a> {
+        CliBench {
+            config,
+            lock,
+            coach,
+            after_run,
+            apply: None,
+        }
+    }
+}
+
+impl<'a> Bench for CliBench<'a> {
+    type Probe = source::Source;
+    type Applier = EngineApplier<'a>;
+    type Judge = EngineJudge;
+    type Coach = MaybeCoach;
+    // The records first, so the dashboard renders what was just written.
+    type Observer = (((Records, LiveDashboard), Show), crate::metrics::Publish);
+    type Error = CliError;
+
+    fn parts(
+        &mut self,
+        experiment: &Experiment,
+        run: &RunConfig,
+    ) -> Result<Parts<source::Source, EngineApplier<'a>, EngineJudge, Self::Observer>, CliError>
+    {
+        let config = self.config;
+        let state_dir = config.state_dir();
+        let judge = EngineJudge::new(experiment).map_err(|e| {
+            CliError::bad_input(format!(
+                "{}: the judge refuses its settings: {e}",
+                experiment.name()
+            ))
+        })?;
+        // The probe's client needs the runtime's context (the loop runs inside `block_on`).
+        let probe = source::Source::new(experiment)
+            .map_err(|e| CliError::bad_input(format!("{}: {e}", experiment.name())))?;
+        let apply = applier(config);
+        let engine_applier = EngineApplier::new(apply.clone(), self.lock, experiment, &run.run_id);
+        self.apply = Some(apply);
+        let records = Records::with_rotation(state_dir, config.logs());
+        let dashboard = LiveDashboard::new(Dashboard::new(state_dir, config.dashboard_dir()));
+        let show = Show::new(experiment.name());
+        if self.after_run == AfterRun::PrintAndPrune {
+            crate::calibrate::print_run_notes(state_dir, experiment);
+        }
+        Ok(Parts {
+            probe,
+            applier: engine_applier,
+            judge,
+            observer: (
+                ((records, dashboard), show),
+                crate::metrics::observer(config),
+            ),
+        })
+    }
+
+    fn coach(&mut self) -> &mut MaybeCoach {
+        &mut self.coach
+    }
+
+    /// Logs what a restore could not record and the audit head, warns when the dashboard could
+    /// not be written, prints the decisions (always when the restore failed, which exits 3),
+    /// and for `smart run` how the run ended, then prunes.
+    fn finished(
+        &mut self,
+        experiment: &Experiment,
+        mut parts: Parts<source::Source, EngineApplier<'a>, EngineJudge, Self::Observer>,
+        outcome: Result<&RunReport, &EngineError>,
+    ) -> Result<(), CliError> {
+        let config = self.config;
+        // One log line each (journald under systemd): what a restore could not record, and the
+        // audit head as an anchor outside the state dir.
+        if let Some(gap) = self.apply.take().and_then(|apply| apply.state_gap()) {
+            tracing::warn!("{}: {gap}", experiment.name());
+        }
+        tracing::info!(
+            "{}: {}",
+            experiment.name(),
+            crate::audit::head_line(config.state_dir())
+        );
+        if let Some(e) = parts.observer.0.0.1.take_error() {
+            eprintln!(
+                "smart: {}: the dashboard in {} could not be written: {e}",
+                experiment.name(),
+                config.dashboard_dir().display()
+            );
+        }
+        match outcome {
+            Err(e) => {
+                for d in &e.report().decisions {
+                    println!("{} {}", experiment.name(), summary(d));
+                }
+            }
+            Ok(report) if self.after_run == AfterRun::PrintAndPrune => {
+                print_run(experiment, report);
+                crate::prune::after_run(config);
+            }
+            Ok(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Prints one run's decisions and how it ended (the records say why when it ended early).
+fn print_run(experiment: &Experiment, report: &RunReport) {
     let run_id = &report.run_id;
     for d in &report.decisions {
         println!("{} {}", experiment.name(), summary(d));
@@ -351,85 +400,4 @@ fn run_one(
             );
         }
     }
-    Ok(report.end)
-}
-
-/// Runs one experiment through the engine with the real probe, judge and applier, the records,
-/// the live dashboard and the progress printer as observers; returns the engine's report. When
-/// the original could not be restored, prints the decisions and fails (exit 3).
-pub(crate) fn execute(
-    ctx: &RunContext<'_>,
-    coach: &mut MaybeCoach,
-    experiment: &Experiment,
-) -> Result<RunReport, CliError> {
-    let RunContext {
-        seed,
-        config,
-        lock,
-        runtime,
-        cancel,
-    } = *ctx;
-    let seed = seed.unwrap_or_else(engine::fresh_seed);
-    let run_id = records::new_run_id(experiment.name(), SystemTime::now(), seed);
-    let state_dir = config.state_dir();
-    let mut judge = EngineJudge::new(experiment).map_err(|e| {
-        CliError::bad_input(format!(
-            "{}: the judge refuses its settings: {e}",
-            experiment.name()
-        ))
-    })?;
-    // The probe's client needs the runtime's context.
-    let mut probe = {
-        let _context = runtime.enter();
-        EngineProbe::new(experiment).map_err(|e| {
-            CliError::bad_input(format!(
-                "{}: cannot set up the probe: {e}",
-                experiment.name()
-            ))
-        })?
-    };
-    let apply = applier(config);
-    let mut applier = EngineApplier::new(apply.clone(), lock, experiment, &run_id);
-    let clock = TokioClock::new();
-    // The records first, so the dashboard renders what was just written.
-    let records = Records::with_rotation(state_dir, config.logs());
-    let dashboard = LiveDashboard::new(Dashboard::new(state_dir, config.dashboard_dir()));
-    let mut observer = ((records, dashboard), Show::new(experiment.name()));
-    let run_config = RunConfig {
-        run_id: run_id.clone(),
-        seed,
-        cancel: cancel.clone(),
-    };
-    let ports = Ports {
-        probe: &mut probe,
-        applier: &mut applier,
-        judge: &mut judge,
-        clock: &clock,
-        coach,
-        observer: &mut observer,
-    };
-    let result = runtime.block_on(engine::run(experiment, &run_config, ports));
-    // One log line each (journald under systemd): what a restore could not record, and the
-    // audit head as an anchor outside the state dir.
-    if let Some(gap) = apply.state_gap() {
-        tracing::warn!("{}: {gap}", experiment.name());
-    }
-    tracing::info!(
-        "{}: {}",
-        experiment.name(),
-        crate::audit::head_line(state_dir)
-    );
-    if let Some(e) = observer.0.1.take_error() {
-        eprintln!(
-            "smart: {}: the dashboard in {} could not be written: {e}",
-            experiment.name(),
-            config.dashboard_dir().display()
-        );
-    }
-    result.map_err(|e| {
-        for d in &e.report().decisions {
-            println!("{} {}", experiment.name(), summary(d));
-        }
-        CliError::runtime(e)
-    })
 }

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use smart_core::engine::{
     BlockInfo, BlockKind, Event, EventKind, LiveProgress, Observer, ObserverError,
 };
+use smart_core::records::DecisionRecord;
 
 pub(crate) use self::text::summary;
 use self::text::{Level, Line};
@@ -24,6 +25,8 @@ const STEPS_PER_BLOCK: u64 = 1000;
 #[derive(Debug)]
 pub(crate) struct Show {
     experiment: String,
+    /// The run's id (from its plan), for the journal's `SMART_RUN_ID` field.
+    run_id: String,
     /// The run's variants, in order (from its plan).
     variants: Vec<String>,
     output: Output,
@@ -38,16 +41,17 @@ enum Output {
 }
 
 impl Show {
-    /// A live display when stderr is a terminal, log lines otherwise.
+    /// A live display when stderr is a terminal (and not `--quiet`), log lines otherwise.
     pub(crate) fn new(experiment: &str) -> Show {
-        let output = if std::io::stderr().is_terminal() {
+        let output = if std::io::stderr().is_terminal() && !crate::logs::quiet() {
             Output::Bar(Box::new(Bar::new(ProgressDrawTarget::stderr())))
         } else {
-            init_logs();
+            crate::logs::init();
             Output::Log
         };
         Show {
             experiment: experiment.to_owned(),
+            run_id: String::new(),
             variants: Vec::new(),
             output,
         }
@@ -58,6 +62,7 @@ impl Observer for Show {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         if let EventKind::RunStarted { plan, .. } = event.kind {
             self.variants.clone_from(&plan.variants);
+            self.run_id.clone_from(&plan.run_id);
         }
         let line = text::line(&event.kind, &self.variants, event.left);
         match &mut self.output {
@@ -70,7 +75,11 @@ impl Observer for Show {
             }
             Output::Log => {
                 if let Some(line) = line {
-                    log(&self.experiment, &line);
+                    let decided = match event.kind {
+                        EventKind::Decided(d) => Some(d),
+                        _ => None,
+                    };
+                    log(&self.experiment, &self.run_id, decided, &line);
                 }
             }
         }
@@ -78,28 +87,41 @@ impl Observer for Show {
     }
 }
 
-/// Sends one line to the tracing subscriber.
-fn log(experiment: &str, line: &Line) {
-    match line.level {
-        Level::Info => tracing::info!("{experiment}: {}", line.text),
-        Level::Warn => tracing::warn!("{experiment}: {}", line.text),
+/// Sends one line to the tracing subscriber, with the fields journald stores (`SMART_EXPERIMENT`,
+/// `SMART_RUN_ID`, and for a decision `SMART_VARIANT` and `SMART_DECISION`), so that e.g.
+/// `journalctl SMART_DECISION=keep` finds every kept variant. Log files show the text only.
+fn log(experiment: &str, run_id: &str, decided: Option<&DecisionRecord>, line: &Line) {
+    let text = format!("{experiment}: {}", line.text);
+    match (decided, line.level) {
+        (Some(d), Level::Info) => tracing::info!(
+            smart_experiment = experiment,
+            smart_run_id = run_id,
+            smart_variant = d.variant.as_str(),
+            smart_decision = d.decision.as_str(),
+            "{text}"
+        ),
+        (Some(d), Level::Warn) => tracing::warn!(
+            smart_experiment = experiment,
+            smart_run_id = run_id,
+            smart_variant = d.variant.as_str(),
+            smart_decision = d.decision.as_str(),
+            "{text}"
+        ),
+        (None, Level::Info) => {
+            tracing::info!(
+                smart_experiment = experiment,
+                smart_run_id = run_id,
+                "{text}"
+            );
+        }
+        (None, Level::Warn) => {
+            tracing::warn!(
+                smart_experiment = experiment,
+                smart_run_id = run_id,
+                "{text}"
+            );
+        }
     }
-}
-
-/// Installs the process's log subscriber once: compact lines on stderr, without the target and
-/// without escape codes; without timestamps under systemd (`JOURNAL_STREAM` is set), where
-/// journald stamps each line itself.
-pub(crate) fn init_logs() {
-    let builder = tracing_subscriber::fmt()
-        .compact()
-        .with_target(false)
-        .with_writer(std::io::stderr);
-    // A second call (a second run in one process) finds the subscriber in place: nothing to do.
-    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 /// The live display: a spinner and headline (experiment, variant k of n, phase), then a bar over

@@ -66,7 +66,7 @@ fn a_valid_directory_exits_0_and_shows_the_durations() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     let files: Vec<&str> = text.lines().filter(|l| !l.starts_with("  ")).collect();
-    assert_eq!(files.len(), 6, "{text}");
+    assert_eq!(files.len(), 10, "{text}");
     for line in files {
         assert!(line.contains(": ok: "), "{line}");
         assert!(line.contains("worst case "), "{line}");

@@ -245,15 +245,21 @@ fn the_units_run_the_agent_on_schedule_in_a_sandbox() {
     check("smart-agent.timer", "OnCalendar", "hourly");
     check("smart-agent.timer", "RandomizedDelaySec", "15min");
     check("smart-agent.timer", "Persistent", "true");
+    // Only the agent writes the metrics textfile for node-exporter (docs/monitoring.md).
+    check(
+        "smart-agent.service",
+        "ReadWritePaths",
+        "/var/lib/smart /var/www/smart /etc/nginx/smart.d -/var/lib/prometheus/node-exporter",
+    );
+    check(
+        "smart-recover.service",
+        "ReadWritePaths",
+        "/var/lib/smart /var/www/smart /etc/nginx/smart.d",
+    );
     for unit in ["smart-agent.service", "smart-recover.service"] {
         check(unit, "User", "smart");
         check(unit, "NoNewPrivileges", "yes");
         check(unit, "ProtectSystem", "strict");
-        check(
-            unit,
-            "ReadWritePaths",
-            "/var/lib/smart /var/www/smart /etc/nginx/smart.d",
-        );
         check(unit, "ProtectHome", "yes");
         check(unit, "PrivateTmp", "yes");
         check(unit, "CapabilityBoundingSet", "");

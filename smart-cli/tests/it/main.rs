@@ -1,5 +1,6 @@
 //! Tests of the real `smart` binary, run as users run it, in a temp dir.
 
+mod access_log;
 mod apply_cmds;
 mod cli;
 mod coach;
@@ -11,7 +12,11 @@ mod faults;
 mod generate;
 mod hostile;
 mod newcomer;
+mod postgres;
 mod probe;
+mod prometheus;
+mod quickstart;
 mod run;
 mod search;
+mod source_prometheus;
 mod support;

@@ -17,14 +17,14 @@ use smart_demo_target::DemoTarget;
 const FOUND: &str = "cache = false\ncompression_level = 0\nnoop = \"a\"\n";
 
 /// A demo target serving `FOUND` from a temp dir, with a `smart.toml` beside it.
-struct Site {
+pub(crate) struct Site {
     dir: tempfile::TempDir,
     runtime: tokio::runtime::Runtime,
     target: Option<DemoTarget>,
 }
 
 impl Site {
-    fn start() -> Site {
+    pub(crate) fn start() -> Site {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("demo.toml"), FOUND).unwrap();
         fs::create_dir(dir.path().join("experiments")).unwrap();
@@ -41,16 +41,16 @@ impl Site {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/", self.target.as_ref().unwrap().addr())
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Writes an experiment whose file template is `template` and whose variants are `variants`.
-    fn experiment(
+    pub(crate) fn experiment(
         &self,
         name: &str,
         template: &str,
@@ -84,7 +84,7 @@ impl Site {
         .unwrap();
     }
 
-    fn smart(&self, args: &[&str]) -> Command {
+    pub(crate) fn smart(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_smart"));
         command
             .current_dir(self.dir.path())
@@ -95,11 +95,11 @@ impl Site {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.smart(args).output().unwrap()
     }
 
-    fn decisions(&self) -> Vec<(String, DecisionKind)> {
+    pub(crate) fn decisions(&self) -> Vec<(String, DecisionKind)> {
         records::history(&self.path("state"))
             .unwrap()
             .into_iter()
@@ -612,5 +612,103 @@ fn off_a_terminal_progress_is_plain_log_lines() {
             .iter()
             .any(|l| l.contains("after a 0.3 s cool-down")),
         "{stderr}"
+    );
+}
+
+/// Starts `smart run long`, waits until a block runs, and SIGKILLs it: the run's process dies with
+/// the variant possibly live and its record open (`report: null`).
+fn kill_a_run(site: &Site) {
+    let mut child = site.smart(&["run", "long"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !records::read_status(&site.path("state"))
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.pid == child.id() && s.block.is_some())
+    {
+        assert!(Instant::now() < deadline, "no block started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The stdout of `smart ARGS` (which must succeed) as JSON.
+fn json_of(site: &Site, args: &[&str]) -> serde_json::Value {
+    let out = site.run(args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", text(&out.stdout)))
+}
+
+/// Issue 16: a killed run that `smart recover` put back kept `report: null` in its run.json, so
+/// retention kept it as open forever. Recovery now closes the record (`recovered`), and
+/// retention can remove it. The `--json` outputs of recover, validate, audit and prune satisfy
+/// their committed schemas.
+#[test]
+fn a_killed_run_is_closed_by_recover_and_retention_can_prune_it() {
+    let site = Site::start();
+    long_experiment(&site, 60, |_| {});
+    fs::write(
+        site.path("smart.toml"),
+        "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n\n[retention]\nmax_runs = 1\n",
+    )
+    .unwrap();
+    let mut closed = Vec::new();
+    for _ in 0..2 {
+        kill_a_run(&site);
+        let recovered = json_of(&site, &["recover", "--json"]);
+        crate::support::assert_schema("recover", &recovered);
+        // The run is closed whether it died on the variant (restored) or on the baseline.
+        let ids = recovered["closed_records"].as_array().unwrap();
+        assert_eq!(ids.len(), 1, "{recovered:#}");
+        closed.push(ids[0].as_str().unwrap().to_owned());
+        assert_eq!(fs::read_to_string(site.path("demo.toml")).unwrap(), FOUND);
+    }
+    for run_id in &closed {
+        let run = records::load_run(&site.path("state"), run_id).unwrap();
+        let report = run.run.report.expect("closed by recover");
+        assert_eq!(report.end, smart_core::engine::RunEnd::Recovered);
+        assert_eq!(report.live, smart_core::engine::LiveConfig::Original);
+    }
+    let status = site.run(&["status"]);
+    assert!(
+        text(&status.stdout).contains("has been recovered"),
+        "{}",
+        text(&status.stdout)
+    );
+    // A second recover finds nothing, and says so in JSON too.
+    assert_eq!(
+        json_of(&site, &["recover", "--json"]),
+        json!({"recovered": [], "closed_records": []})
+    );
+
+    // The older recovered run is beyond max_runs = 1 and no longer open: retention removes it.
+    let plan = json_of(&site, &["prune", "--dry-run", "--json"]);
+    crate::support::assert_schema("prune", &plan);
+    assert_eq!(plan["runs"], json!([closed[0]]), "{plan:#}");
+    let pruned = json_of(&site, &["prune", "--json"]);
+    crate::support::assert_schema("prune", &pruned);
+    assert_eq!(pruned["runs"], json!([closed[0]]), "{pruned:#}");
+
+    let verify = json_of(&site, &["audit", "verify", "--json"]);
+    crate::support::assert_schema("audit", &verify);
+    assert_eq!(verify["intact"], true);
+    let head = json_of(&site, &["audit", "head", "--json"]);
+    crate::support::assert_schema("audit", &head);
+    assert_eq!(head["anchor"], verify["anchor"]);
+
+    let validate = json_of(&site, &["validate", "--json"]);
+    crate::support::assert_schema("validate", &validate);
+    assert_eq!(validate["valid"][0]["name"], "long");
+    fs::write(site.path("experiments/bad.json"), "{\"name\": 3}").unwrap();
+    let out = site.run(&["validate", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let validate: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::support::assert_schema("validate", &validate);
+    assert!(
+        !validate["invalid"][0]["problems"]
+            .as_array()
+            .unwrap()
+            .is_empty()
     );
 }

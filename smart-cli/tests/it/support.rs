@@ -1,5 +1,6 @@
 //! Set-up shared by the tests that run `smart`: the binary itself, and the demo target.
 
+use std::fs;
 use std::path::Path;
 
 use smart_demo_target::DemoTarget;
@@ -30,4 +31,39 @@ pub(crate) fn smart(cwd: &Path, args: &[&str]) -> std::process::Output {
         .current_dir(cwd)
         .output()
         .expect("run the smart binary")
+}
+
+/// The committed schema `docs/NAME.schema.json` accepts `value`.
+pub(crate) fn assert_schema(name: &str, value: &serde_json::Value) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(root.join(format!("docs/{name}.schema.json"))).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:?}\n{value:#}");
+}
+
+/// The decisions recorded under `dir/state`, oldest first, as (variant, decision).
+pub(crate) fn decisions(dir: &Path) -> Vec<(String, smart_core::records::DecisionKind)> {
+    smart_core::records::history(&dir.join("state"))
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.variant, d.decision))
+        .collect()
+}
+
+/// A finished command's stdout and stderr, for assertion messages.
+pub(crate) fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

@@ -101,6 +101,11 @@ pub struct RunPlan {
     pub max_duration_s: f64,
     /// The expected duration, in seconds, when every cycle runs and nothing is kept.
     pub expected_s: f64,
+    /// The worst-case duration, in seconds: the figure `smart validate` prints (every cycle, every
+    /// switch at the worst moment, the initial checks' full timeouts, one soak). 0 in runs
+    /// recorded before it was part of the plan.
+    #[serde(default)]
+    pub worst_case_s: f64,
     /// When the run started (RFC 3339 UTC).
     pub started: String,
 }

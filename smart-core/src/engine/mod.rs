@@ -16,7 +16,7 @@ mod cancel;
 mod design;
 mod event;
 pub mod ports;
-mod race;
+pub(crate) mod race;
 mod run;
 pub mod sim;
 mod types;
@@ -24,8 +24,9 @@ mod types;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::mix::splitmix64;
 pub use cancel::{CancelToken, Cancelled};
-pub use design::{CycleOrder, cycle_order, fresh_seed, splitmix64};
+pub use design::{CycleOrder, cycle_order, fresh_seed};
 pub use event::{BlockInfo, BlockKind, Event, EventKind, Phase, PhaseInfo, RunPlan};
 pub use ports::{
     Applier, Clock, Coach, Judge, NoCoach, NoObserver, Observer, ObserverError, Probe,
@@ -82,6 +83,9 @@ pub enum RunEnd {
     BaselineUnsound,
     /// Something else failed (a probe, the judge, the records); see the report's reason.
     Failed,
+    /// The run's process died (a crash, SIGKILL, a power cut) and `smart recover` (or `smart
+    /// revert`) later restored the original and closed the record; see the report's reason.
+    Recovered,
 }
 
 impl RunEnd {
@@ -93,6 +97,7 @@ impl RunEnd {
             RunEnd::Cancelled => "cancelled",
             RunEnd::BaselineUnsound => "baseline_unsound",
             RunEnd::Failed => "failed",
+            RunEnd::Recovered => "recovered",
         }
     }
 }

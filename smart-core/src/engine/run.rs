@@ -58,7 +58,8 @@ where
         2 * schedule.max_cycles
     };
     let variants = experiment.variants();
-    let expected_s = experiment.durations().expected_s;
+    let durations = experiment.durations();
+    let expected_s = durations.expected_s;
     let total_blocks = (variants.len() as u32 * blocks_per_variant).max(1);
     let start = clock.monotonic();
     let started = clock.wall();
@@ -72,6 +73,7 @@ where
         blocks_per_variant,
         max_duration_s: schedule.max_duration_s,
         expected_s,
+        worst_case_s: durations.worst_case_s,
         started: format_utc(started),
     };
     let ctx = Ctx {

@@ -18,6 +18,7 @@
 //! this module read them back. The formats are described in `docs/engine.md`; decisions and
 //! status have JSON Schemas under `docs/`.
 
+mod close;
 mod decision;
 mod distribution;
 mod metrics;
@@ -29,6 +30,7 @@ mod writer;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+pub use close::close_recovered;
 pub use decision::{DecisionKind, DecisionRecord, history_schema};
 pub use distribution::LatencyDistribution;
 pub use metrics::METRICS_HEADER;
@@ -74,7 +76,7 @@ pub fn new_run_id(experiment: &str, started: SystemTime, seed: u64) -> String {
         .take(19)
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .collect();
-    let tag = crate::engine::splitmix64(seed) >> 48;
+    let tag = crate::mix::splitmix64(seed) >> 48;
     format!("{time}Z-{experiment}-{tag:04x}")
 }
 

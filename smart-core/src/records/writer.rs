@@ -2,7 +2,7 @@
 //! and the engine's own lines of the audit log (one per finished block, one per decision).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +12,7 @@ use super::{
     BLOCKS_FILE, DECISIONS_FILE, EXPERIMENT_FILE, METRICS_FILE, RUN_FILE, RUNS_DIR, RecordsError,
     SAMPLES_FILE, STATUS_FILE, metrics,
 };
+use crate::atomic::{AtomicWrite, Sync};
 use crate::audit::{Action, AuditLog, Entry, Outcome, format_utc};
 use crate::engine::{
     BlockInfo, BlockMeasurement, Event, EventKind, Observer, ObserverError, Phase, RunPlan,
@@ -324,7 +325,7 @@ fn decision_details(decision: &super::DecisionRecord) -> (Outcome, serde_json::V
     (Outcome::Ok, details)
 }
 
-fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+pub(super) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("records always serialize");
     bytes.push(b'\n');
     bytes
@@ -344,22 +345,13 @@ fn append_line<T: serde::Serialize>(
 /// Replaces `path` with `bytes` through a temp file and a rename, so readers never see half a
 /// file; with `durable`, fsyncs the file and its directory too.
 pub(super) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), RecordsError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let write = || -> io::Result<()> {
-        fs::create_dir_all(dir)?;
-        let mut name = path.file_name().unwrap_or_default().to_owned();
-        name.push(".tmp");
-        let tmp = dir.join(name);
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        if durable {
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if durable {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    write().map_err(|e| RecordsError::new("writing", path, e))
+    AtomicWrite::new(path)
+        .create_dir()
+        .sync(if durable {
+            Sync::FileAndDir
+        } else {
+            Sync::None
+        })
+        .write(bytes)
+        .map_err(|e| RecordsError::new("writing", path, e))
 }

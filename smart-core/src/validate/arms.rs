@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::experiment::{Apply, ParamValue, Params, VariantSpec};
 use crate::reader::{Reader, closest, index, join};
-use crate::template::{self, VARIANT_PLACEHOLDER};
+use crate::template::{self, VARIANT_PLACEHOLDER, arm_values};
 
 use super::fields::{MAX_NAME_LEN, MAX_VARIANTS};
 
@@ -389,16 +389,6 @@ fn render_all(r: &mut Reader, sites: &[Site<'_>], arms: &[Arm<'_>]) {
             }
         }
     }
-}
-
-/// The values an arm renders with: its params as text plus `variant`.
-pub(crate) fn arm_values(name: &str, params: &Params) -> BTreeMap<String, String> {
-    let mut values: BTreeMap<String, String> = params
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_string()))
-        .collect();
-    values.insert(VARIANT_PLACEHOLDER.to_owned(), name.to_owned());
-    values
 }
 
 #[cfg(test)]

@@ -31,6 +31,16 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
     ("schedule", SCHEDULE_KEYS),
     ("decision", DECISION_KEYS),
     ("guardrails", GUARDRAILS_KEYS),
+    ("measure", super::measure::MEASURE_KEYS),
+    ("measure.command", super::measure::MEASURE_COMMAND_KEYS),
+    (
+        "measure.access_log",
+        super::measure::MEASURE_ACCESS_LOG_KEYS,
+    ),
+    (
+        "measure.prometheus",
+        super::measure::MEASURE_PROMETHEUS_KEYS,
+    ),
 ];
 
 pub(crate) const ROOT_KEYS: &[&str] = &[
@@ -46,6 +56,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "schedule",
     "decision",
     "guardrails",
+    "measure",
 ];
 pub(crate) const TARGET_KEYS: &[&str] = &[
     "urls",
@@ -250,12 +261,16 @@ pub(crate) fn suggest_name(text: &str) -> String {
     }
 }
 
-/// The `target` section.
-pub(crate) fn target(r: &mut Reader, value: &Value) -> Option<Target> {
+/// The `target` section; `urls` is required only when the probe measures (`needs_urls`).
+pub(crate) fn target(r: &mut Reader, value: &Value, needs_urls: bool) -> Option<Target> {
     let field = "target";
     let start = r.count();
     let map = r.object(value, field, TARGET_KEYS, &key_home)?;
-    if let Some(urls) = r.required(map, field, "urls", "[\"http://127.0.0.1/\"]") {
+    let urls = match needs_urls {
+        true => r.required(map, field, "urls", "[\"http://127.0.0.1/\"]"),
+        false => map.get("urls"),
+    };
+    if let Some(urls) = urls {
         let path = join(field, "urls");
         if let Some(items) = r.array(urls, &path, "an array of URLs like [\"http://127.0.0.1/\"]") {
             if items.is_empty() {
@@ -1258,6 +1273,10 @@ pub(super) mod tests {
             ("schedule", properties(schema_for!(Schedule))),
             ("decision", properties(schema_for!(Decision))),
             ("guardrails", properties(schema_for!(Guardrails))),
+            ("measure", properties(schema_for!(Measure))),
+            ("measure.command", properties(schema_for!(MeasureCommand))),
+            ("measure.access_log", properties(schema_for!(AccessLog))),
+            ("measure.prometheus", properties(schema_for!(Prometheus))),
         ];
         assert_eq!(from_types.len(), SECTIONS.len());
         for ((section, keys), (type_section, type_keys)) in SECTIONS.iter().zip(from_types) {

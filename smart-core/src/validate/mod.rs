@@ -10,6 +10,7 @@
 
 mod arms;
 mod fields;
+mod measure;
 mod search;
 mod source;
 
@@ -18,14 +19,13 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::checked::Experiment;
-use crate::config::Defaults;
+use crate::defaults::Defaults;
 use crate::experiment::{ExperimentSpec, Params, VariantSpec};
 use crate::problem::{Invalid, Problem};
 use crate::reader::{Reader, index, join};
 use crate::schedule::{Durations, Plan};
 
 pub use arms::ORIGINAL_PLACEHOLDER;
-pub(crate) use arms::arm_values;
 pub use fields::{MAX_NAME_LEN, MAX_VARIANTS};
 pub(crate) use fields::{decision, guardrails, schedule};
 pub use source::MAX_FILE_BYTES;
@@ -36,8 +36,38 @@ pub(crate) use source::{parse_json, read_limited};
 /// `defaults` (from `smart.toml`'s `[defaults]`) fill schedule, decision and guardrail keys the
 /// file does not set. `template_file`s are read relative to the file's directory.
 pub fn validate_file(path: &Path, defaults: &Defaults) -> Result<Experiment, Invalid> {
+    validate_file_by(path, defaults, ApplyBy::Smart)
+}
+
+fn validate_file_by(
+    path: &Path,
+    defaults: &Defaults,
+    apply_by: ApplyBy,
+) -> Result<Experiment, Invalid> {
     let bytes = read_limited(path).map_err(|message| Invalid::whole_file(path, message))?;
-    validate_bytes(&bytes, path, defaults)
+    validate_bytes_by(&bytes, path, defaults, apply_by)
+}
+
+/// Who changes the configuration an experiment tests, which decides what its `apply` section is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ApplyBy {
+    /// smart-apply, as `smart` does: `apply` is required and every param must be used by it.
+    #[default]
+    Smart,
+    /// A program embedding the engine with its own [`Applier`](crate::engine::Applier), which
+    /// makes each arm from its params ([`Experiment::arm_values`]): `apply` must be absent (the
+    /// experiment's `apply()` is then empty, with no files and no command).
+    Caller,
+}
+
+/// [`validate_text`] for an experiment whose configuration `apply_by` changes.
+pub fn validate_text_by(
+    text: &str,
+    source: &Path,
+    defaults: &Defaults,
+    apply_by: ApplyBy,
+) -> Result<Experiment, Invalid> {
+    validate_bytes_by(text.as_bytes(), source, defaults, apply_by)
 }
 
 /// Validates an experiment given as text; `source` names it in messages and anchors relative
@@ -56,6 +86,15 @@ pub fn validate_bytes(
     source: &Path,
     defaults: &Defaults,
 ) -> Result<Experiment, Invalid> {
+    validate_bytes_by(bytes, source, defaults, ApplyBy::Smart)
+}
+
+fn validate_bytes_by(
+    bytes: &[u8],
+    source: &Path,
+    defaults: &Defaults,
+    apply_by: ApplyBy,
+) -> Result<Experiment, Invalid> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(Invalid::whole_file(
             source,
@@ -69,7 +108,7 @@ pub fn validate_bytes(
         _ => Path::new("."),
     };
     let mut r = Reader::new();
-    let read = read_root(&mut r, &value, base_dir);
+    let read = read_root(&mut r, &value, base_dir, apply_by);
     let problems = r.into_problems();
     match read {
         Some((spec, variants, durations)) if problems.is_empty() => Ok(Experiment::new(
@@ -98,6 +137,11 @@ pub struct Report {
 /// Validates files and directories (their `*.json` files, by name, not recursively), and checks
 /// that experiment names are unique across them.
 pub fn validate_paths(paths: &[PathBuf], defaults: &Defaults) -> Report {
+    validate_paths_by(paths, defaults, ApplyBy::Smart)
+}
+
+/// [`validate_paths`] for experiments whose configuration `apply_by` changes.
+pub fn validate_paths_by(paths: &[PathBuf], defaults: &Defaults, apply_by: ApplyBy) -> Report {
     let mut report = Report::default();
     for path in paths {
         let files = if path.is_dir() {
@@ -122,7 +166,7 @@ pub fn validate_paths(paths: &[PathBuf], defaults: &Defaults) -> Report {
             vec![path.clone()]
         };
         for file in files {
-            match validate_file(&file, defaults) {
+            match validate_file_by(&file, defaults, apply_by) {
                 Ok(experiment) => {
                     if let Some(first) = report
                         .experiments
@@ -169,7 +213,7 @@ pub fn experiment_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 type Read = (ExperimentSpec, Vec<VariantSpec>, Durations);
 
 /// Reads the whole file, recording every problem; `Some` only when every part read cleanly.
-fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
+fn read_root(r: &mut Reader, value: &Value, base_dir: &Path, apply_by: ApplyBy) -> Option<Read> {
     let root = r.object(value, "", fields::ROOT_KEYS, &fields::key_home)?;
     let empty = Value::Object(serde_json::Map::new());
 
@@ -184,17 +228,36 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
         Some(v) => r.string(v, "description", "a sentence").map(str::to_owned),
         None => Some(String::new()),
     };
-    let target = r
-        .required(root, "", "target", "{\"urls\": [\"http://127.0.0.1/\"]}")
-        .and_then(|v| fields::target(r, v));
-    let apply = r
-        .required(
-            root,
-            "",
-            "apply",
-            "{\"files\": [{\"path\": \"/etc/nginx/conf.d/smart.conf\", \"template\": \"...\"}]}",
-        )
-        .and_then(|v| fields::apply(r, v, base_dir));
+    let measure = measure::measure(r, root.get("measure"));
+    let needs_target = measure::needs_target(measure.as_ref());
+    let target = match (needs_target, fields::optional(root, "target")) {
+        (true, _) => r
+            .required(root, "", "target", "{\"urls\": [\"http://127.0.0.1/\"]}")
+            .and_then(|v| fields::target(r, v, true)),
+        (false, Some(v)) => fields::target(r, v, false),
+        (false, None) => Some(crate::experiment::Target::default()),
+    };
+    let apply = match apply_by {
+        ApplyBy::Smart => r
+            .required(
+                root,
+                "",
+                "apply",
+                "{\"files\": [{\"path\": \"/etc/nginx/conf.d/smart.conf\", \"template\": \"...\"}]}",
+            )
+            .and_then(|v| fields::apply(r, v, base_dir)),
+        ApplyBy::Caller if root.contains_key("apply") => {
+            r.problem(
+                "apply",
+                "given, but the program running this experiment applies it itself; remove \
+                 \"apply\" (the program makes each arm from its params)",
+            );
+            None
+        }
+        ApplyBy::Caller => serde_json::from_value(Value::Object(serde_json::Map::new()))
+            .ok()
+            .map(|apply| (apply, Vec::new())),
+    };
     let baseline: Option<Option<Params>> = match fields::optional(root, "baseline") {
         Some(v) => fields::params(r, v, "baseline").map(Some),
         None => Some(None),
@@ -251,8 +314,8 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
     let guardrails = fields::guardrails(r, root.get("guardrails").unwrap_or(&empty), "guardrails");
 
     // Checks across sections, for the parts that read cleanly.
-    if let (Some((apply, origins)), Some((list, from_matrix)), Some(baseline)) =
-        (&apply, &variants, &baseline)
+    if let (ApplyBy::Smart, Some((apply, origins)), Some((list, from_matrix)), Some(baseline)) =
+        (apply_by, &apply, &variants, &baseline)
     {
         let mut arm_list = Vec::with_capacity(list.len() + 1);
         if let Some(params) = baseline {
@@ -283,6 +346,9 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
             });
         }
         arms::check_templates(r, apply, origins, &arm_list);
+    }
+    if let (Some(measure), Some(schedule)) = (&measure, &schedule) {
+        measure::check_schedule(r, measure, schedule.block_s);
     }
     let durations = match (&schedule, &variants, &apply) {
         (Some(schedule), Some((list, _)), Some((apply, _))) => {
@@ -332,6 +398,7 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path) -> Option<Read> {
         name: name?,
         description: description?,
         target: target?,
+        measure: measure?,
         apply: apply?.0,
         baseline: baseline?,
         variants: explicit

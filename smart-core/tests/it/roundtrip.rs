@@ -57,12 +57,28 @@ fn a_search_file_reads_the_same_through_the_reader_and_serde() {
 }
 
 #[test]
+fn an_access_log_file_reads_the_same_through_the_reader_and_serde() {
+    check_round_trip("access-log.json");
+}
+
+#[test]
+fn a_prometheus_file_reads_the_same_through_the_reader_and_serde() {
+    check_round_trip("prometheus.json");
+}
+
+#[test]
 fn the_fixtures_together_use_every_key_of_the_format() {
     let schema = serde_json::to_value(smart_core::experiment::schema()).unwrap();
     let mut keys = std::collections::BTreeSet::new();
     collect_property_names(&schema, &mut keys);
     let mut used = std::collections::BTreeSet::new();
-    for name in ["full.json", "matrix.json", "search.json"] {
+    for name in [
+        "full.json",
+        "matrix.json",
+        "access-log.json",
+        "prometheus.json",
+        "search.json",
+    ] {
         let value: Value =
             serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap();
         collect_keys(&value, &mut used);

@@ -991,10 +991,10 @@ fn the_experiment_gives_arms_and_durations() {
         Some("open_file_cache max=10000 inactive=60s;\n")
     );
     assert_eq!(e.render_text("x", "nope").unwrap(), None);
-    // 2 variants × (12 × 4 × 10 s + 37 × 5 s) + 30 s validate + 120 s soak.
+    // 2 variants × (14 × 4 × 10 s + 43 × 5 s) + 30 s validate + 120 s soak.
     assert_eq!(
         e.durations().worst_case_s,
-        30.0 + 2.0 * (480.0 + 185.0) + 120.0
+        30.0 + 2.0 * (560.0 + 215.0) + 120.0
     );
 }
 

@@ -108,6 +108,7 @@ pub(crate) fn write_run(state_dir: &Path, spec: &RunSpec) -> String {
         blocks_per_variant: 4 * spec.cycles,
         max_duration_s: 3600.0,
         expected_s: (spec.variants.len() as u64 * 4 * u64::from(spec.cycles) * BLOCK_S) as f64,
+        worst_case_s: 3600.0,
         started: utc(spec.start),
     };
     let baseline: serde_json::Map<String, serde_json::Value> = spec

@@ -102,14 +102,16 @@ pub(super) fn line(kind: &EventKind<'_>, variants: &[String], left: Duration) ->
     }
 }
 
-/// The run's start: its id, variants, seed, expected duration and time box.
+/// The run's start: its id, variants, seed, worst-case and expected duration (the figures
+/// `smart validate` prints) and time box.
 fn started(plan: &RunPlan) -> String {
     format!(
-        "run {} started: {} variant{}, seed {}, up to {} (time box {})",
+        "run {} started: {} variant{}, seed {}, up to {} (expected {}, time box {})",
         plan.run_id,
         plan.variants.len(),
         plural(plan.variants.len()),
         plan.seed,
+        Human(plan.worst_case_s),
         Human(plan.expected_s),
         Human(plan.max_duration_s),
     )
@@ -408,11 +410,12 @@ mod tests {
             blocks_per_variant: 16,
             max_duration_s: 3600.0,
             expected_s: 750.0,
+            worst_case_s: 905.0,
             started: "2026-11-26T21:00:00Z".to_owned(),
         };
         assert_eq!(
             started(&plan),
-            "run 20261126T210000Z-gzip-3f2a started: 2 variants, seed 42, up to 12m 30s (time box 1h 0m)"
+            "run 20261126T210000Z-gzip-3f2a started: 2 variants, seed 42, up to 15m 5s (expected 12m 30s, time box 1h 0m)"
         );
         let cases: [(PhaseInfo, Option<&str>); 9] = [
             (

@@ -5,8 +5,8 @@
 //! Run it with:
 //!
 //! ```text
-//! nice cargo run --release -p smart-search --example simulate
-//! nice cargo run --release -p smart-search --example simulate -- --seed 7 --runs 50 --surface cliff
+//! nice cargo run --release -p smart-search --example simulate_search
+//! nice cargo run --release -p smart-search --example simulate_search -- --seed 7 --runs 50 --surface cliff
 //! ```
 //!
 //! Every run draws a server's noise (block-level p50 noise σ uniform in [0.04, 0.10] on the log

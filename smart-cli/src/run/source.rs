@@ -1,0 +1,139 @@
+//! The measurement port of a run: the experiment's `measure.source` picks smart's own probe or
+//! another source (smart-source), and either way each block also records what the host did.
+
+use smart_core::Experiment;
+use smart_core::engine::{self, BlockMeasurement, BlockRequest, LiveProgress, PortError};
+use smart_core::experiment::SourceKind;
+use smart_probe::{EngineProbe, HostSnapshot};
+use smart_source::{AccessLogSource, CommandSource, PrometheusSource};
+
+/// The source that measures each block of one experiment.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// smart's own open-loop HTTP probe (it reads the host's pressure itself).
+    Probe(Box<EngineProbe>),
+    /// A command run once per block.
+    Command(CommandSource),
+    /// The requests a web server logged during each block.
+    AccessLog(AccessLogSource),
+    /// PromQL over each block's window.
+    Prometheus(PrometheusSource),
+}
+
+impl Source {
+    /// The experiment's source, set up (a missing program or a bad target is found now, before
+    /// anything changes). The probe's client needs a tokio runtime's context.
+    pub(crate) fn new(experiment: &Experiment) -> Result<Source, String> {
+        let measure = experiment.measure();
+        let missing = |key: &str| format!("measure.{key} is missing for the {key} source");
+        match measure.source {
+            SourceKind::Command => match &measure.command {
+                Some(spec) => CommandSource::new(spec)
+                    .map(Source::Command)
+                    .map_err(|e| e.to_string()),
+                None => Err(missing("command")),
+            },
+            SourceKind::AccessLog => match &measure.access_log {
+                Some(spec) => AccessLogSource::new(spec)
+                    .map(Source::AccessLog)
+                    .map_err(|e| e.to_string()),
+                None => Err(missing("access_log")),
+            },
+            SourceKind::Prometheus => match &measure.prometheus {
+                Some(spec) => {
+                    // The one place the header's value is read; it goes nowhere but the request.
+                    let auth = match &spec.auth_header_env {
+                        Some(name) => Some(std::env::var(name).map_err(|_| {
+                            format!(
+                                "measure.prometheus.auth_header_env: the environment variable \
+                                 {name} is not set (or not UTF-8); export it for smart run"
+                            )
+                        })?),
+                        None => None,
+                    };
+                    PrometheusSource::new(spec, auth.as_deref())
+                        .map(Source::Prometheus)
+                        .map_err(|e| e.to_string())
+                }
+                None => Err(missing("prometheus")),
+            },
+            SourceKind::Probe => EngineProbe::new(experiment)
+                .map(|p| Source::Probe(Box::new(p)))
+                .map_err(|e| format!("cannot set up the probe: {e}")),
+        }
+    }
+}
+
+impl engine::Probe for Source {
+    async fn measure(
+        &mut self,
+        request: &BlockRequest<'_>,
+        progress: &mut dyn FnMut(&LiveProgress),
+    ) -> Result<BlockMeasurement, PortError> {
+        match self {
+            Source::Probe(probe) => probe.measure(request, progress).await,
+            Source::Command(command) => with_host(command.measure(request, progress)).await,
+            Source::AccessLog(log) => with_host(log.measure(request, progress)).await,
+            Source::Prometheus(prom) => with_host(prom.measure(request, progress)).await,
+        }
+    }
+}
+
+/// A block's measurement with what the host did meanwhile (the judge compares partner blocks).
+async fn with_host(
+    block: impl Future<Output = Result<BlockMeasurement, PortError>>,
+) -> Result<BlockMeasurement, PortError> {
+    let start = HostSnapshot::read();
+    let mut m = block.await?;
+    m.host = Some(start.pressure(&HostSnapshot::read()));
+    Ok(m)
+}
+
+/// What `smart validate` says about an experiment's source beyond the file: for an access log,
+/// how many matching requests a block can expect from the last hour of the log, and whether the
+/// log is in the format the source reads. Nothing for the other sources.
+pub(crate) fn notes(experiment: &Experiment) -> Vec<String> {
+    let (SourceKind::AccessLog, Some(spec)) = (
+        experiment.measure().source,
+        &experiment.measure().access_log,
+    ) else {
+        return Vec::new();
+    };
+    let block_s = experiment.schedule().block_s;
+    let expectation = match smart_source::access_log::expect_per_block(spec, block_s) {
+        Ok(e) => e,
+        Err(e) => return vec![format!("measure: {e}")],
+    };
+    let mut notes = Vec::new();
+    if expectation.parsed == 0 && expectation.unparsed > 0 {
+        notes.push(format!(
+            "measure: none of the last {} lines of {} is in the smart_timing format; {}",
+            expectation.unparsed,
+            spec.path,
+            smart_source::access_log::FIX
+        ));
+        return notes;
+    }
+    let per_block = expectation.per_block;
+    notes.push(format!(
+        "measure: the last hour of {} gives about {per_block:.0} matching requests per {block_s} s block",
+        spec.path
+    ));
+    let needed = smart_source::access_log::MIN_PER_BLOCK;
+    if per_block < needed {
+        let rate = per_block / block_s;
+        let hint = if rate > 0.0 {
+            format!(
+                "lengthen schedule.block_s to at least {:.0} s, or run it in busier hours",
+                (needed / rate).ceil()
+            )
+        } else {
+            "no request matched in the last hour: check the path, the filter and the log format"
+                .to_owned()
+        };
+        notes.push(format!(
+            "measure: warning: a block needs at least {needed:.0} answered requests for the judge to use its latency; {hint}"
+        ));
+    }
+    notes
+}

@@ -1,0 +1,272 @@
+//! The run loop: turns an experiments directory and a state dir into runs, one after another —
+//! which experiment runs next ([`queue`]: every one without a decision for its current
+//! definition, or the named ones), a fresh seed and run id per run, once or watching the
+//! directory for new and edited files, and cancellation between runs and while waiting.
+//!
+//! Like the [`engine`] it drives, the loop has no runtime and no I/O but reading the
+//! experiments and the records: time comes through the [`Clock`] port, so tests run it on a
+//! simulated clock, and every front end (the `smart` binary, another Rust program) runs the very
+//! same loop. What differs between front ends is a [`Bench`]: the parts of each run (the
+//! measurement source, the applier, the judge, the observer of its events), the coach, and what
+//! to do when a run is over (print, prune, log).
+//!
+//! ```no_run
+//! # async fn example<K: smart_core::engine::Clock, B: smart_core::runner::Bench>(
+//! #     clock: &K, bench: &mut B,
+//! # ) -> Result<(), Box<dyn std::error::Error>> where B::Error: std::error::Error + 'static {
+//! use std::time::Duration;
+//! use smart_core::engine::CancelToken;
+//! use smart_core::runner::{LoopConfig, Repeat, Runner, Selection};
+//!
+//! let config = LoopConfig {
+//!     experiments_dir: "/etc/smart/experiments".into(),
+//!     state_dir: "/var/lib/smart".into(),
+//!     defaults: Default::default(),
+//!     apply_by: Default::default(),
+//!     selection: Selection::Pending,
+//!     repeat: Repeat::Watch { rescan: Duration::from_secs(60) },
+//!     seed: None,
+//! };
+//! // Reads and validates the queue: bad input fails here, before anything is touched.
+//! let runner = Runner::new(config)?;
+//! let cancel = CancelToken::new(); // trip it (on SIGTERM, say) to stop
+//! let end = runner.run(clock, &cancel, bench).await?;
+//! println!("{} runs; failed: {}, stopped: {}", end.runs, end.failed, end.stopped);
+//! # Ok(()) }
+//! ```
+
+mod queue;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use queue::{QueueError, Selection, decided_in, queue, searches_waiting};
+
+use crate::engine::race::{Either, race};
+use crate::engine::{
+    self, Applier, CancelToken, Clock, Coach, EngineError, Judge, Observer, Ports, Probe,
+    RunConfig, RunEnd, RunReport,
+};
+use crate::validate::ApplyBy;
+use crate::{Defaults, Experiment, records};
+
+/// How long a loop keeps going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// One pass over the queue, then return (a systemd timer, a one-shot tool).
+    Once,
+    /// After each pass wait `rescan`, then read the queue again (new and edited files), until
+    /// cancelled. Named experiments ([`Selection::Named`]) still run only once.
+    Watch {
+        /// How long to wait between passes.
+        rescan: Duration,
+    },
+}
+
+/// What a loop runs and for how long.
+#[derive(Debug, Clone)]
+pub struct LoopConfig {
+    /// Where the experiment files are (`*.json`, not recursive).
+    pub experiments_dir: PathBuf,
+    /// Where the run records are: the decisions the queue looks up.
+    pub state_dir: PathBuf,
+    /// The agent's defaults every experiment is validated with.
+    pub defaults: Defaults,
+    /// Who changes the configuration: [`ApplyBy::Caller`] when the bench's applier is the
+    /// program's own and the files have no `apply` section.
+    pub apply_by: ApplyBy,
+    /// Which experiments run.
+    pub selection: Selection,
+    /// Once or watching.
+    pub repeat: Repeat,
+    /// The seed of every run's ABBA design; `None` draws a fresh one per run.
+    pub seed: Option<u64>,
+}
+
+/// The parts one run works through that the [`Bench`] makes for it, owned by the run.
+#[derive(Debug)]
+pub struct Parts<P, A, J, O> {
+    /// The measurement source.
+    pub probe: P,
+    /// Changes and restores the configuration.
+    pub applier: A,
+    /// Judges each variant.
+    pub judge: J,
+    /// Records and shows the run's events.
+    pub observer: O,
+}
+
+/// A front end's side of the loop: makes the parts of each run and hears how it ended. This is
+/// where a front end plugs in its own measurement source, applier, judge and observer.
+pub trait Bench {
+    /// The measurement source ([`Probe`]).
+    type Probe: Probe;
+    /// The applier ([`Applier`]).
+    type Applier: Applier;
+    /// The judge ([`Judge`]).
+    type Judge: Judge;
+    /// The coach every run shares ([`engine::NoCoach`] for none).
+    type Coach: Coach;
+    /// The observer of one run's events ([`engine::NoObserver`] for none; a tuple for several).
+    type Observer: Observer;
+    /// Why the bench could not make a run's parts or finish it; it ends the loop.
+    type Error;
+
+    /// The parts of run `run` of `experiment`.
+    #[expect(
+        clippy::type_complexity,
+        reason = "the four parts, each named by the trait"
+    )]
+    fn parts(
+        &mut self,
+        experiment: &Experiment,
+        run: &RunConfig,
+    ) -> Result<Parts<Self::Probe, Self::Applier, Self::Judge, Self::Observer>, Self::Error>;
+
+    /// The coach, asked about inconclusive variants of every run.
+    fn coach(&mut self) -> &mut Self::Coach;
+
+    /// A run of `experiment` is over: `outcome` is its report, or the error of a run whose
+    /// original could not be restored (the loop then returns that error). `parts` are handed
+    /// back, for what they hold (an observer's failure, an applier's state). Does nothing by
+    /// default.
+    fn finished(
+        &mut self,
+        experiment: &Experiment,
+        parts: Parts<Self::Probe, Self::Applier, Self::Judge, Self::Observer>,
+        outcome: Result<&RunReport, &EngineError>,
+    ) -> Result<(), Self::Error> {
+        let _ = (experiment, parts, outcome);
+        Ok(())
+    }
+}
+
+/// Why a loop stopped before its end. Runs that fail in the ordinary way (a guardrail, the time
+/// box) are no error: they are counted in [`LoopEnd`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoopError<E> {
+    /// The queue could not be read (an invalid file appeared, the state dir is unreadable).
+    #[error(transparent)]
+    Queue(QueueError),
+    /// The bench failed.
+    #[error("{0}")]
+    Bench(E),
+    /// A run could not restore the original configuration: the server may be on a variant.
+    #[error(transparent)]
+    Engine(EngineError),
+}
+
+/// How a loop ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopEnd {
+    /// The runs made.
+    pub runs: usize,
+    /// A run ended early for any reason but the stop (time box, unsound baseline, a failure).
+    pub failed: bool,
+    /// The stop cut work short: a run was cancelled, or experiments were left in the queue.
+    pub stopped: bool,
+}
+
+/// A loop whose first queue has been read and validated.
+#[derive(Debug)]
+pub struct Runner {
+    config: LoopConfig,
+    pending: Vec<Experiment>,
+}
+
+impl Runner {
+    /// Reads the queue: bad input (an invalid file, an unknown name) fails here, before the
+    /// caller takes a lock or touches anything.
+    pub fn new(config: LoopConfig) -> Result<Runner, QueueError> {
+        let pending = queue(&config)?;
+        Ok(Runner { config, pending })
+    }
+
+    /// The experiments the first pass will run, in order.
+    pub fn pending(&self) -> &[Experiment] {
+        &self.pending
+    }
+
+    /// Runs the queue through `bench`, one experiment after another, then (when watching) reads
+    /// it again every `rescan` until `cancel` is tripped. A trip stops the run under way (it
+    /// restores the original) and the loop.
+    pub async fn run<K: Clock, B: Bench>(
+        self,
+        clock: &K,
+        cancel: &CancelToken,
+        bench: &mut B,
+    ) -> Result<LoopEnd, LoopError<B::Error>> {
+        let Runner {
+            config,
+            mut pending,
+        } = self;
+        let mut end = LoopEnd::default();
+        loop {
+            for experiment in &pending {
+                if cancel.is_cancelled() {
+                    end.stopped = true;
+                    break;
+                }
+                let report = run_experiment(experiment, config.seed, cancel, clock, bench).await?;
+                end.runs += 1;
+                match report.end {
+                    RunEnd::Completed => {}
+                    RunEnd::Cancelled => end.stopped = true,
+                    RunEnd::TimedOut
+                    | RunEnd::BaselineUnsound
+                    | RunEnd::Failed
+                    | RunEnd::Recovered => {
+                        end.failed = true;
+                    }
+                }
+            }
+            let rescan = match (config.repeat, &config.selection) {
+                (Repeat::Watch { rescan }, Selection::Pending) => rescan,
+                _ => break,
+            };
+            if cancel.is_cancelled() {
+                break;
+            }
+            if let Either::Right(()) = race(clock.sleep(rescan), cancel.cancelled()).await {
+                break;
+            }
+            pending = queue(&config).map_err(LoopError::Queue)?;
+        }
+        Ok(end)
+    }
+}
+
+/// Runs one experiment through the engine with the parts `bench` makes for it: a fresh seed
+/// (unless `seed` is given) and run id, then [`engine::run`], then [`Bench::finished`].
+pub async fn run_experiment<K: Clock, B: Bench>(
+    experiment: &Experiment,
+    seed: Option<u64>,
+    cancel: &CancelToken,
+    clock: &K,
+    bench: &mut B,
+) -> Result<RunReport, LoopError<B::Error>> {
+    let seed = seed.unwrap_or_else(engine::fresh_seed);
+    let run = RunConfig {
+        run_id: records::new_run_id(experiment.name(), clock.wall(), seed),
+        seed,
+        cancel: cancel.clone(),
+    };
+    let mut parts = bench.parts(experiment, &run).map_err(LoopError::Bench)?;
+    let result = engine::run(
+        experiment,
+        &run,
+        Ports {
+            probe: &mut parts.probe,
+            applier: &mut parts.applier,
+            judge: &mut parts.judge,
+            clock,
+            coach: bench.coach(),
+            observer: &mut parts.observer,
+        },
+    )
+    .await;
+    bench
+        .finished(experiment, parts, result.as_ref())
+        .map_err(LoopError::Bench)?;
+    result.map_err(LoopError::Engine)
+}

@@ -1,0 +1,174 @@
+//! The queue: which experiments of a directory run now. Every experiment without a decision for
+//! its current definition (an edited file runs again; an aborted run is retried), or the named
+//! ones, decided or not.
+
+use std::path::PathBuf;
+
+use super::LoopConfig;
+use crate::records::{self, DecisionKind, DecisionRecord, RecordsError};
+use crate::validate::{experiment_files, validate_paths_by};
+use crate::{Experiment, Invalid};
+
+/// Which experiments of the directory a pass runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every valid experiment without a decision for its current definition.
+    Pending,
+    /// These experiments, in this order, decided or not (a run repeats them once, never again).
+    Named(Vec<String>),
+}
+
+/// Why the queue could not be read. Nothing runs until it is fixed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The experiments directory cannot be listed.
+    #[error(
+        "cannot list the experiments dir {}: {error}; create it or set experiments_dir in smart.toml",
+        dir.display()
+    )]
+    ListDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why (quoted in the message, not a separate cause, so it is printed once).
+        error: std::io::Error,
+    },
+    /// Some experiment files are invalid (each [`Invalid`] lists its problems).
+    #[error(
+        "{} experiment file{} in {} ha{} problems; fix them (see `smart validate`) before running",
+        invalid.len(),
+        if invalid.len() == 1 { "" } else { "s" },
+        dir.display(),
+        if invalid.len() == 1 { "s" } else { "ve" }
+    )]
+    Invalid {
+        /// The directory.
+        dir: PathBuf,
+        /// Every invalid file with all of its problems.
+        invalid: Vec<Invalid>,
+    },
+    /// A named experiment is not in the directory.
+    #[error(
+        "no experiment named `{name}` in {}; known: {}",
+        dir.display(),
+        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+    )]
+    UnknownName {
+        /// The name asked for.
+        name: String,
+        /// The directory.
+        dir: PathBuf,
+        /// The names the directory has.
+        known: Vec<String>,
+    },
+    /// A named experiment is a search, which this version validates but does not run yet.
+    #[error(
+        "{}: experiment `{name}` is a search, which this version of smart validates but does not \
+         run yet; list the values to try as `variants` or a `matrix` meanwhile (docs/search.md)",
+        file.display()
+    )]
+    SearchNotRunYet {
+        /// The experiment's name.
+        name: String,
+        /// Its file.
+        file: PathBuf,
+    },
+    /// The run records (the decisions so far) cannot be read.
+    #[error(transparent)]
+    Records(#[from] RecordsError),
+}
+
+impl QueueError {
+    /// Whether the user's input is at fault (an unlistable directory, an invalid file, an unknown
+    /// name) rather than the state dir.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, QueueError::Records(_))
+    }
+}
+
+/// The experiments to run now from `config.experiments_dir`; decisions are looked up in
+/// `config.state_dir`. Any invalid file fails the whole queue.
+pub fn queue(config: &LoopConfig) -> Result<Vec<Experiment>, QueueError> {
+    let experiments_dir = config.experiments_dir.as_path();
+    let state_dir = config.state_dir.as_path();
+    let files = experiment_files(experiments_dir).map_err(|error| QueueError::ListDir {
+        dir: experiments_dir.to_owned(),
+        error,
+    })?;
+    let report = validate_paths_by(&files, &config.defaults, config.apply_by);
+    if !report.invalid.is_empty() {
+        return Err(QueueError::Invalid {
+            dir: experiments_dir.to_owned(),
+            invalid: report.invalid,
+        });
+    }
+    match &config.selection {
+        Selection::Named(names) => names
+            .iter()
+            .map(|name| {
+                report
+                    .experiments
+                    .iter()
+                    .find(|e| e.name() == name)
+                    .cloned()
+                    .map_or_else(
+                        || {
+                            Err(QueueError::UnknownName {
+                                name: name.clone(),
+                                dir: experiments_dir.to_owned(),
+                                known: report
+                                    .experiments
+                                    .iter()
+                                    .map(|e| e.name().to_owned())
+                                    .collect(),
+                            })
+                        },
+                        |e| match e.definition().search {
+                            Some(_) => Err(QueueError::SearchNotRunYet {
+                                name: e.name().to_owned(),
+                                file: e.source().to_owned(),
+                            }),
+                            None => Ok(e),
+                        },
+                    )
+            })
+            .collect(),
+        Selection::Pending => {
+            let history = records::history(state_dir)?;
+            Ok(report
+                .experiments
+                .into_iter()
+                .filter(|e| decided_in(&history, e).is_none())
+                // A search is validated but not run yet: `searches_waiting` names it.
+                .filter(|e| e.definition().search.is_none())
+                .collect())
+        }
+    }
+}
+
+/// The run that decided `experiment`'s current definition, if one did (an aborted run did not).
+/// `history` is every decision, oldest first.
+pub fn decided_in<'h>(history: &'h [DecisionRecord], experiment: &Experiment) -> Option<&'h str> {
+    history
+        .iter()
+        .rev()
+        .find(|d| {
+            d.experiment == experiment.name()
+                && d.definition_hash == experiment.definition_hash()
+                && d.decision != DecisionKind::Aborted
+        })
+        .map(|d| d.run_id.as_str())
+}
+
+/// The valid search experiments of `config.experiments_dir` without a decision: this version
+/// validates them but does not run them yet, so the queue leaves them out and a front end says so.
+pub fn searches_waiting(config: &LoopConfig) -> Vec<Experiment> {
+    let Ok(files) = experiment_files(config.experiments_dir.as_path()) else {
+        return Vec::new();
+    };
+    validate_paths_by(&files, &config.defaults, config.apply_by)
+        .experiments
+        .into_iter()
+        .filter(|e| e.definition().search.is_some())
+        .collect()
+}
