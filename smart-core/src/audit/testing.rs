@@ -4,7 +4,8 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Action, AuditLog, Entry, HEAD_FILE, Head, LOG_FILE, Outcome, sha256_hex};
+use super::format::Head;
+use super::{Action, AuditLog, Entry, HEAD_FILE, LOG_FILE, Outcome, sha256_hex};
 use crate::logs::LogRotation;
 
 pub(super) fn entry(n: u64) -> Entry {

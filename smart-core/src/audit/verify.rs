@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use super::{
+use super::format::{
     Action, AuditError, GENESIS, Head, LOCK_FILE, LOG_FILE, parse_line, read_head,
     rotation_was_interrupted, sha256_hex,
 };

@@ -6,10 +6,11 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{
+use super::format::{
     Action, AuditError, Entry, GENESIS, HEAD_FILE, Head, LOCK_FILE, LOG_FILE, Line, Outcome,
-    format_utc, parse_line, read_head, rotated_name, rotation_was_interrupted, sha256_hex, span,
+    parse_line, read_head, rotated_name, rotation_was_interrupted, sha256_hex, span,
 };
+use super::time::format_utc;
 use crate::atomic::{AtomicWrite, Sync};
 use crate::logs::{self, LogRotation};
 
