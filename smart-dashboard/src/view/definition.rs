@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Fact, fact};
+use super::parts::{Fact, fact};
 use crate::load::Run;
 
 /// One parameter of one arm in the definition.

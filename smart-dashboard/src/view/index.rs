@@ -6,8 +6,8 @@ use smart_core::engine::{Arm, BlockKind, LiveConfig};
 use smart_core::records::{BlockRecord, DecisionKind, DecisionRecord, RunState};
 
 use super::live::{LiveView, live, pooled};
+use super::parts::{DecisionRow, DecisionTable, Head, decision_row, plural, run_href};
 use super::run::block_points;
-use super::{DecisionRow, DecisionTable, Head, decision_row, plural, run_href};
 use crate::format;
 use crate::load::State;
 use crate::svg::{self, TrendPoint};

@@ -5,7 +5,7 @@ use serde::Serialize;
 use smart_core::engine::{Arm, BlockKind};
 use smart_core::records::{BlockRecord, RunState, Status};
 
-use super::{label, plural, run_href};
+use super::parts::{label, plural, run_href};
 use crate::format;
 use crate::load::State;
 

@@ -8,7 +8,7 @@ use smart_core::records::{BlockRecord, BlockSamples, LatencyDistribution, RunSta
 
 use super::definition::{ParamRow, definition};
 use super::live::{LiveView, live};
-use super::{DecisionTable, Fact, Head, decision_row, fact, is_coach};
+use super::parts::{DecisionTable, Fact, Head, decision_row, fact, is_coach};
 use crate::audit_rows::{AuditRow, AuditRows};
 use crate::format;
 use crate::load::{Run, State};
