@@ -2,16 +2,13 @@
 //! SIGKILL, a power cut). Safe to run at any time, and at boot.
 
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use serde_json::json;
-use smart_apply::{RunAction, RunOutcome};
-use smart_core::AgentConfig;
-use smart_core::records;
+use smart_apply::RunAction;
 
 use crate::Global;
 use crate::error::CliError;
-use crate::revert::{apply_error, describe, open, runtime};
+use crate::revert::{apply_error, close_records, describe, open, runtime};
 
 /// Recover interrupted runs: restore their original config
 ///
@@ -96,48 +93,4 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Closes the record of every run left open (`report: null`) under the state dir: the caller
-/// holds the run lock, so no run is under way and each such run's process died. A run recovery
-/// just put back says so in its reason; one without an outcome had changed nothing (or was
-/// recovered before records were closed). Returns the run ids closed; a failure is a warning,
-/// since the configuration is back either way.
-pub(crate) fn close_records(config: &AgentConfig, outcomes: &[RunOutcome]) -> Vec<String> {
-    let state_dir = config.state_dir();
-    let open: Vec<String> = match records::list_runs(state_dir) {
-        Ok(runs) => runs
-            .into_iter()
-            .filter(|r| r.report.is_none())
-            .map(|r| r.plan.run_id)
-            .collect(),
-        Err(e) => {
-            eprintln!(
-                "smart: warning: the run records in {} could not be read ({e}), so interrupted \
-                 runs stay open; run `smart recover` again once the cause is fixed",
-                state_dir.display()
-            );
-            return Vec::new();
-        }
-    };
-    let mut closed = Vec::new();
-    for run_id in open {
-        let restored = outcomes
-            .iter()
-            .any(|o| o.run_id == run_id && matches!(o.action, RunAction::Restored { .. }));
-        let reason = if restored {
-            "the run's process died mid-run; its original configuration was restored afterwards"
-        } else {
-            "the run's process died; the original configuration was in place (nothing to restore)"
-        };
-        match records::close_recovered(state_dir, &run_id, reason, SystemTime::now()) {
-            Ok(true) => closed.push(run_id),
-            Ok(false) => {}
-            Err(e) => eprintln!(
-                "smart: warning: run {run_id}: its record could not be closed ({e}); retention \
-                 keeps it until `smart recover` runs again with the cause fixed"
-            ),
-        }
-    }
-    closed
 }

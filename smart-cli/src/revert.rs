@@ -2,9 +2,11 @@
 //! on demand (also after a keep, when the user changes their mind).
 
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use smart_apply::{Applier, Config, ErrorKind, RunAction, RunLock, RunOutcome};
 use smart_core::AgentConfig;
+use smart_core::records;
 
 use crate::Global;
 use crate::error::CliError;
@@ -30,7 +32,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         .block_on(applier.revert_last(&lock, args.experiment.as_deref()))
         .map_err(apply_error)?;
     // An interrupted run reverted here is over: close its record as `smart recover` does.
-    crate::recover::close_records(&global.agent_config()?, std::slice::from_ref(&outcome));
+    close_records(&global.agent_config()?, std::slice::from_ref(&outcome));
     println!("{}", describe(&outcome));
     Ok(ExitCode::SUCCESS)
 }
@@ -82,4 +84,48 @@ pub(crate) fn describe(outcome: &RunOutcome) -> String {
         _ => "done",
     };
     format!("{} (run {}): {what}", outcome.experiment, outcome.run_id)
+}
+
+/// Closes the record of every run left open (`report: null`) under the state dir: the caller
+/// holds the run lock, so no run is under way and each such run's process died. A run recovery
+/// just put back says so in its reason; one without an outcome had changed nothing (or was
+/// recovered before records were closed). Returns the run ids closed; a failure is a warning,
+/// since the configuration is back either way.
+pub(crate) fn close_records(config: &AgentConfig, outcomes: &[RunOutcome]) -> Vec<String> {
+    let state_dir = config.state_dir();
+    let open: Vec<String> = match records::list_runs(state_dir) {
+        Ok(runs) => runs
+            .into_iter()
+            .filter(|r| r.report.is_none())
+            .map(|r| r.plan.run_id)
+            .collect(),
+        Err(e) => {
+            eprintln!(
+                "smart: warning: the run records in {} could not be read ({e}), so interrupted \
+                 runs stay open; run `smart recover` again once the cause is fixed",
+                state_dir.display()
+            );
+            return Vec::new();
+        }
+    };
+    let mut closed = Vec::new();
+    for run_id in open {
+        let restored = outcomes
+            .iter()
+            .any(|o| o.run_id == run_id && matches!(o.action, RunAction::Restored { .. }));
+        let reason = if restored {
+            "the run's process died mid-run; its original configuration was restored afterwards"
+        } else {
+            "the run's process died; the original configuration was in place (nothing to restore)"
+        };
+        match records::close_recovered(state_dir, &run_id, reason, SystemTime::now()) {
+            Ok(true) => closed.push(run_id),
+            Ok(false) => {}
+            Err(e) => eprintln!(
+                "smart: warning: run {run_id}: its record could not be closed ({e}); retention \
+                 keeps it until `smart recover` runs again with the cause fixed"
+            ),
+        }
+    }
+    closed
 }

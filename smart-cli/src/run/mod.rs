@@ -184,7 +184,7 @@ pub(crate) fn recover(
     for outcome in &recovered {
         println!("recovered {}", describe(outcome));
     }
-    crate::recover::close_records(config, &recovered);
+    crate::revert::close_records(config, &recovered);
     Ok(())
 }
 

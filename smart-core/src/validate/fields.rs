@@ -31,16 +31,28 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
     ("schedule", SCHEDULE_KEYS),
     ("decision", DECISION_KEYS),
     ("guardrails", GUARDRAILS_KEYS),
-    ("measure", super::measure::MEASURE_KEYS),
-    ("measure.command", super::measure::MEASURE_COMMAND_KEYS),
-    (
-        "measure.access_log",
-        super::measure::MEASURE_ACCESS_LOG_KEYS,
-    ),
-    (
-        "measure.prometheus",
-        super::measure::MEASURE_PROMETHEUS_KEYS,
-    ),
+    ("measure", MEASURE_KEYS),
+    ("measure.command", MEASURE_COMMAND_KEYS),
+    ("measure.access_log", MEASURE_ACCESS_LOG_KEYS),
+    ("measure.prometheus", MEASURE_PROMETHEUS_KEYS),
+];
+
+/// The keys of `measure`.
+pub(crate) const MEASURE_KEYS: &[&str] = &["source", "command", "access_log", "prometheus"];
+/// The keys of `measure.command`.
+pub(crate) const MEASURE_COMMAND_KEYS: &[&str] = &["argv", "env", "grace_s"];
+/// The keys of `measure.access_log`.
+pub(crate) const MEASURE_ACCESS_LOG_KEYS: &[&str] = &["path", "path_prefix", "method"];
+
+/// The keys of `measure.prometheus`.
+pub(crate) const MEASURE_PROMETHEUS_KEYS: &[&str] = &[
+    "url",
+    "latency_quantile",
+    "latency_mean",
+    "requests",
+    "error_ratio",
+    "scrape_interval_s",
+    "auth_header_env",
 ];
 
 pub(crate) const ROOT_KEYS: &[&str] = &[

@@ -8,25 +8,10 @@ use serde_json::Value;
 use crate::experiment::{Measure, SourceKind};
 use crate::reader::{Range, Reader, join};
 
-use super::fields::{Placeholders, argv, key_home, optional, typed};
-
-/// The keys of `measure`.
-pub(crate) const MEASURE_KEYS: &[&str] = &["source", "command", "access_log", "prometheus"];
-/// The keys of `measure.command`.
-pub(crate) const MEASURE_COMMAND_KEYS: &[&str] = &["argv", "env", "grace_s"];
-/// The keys of `measure.access_log`.
-pub(crate) const MEASURE_ACCESS_LOG_KEYS: &[&str] = &["path", "path_prefix", "method"];
-
-/// The keys of `measure.prometheus`.
-pub(crate) const MEASURE_PROMETHEUS_KEYS: &[&str] = &[
-    "url",
-    "latency_quantile",
-    "latency_mean",
-    "requests",
-    "error_ratio",
-    "scrape_interval_s",
-    "auth_header_env",
-];
+use super::fields::{
+    MEASURE_ACCESS_LOG_KEYS, MEASURE_COMMAND_KEYS, MEASURE_KEYS, MEASURE_PROMETHEUS_KEYS,
+    Placeholders, argv, key_home, optional, typed,
+};
 
 /// The source names, as written in the file.
 const SOURCES: &[SourceKind] = &[
