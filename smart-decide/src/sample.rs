@@ -90,7 +90,7 @@ pub(crate) struct BlockStats {
 pub(crate) const LOCATION_TRIM: f64 = 0.2;
 
 /// The location the judge compares blocks by for the `p50` metric, from a block's raw latencies
-/// in µs: the mean of their logs between the 20 % and the 80 % quantile (see [`LOCATION_TRIM`]).
+/// in µs: the mean of their logs between the 20 % and the 80 % quantile.
 /// Public so that `smart calibrate` measures the noise of the very figure the judge compares.
 /// `None` without answers.
 pub fn block_location(latencies_us: &[u64]) -> Option<f64> {
