@@ -276,12 +276,12 @@ fn run_families(runs: &[RunRecord], live_run: Option<&str>) -> Vec<Family> {
     let mut probe_errors = Family::new(
         "smart_probe_last_block_error_ratio",
         Kind::Gauge,
-        "Share of the probe's requests that failed in the experiment's last measured block (probe and target health).",
+        "Share of requests that failed in the experiment's last measured block, as its source counted them (the probe's, or the measure section's: source and target health).",
     );
     let mut probe_rate = Family::new(
         "smart_probe_last_block_requests_per_second",
         Kind::Gauge,
-        "Requests per second the probe achieved in the experiment's last measured block.",
+        "Requests per second in the experiment's last measured block, as its source counted them (the probe or the measure section's source).",
     );
     let mut probe_at = Family::new(
         "smart_probe_last_block_end_timestamp_seconds",
