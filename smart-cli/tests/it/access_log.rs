@@ -155,15 +155,7 @@ impl Site {
             "schedule": {"cooldown_s": 0.5, "block_s": 2, "max_cycles": 8, "soak_s": 1,
                          "max_duration_s": 300},
         });
-        let dir = self.dir.path().join("experiments");
-        for old in fs::read_dir(&dir).unwrap() {
-            fs::remove_file(old.unwrap().path()).unwrap();
-        }
-        fs::write(
-            dir.join(format!("{name}.json")),
-            serde_json::to_string_pretty(&experiment).unwrap(),
-        )
-        .unwrap();
+        crate::support::only_experiment(&self.dir.path().join("experiments"), name, &experiment);
     }
 
     fn smart(&self, args: &[&str]) -> Output {

@@ -67,3 +67,16 @@ pub(crate) fn output_text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Makes `name` the only experiment in `dir`: every other file there is removed first, so the
+/// queue runs exactly this one.
+pub(crate) fn only_experiment(dir: &Path, name: &str, experiment: &serde_json::Value) {
+    for old in fs::read_dir(dir).unwrap() {
+        fs::remove_file(old.unwrap().path()).unwrap();
+    }
+    fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(experiment).unwrap(),
+    )
+    .unwrap();
+}
