@@ -66,17 +66,14 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         return dry_run(args, &config);
     }
     // Bad input is reported before anything is touched (no lock, no recovery).
-    let loop_config = loop_config(args, &config);
-    if args.names.is_empty() {
-        for search in smart_core::runner::searches_waiting(&loop_config) {
-            let waiting = QueueError::SearchNotRunYet {
-                name: search.name().to_owned(),
-                file: search.source().to_owned(),
-            };
-            eprintln!("{waiting}");
-        }
+    let runner = Runner::new(loop_config(args, &config)).map_err(queue_error)?;
+    for search in runner.searches_waiting() {
+        let waiting = QueueError::SearchNotRunYet {
+            name: search.name().to_owned(),
+            file: search.source().to_owned(),
+        };
+        eprintln!("{waiting}");
     }
-    let runner = Runner::new(loop_config).map_err(queue_error)?;
     let env = |name: &str| std::env::var(name).ok();
     let coach = MaybeCoach::from(
         smart_coach::from_config(&config, config.state_dir(), &env).map_err(CliError::bad_input)?,

@@ -40,7 +40,7 @@ mod queue;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use queue::{QueueError, Selection, decided_in, queue, searches_waiting};
+pub use queue::{QueueError, Selection, decided_in, queue};
 
 use crate::engine::race::{Either, race};
 use crate::engine::{
@@ -172,14 +172,27 @@ pub struct LoopEnd {
 pub struct Runner {
     config: LoopConfig,
     pending: Vec<Experiment>,
+    /// The valid searches left out of the queue (this version does not run them yet).
+    searches_waiting: Vec<Experiment>,
 }
 
 impl Runner {
     /// Reads the queue: bad input (an invalid file, an unknown name) fails here, before the
     /// caller takes a lock or touches anything.
     pub fn new(config: LoopConfig) -> Result<Runner, QueueError> {
-        let pending = queue(&config)?;
-        Ok(Runner { config, pending })
+        let (pending, searches_waiting) = queue::read(&config)?;
+        Ok(Runner {
+            config,
+            pending,
+            searches_waiting,
+        })
+    }
+
+    /// The valid, undecided search experiments the queue left out: this version validates a
+    /// search but does not run it yet, so a front end should say so (see
+    /// [`QueueError::SearchNotRunYet`], the error when one is named).
+    pub fn searches_waiting(&self) -> &[Experiment] {
+        &self.searches_waiting
     }
 
     /// The experiments the first pass will run, in order.
@@ -199,6 +212,7 @@ impl Runner {
         let Runner {
             config,
             mut pending,
+            ..
         } = self;
         let mut end = LoopEnd::default();
         loop {

@@ -89,6 +89,13 @@ impl QueueError {
 /// The experiments to run now from `config.experiments_dir`; decisions are looked up in
 /// `config.state_dir`. Any invalid file fails the whole queue.
 pub fn queue(config: &LoopConfig) -> Result<Vec<Experiment>, QueueError> {
+    read(config).map(|(run, _searches)| run)
+}
+
+/// The experiments to run now, and (for [`Selection::Pending`]) the valid searches left out: this
+/// version validates a search but does not run it yet, so a front end says so. One read of the
+/// directory gives both.
+pub(super) fn read(config: &LoopConfig) -> Result<(Vec<Experiment>, Vec<Experiment>), QueueError> {
     let experiments_dir = config.experiments_dir.as_path();
     let state_dir = config.state_dir.as_path();
     let files = experiment_files(experiments_dir).map_err(|error| QueueError::ListDir {
@@ -132,16 +139,15 @@ pub fn queue(config: &LoopConfig) -> Result<Vec<Experiment>, QueueError> {
                         },
                     )
             })
-            .collect(),
+            .collect::<Result<_, _>>()
+            .map(|named| (named, Vec::new())),
         Selection::Pending => {
             let history = records::history(state_dir)?;
             Ok(report
                 .experiments
                 .into_iter()
                 .filter(|e| decided_in(&history, e).is_none())
-                // A search is validated but not run yet: `searches_waiting` names it.
-                .filter(|e| e.definition().search.is_none())
-                .collect())
+                .partition(|e| e.definition().search.is_none()))
         }
     }
 }
@@ -158,17 +164,4 @@ pub fn decided_in<'h>(history: &'h [DecisionRecord], experiment: &Experiment) ->
                 && d.decision != DecisionKind::Aborted
         })
         .map(|d| d.run_id.as_str())
-}
-
-/// The valid search experiments of `config.experiments_dir` without a decision: this version
-/// validates them but does not run them yet, so the queue leaves them out and a front end says so.
-pub fn searches_waiting(config: &LoopConfig) -> Vec<Experiment> {
-    let Ok(files) = experiment_files(config.experiments_dir.as_path()) else {
-        return Vec::new();
-    };
-    validate_paths_by(&files, &config.defaults, config.apply_by)
-        .experiments
-        .into_iter()
-        .filter(|e| e.definition().search.is_some())
-        .collect()
 }
