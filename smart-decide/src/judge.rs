@@ -77,6 +77,11 @@ struct VariantState {
     keep_tests: [Sequential; 2],
     /// Whether the keep test passed at each keep look, at the variant's own level.
     keep_at: Vec<bool>,
+    /// The sequential sign-flip test of "it is not slower" (`δ ≤ 0`), on the same units, weights
+    /// and spending as the keep tests: rejecting it is the latency revert.
+    slower_test: Sequential,
+    /// Whether the "it is slower" test rejected at the latest keep look.
+    slower: bool,
     /// Cycles left out of the keep test for host pressure, and the latest reason.
     disturbed: (u32, Option<String>),
     /// p99 comparisons: log ratio of the arms' p99 over answers pooled until each arm has
@@ -203,6 +208,8 @@ impl Judge {
                     Sequential::new(Patterns::new(schedule.max_cycles), per_variant),
                 ],
                 keep_at: Vec::new(),
+                slower_test: Sequential::new(Patterns::new(schedule.max_cycles), per_variant),
+                slower: false,
                 disturbed: (0, None),
                 p99_units: Vec::new(),
                 p99_pending: [Vec::new(), Vec::new()],
@@ -351,6 +358,9 @@ impl Judge {
                 & below_zero.advance(&shifted(0.0), &state.spreads, look);
             let passed = rejected && judge.errors_allow_keep(state, judge.per_variant, j);
             state.keep_at.push(passed);
+            // The mirror image, "δ ≤ 0": the contrasts negated.
+            let negated: Vec<f64> = state.units.iter().map(|d| -d).collect();
+            state.slower = state.slower_test.advance(&negated, &state.spreads, look);
         }
 
         if new_info && state.latency_pairs.len() >= MIN_PAIRS {
@@ -395,10 +405,14 @@ impl Judge {
                 .zip(state.boundaries.bounds().last())
                 .filter(|(look, _)| look.cycle == state.cycles);
             let bounds = current.map(|(look, &z)| look.bounds(z));
-            let harm = bounds.is_some_and(|b| {
-                let errors = b.errors.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
-                b.metric.0 > 0.0 || errors.0 > judge.max_error_increase
-            });
+            // Slower: the exact sign-flip test, so a burst that hit the variant's blocks (noise
+            // the normal model does not describe) reverts a no-op at most α of the time. More
+            // errors than allowed: the normal-theory look's error bounds, as for the keep.
+            let harm = state.slower
+                || bounds.is_some_and(|b| {
+                    b.errors
+                        .is_some_and(|errors| errors.0 > judge.max_error_increase)
+                });
             let equivalent = bounds.is_some_and(|b| {
                 !state.extended
                     && judge.margin < 0.0

@@ -150,7 +150,7 @@ pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
                 -m.upper
             ));
         }
-        _ if m.lower > 0.0 => out.push(format!(
+        _ if f.exact && m.lower > 0.0 => out.push(format!(
             "{name} {}: significantly slower than the baseline ({level})",
             interval_pct(&m)
         )),
