@@ -335,3 +335,55 @@ fn the_fill_in_alone_gives_a_quiet_site_blocks_that_keep_and_revert() {
     let filled = log.lines().filter(|l| l.contains("\"smart-probe/")).count();
     assert!(filled > 2000, "only {filled} fill-in requests in the log");
 }
+
+/// `smart calibrate` measures its A/A blocks through the experiment's own source: here the
+/// access log of a quiet nginx, filled in. It completes, stores the noise it measured under the
+/// source's name, and `smart validate` then quotes that noise; nothing is changed.
+#[test]
+fn calibrate_measures_through_the_access_log() {
+    let Some(site) = Site::quiet("calibrate_measures_through_the_access_log") else {
+        return;
+    };
+    site.filled_experiment("fill-calib", "0", "1m");
+    let out = site.smart(&[
+        "calibrate",
+        "experiments/fill-calib.json",
+        "--pairs",
+        "4",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::support::assert_schema("calibrate", &value);
+    assert_eq!(value["source"], "access_log", "{value}");
+    assert_eq!(value["pairs"], 4, "{value}");
+    assert!(
+        value["pair_sd"]
+            .as_f64()
+            .is_some_and(|sd| sd.is_finite() && sd >= 0.0),
+        "{value}"
+    );
+    assert_eq!(
+        value["error_rate"], 0.0,
+        "every logged request was a 200: {value}"
+    );
+    let stored: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(value["file"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(
+        (&stored["source"], &stored["pair_sd"]),
+        (&value["source"], &value["pair_sd"])
+    );
+    // 8 blocks of 2.5 s at 50 a second, all through the log, and none of them a visitor.
+    let log = fs::read_to_string(site.log()).unwrap();
+    let filled = log.lines().filter(|l| l.contains("\"smart-probe/")).count();
+    assert!(filled > 500, "only {filled} fill-in requests in the log");
+
+    let text = output_text(&site.smart(&["validate"]));
+    assert!(
+        text.contains("noise measured by `smart calibrate`"),
+        "{text}"
+    );
+    assert_eq!(fs::read_to_string(site.owned()).unwrap(), "# as found\n");
+    assert!(get(site.nginx.port()));
+}
