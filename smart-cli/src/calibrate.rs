@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use smart_core::Experiment;
+use smart_core::engine::{BlockRequest, Probe};
 use smart_core::validate::validate_file;
-use smart_probe::{BlockPlan, HostSnapshot, NoProgress, Probe, ProbeConfig};
 
 use crate::Global;
 use crate::error::CliError;
@@ -20,8 +20,9 @@ const CALIBRATION_DIR: &str = "calibration";
 
 /// Measure this server's block-to-block noise for an experiment, without changing anything
 ///
-/// Runs A/A blocks on the live configuration with the experiment's target, rate, block length
-/// and cool-down (pairs of neighbouring blocks, as a run compares them), computes the standard
+/// Runs A/A blocks on the live configuration, measured as a run measures them (the experiment's
+/// probe target and rate, or its `measure` source), with its block length and cool-down (pairs
+/// of neighbouring blocks, as a run compares them), computes the standard
 /// deviation of the log ratio of neighbouring blocks' medians, and stores it in
 /// STATE_DIR/calibration/NAME.json. `smart validate` then quotes the smallest detectable win from
 /// this measured noise instead of a typical figure. Run it when the server is as busy as it will
@@ -51,19 +52,22 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             args.pairs
         )));
     }
-    let probe_config = ProbeConfig::builder(experiment.target())
-        .build()
-        .map_err(|e| CliError::bad_input(e.to_string()))?;
-    let probe = Probe::new(probe_config).map_err(|e| CliError::runtime(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))?;
+    // The same source a run measures with (the probe's client needs the runtime's context).
+    let mut source = {
+        let _context = runtime.enter();
+        crate::run::source::Source::new(&experiment)
+            .map_err(|e| CliError::bad_input(format!("{}: {e}", experiment.name())))?
+    };
     let schedule = experiment.schedule();
-    let plan = BlockPlan {
+    let request = BlockRequest {
+        arm: "baseline",
         warmup: Duration::from_secs_f64(schedule.cooldown_s),
-        measure: Duration::from_secs_f64(schedule.block_s),
-        guard: None,
+        duration: Duration::from_secs_f64(schedule.block_s),
+        guardrails: experiment.guardrails(),
     };
     let mut locations = Vec::new();
     let mut pressure = Vec::new();
@@ -75,22 +79,24 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             2 * args.pairs,
             schedule.cooldown_s + schedule.block_s
         );
-        let start = HostSnapshot::read();
-        let result = runtime
-            .block_on(probe.run_block(plan, &NoProgress))
-            .map_err(|e| CliError::runtime(e.to_string()))?;
-        pressure.push(start.pressure(&HostSnapshot::read()).cpu_some_pct);
+        let m = runtime
+            .block_on(source.measure(&request, &mut |_| {}))
+            .map_err(|e| CliError::runtime(format!("block {}: {e}", block + 1)))?;
+        if let Some(why) = &m.aborted {
+            return Err(CliError::runtime(format!(
+                "block {} stopped early: {why}; calibrate when the server is healthy",
+                block + 1
+            )));
+        }
+        pressure.push(m.host.and_then(|h| h.cpu_some_pct));
         // The figure the judge compares: the block's trimmed log mean (its median's log when the
-        // probe kept no samples).
-        let samples: Vec<u64> = result.samples.ok_latencies_us().map(u64::from).collect();
-        locations.push(smart_decide::block_location(&samples).or_else(|| {
-            result
-                .latency
-                .as_ref()
-                .map(|l| (l.p50_us as f64).max(1.0).ln())
-        }));
-        requests += result.sent;
-        errors += result.sent - result.counts.ok.min(result.sent);
+        // source has no raw latencies, e.g. Prometheus's block quantiles).
+        locations.push(
+            smart_decide::block_location(&m.latencies_us)
+                .or_else(|| m.p50_us.map(|p50| (p50 as f64).max(1.0).ln())),
+        );
+        requests += m.requests;
+        errors += m.errors;
     }
     let ratios: Vec<f64> = locations
         .chunks(2)
@@ -102,15 +108,17 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let error_rate = errors as f64 / requests.max(1) as f64;
     let Some(pair_sd) = sd(&ratios) else {
         return Err(CliError::runtime(format!(
-            "{} of {} block pairs had answers; the target must answer to be calibrated (check it \
-             with `smart probe URL`)",
+            "{} of {} block pairs had answers; the {} source must report answers to be \
+             calibrated (for the probe, check the target with `smart probe URL`)",
             ratios.len(),
-            args.pairs
+            args.pairs,
+            experiment.measure().source.as_str()
         )));
     };
     let cpu: Vec<f64> = pressure.into_iter().flatten().collect();
     let record = json!({
         "experiment": experiment.name(),
+        "source": experiment.measure().source.as_str(),
         "measured_unix_s": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         "block_s": schedule.block_s,
         "cooldown_s": schedule.cooldown_s,
@@ -169,7 +177,7 @@ fn calibration_path(state_dir: &Path, name: &str) -> PathBuf {
 }
 
 /// The block-pair noise `smart calibrate` measured for this experiment, when it was measured with
-/// the same block length, cool-down and rate (another schedule has other noise).
+/// the same source, block length, cool-down and rate (another schedule has other noise).
 pub(crate) fn measured_noise(
     state_dir: &Path,
     experiment: &Experiment,
@@ -178,7 +186,10 @@ pub(crate) fn measured_noise(
     let v: Value = serde_json::from_str(&text).ok()?;
     let same = |key: &str, want: f64| v[key].as_f64().is_some_and(|x| (x - want).abs() < 1e-9);
     let schedule = experiment.schedule();
-    (same("block_s", schedule.block_s)
+    // A calibration stored before sources existed was measured by the probe.
+    let source = v["source"].as_str().unwrap_or("probe");
+    (source == experiment.measure().source.as_str()
+        && same("block_s", schedule.block_s)
         && same("cooldown_s", schedule.cooldown_s)
         && same("rate_per_s", experiment.target().rate_per_s))
     .then(|| v["pair_sd"].as_f64())

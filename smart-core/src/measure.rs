@@ -105,6 +105,14 @@ pub struct AccessLog {
     /// Only requests with this method, e.g. `GET`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// For thin traffic: smart's probe sends this many requests per second to `target.urls`
+    /// during every block (both arms alike), and the web server logs them like visitors'
+    /// requests, so each block has answers even when few visitors come. Measured through the
+    /// log like every other request; `target.urls` is required with it and must pass the
+    /// filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 100.0))]
+    pub fill_rps: Option<f64>,
 }
 
 /// A Prometheus server and the PromQL that gives each block's figures. Every expression holds

@@ -12,6 +12,12 @@
 //! a truncation in place (`copytruncate`) by the file shrinking below the read offset, after which
 //! reading starts again at the top. Lines written between the last read and a copytruncate are
 //! lost to any reader; the log is read every second during a block to keep that window small.
+//!
+//! Thin traffic: with `fill_rps`, smart's own probe sends that many GETs (or HEADs) a second to
+//! `target.urls` during every block, both arms alike, and the web server logs them like any
+//! visitor's; they are measured through the log with everything else, so a block holds one kind
+//! of figure (the server's `$request_time`). Only the fill-in's requests that never reached the
+//! server (connection refused) are counted from the probe, as failures the log cannot show.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -20,7 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use smart_core::engine::{self, BlockMeasurement, BlockRequest, LiveProgress, PortError};
-use smart_core::experiment::AccessLog;
+use smart_core::experiment::{AccessLog, Target};
+use smart_probe::{BlockPlan, Load, NoProgress, Probe, ProbeConfig};
 
 use crate::error::SourceError;
 use crate::report;
@@ -55,7 +62,13 @@ pub struct Entry {
     pub method: String,
     /// The request path (with its query).
     pub path: String,
+    /// Whether smart's own probe sent it (its user agent starts with `smart-probe/`): the
+    /// fill-in's requests, which `smart validate` does not count as visitors.
+    pub from_smart: bool,
 }
+
+/// The user agent smart's probe sends, as the log shows it.
+const SMART_AGENT: &str = "\"smart-probe/";
 
 /// Parses one `smart_timing` line; `None` when it is not one.
 pub fn parse_line(line: &str) -> Option<Entry> {
@@ -84,6 +97,12 @@ pub fn parse_line(line: &str) -> Option<Entry> {
         status,
         method,
         path,
+        // The user agent is the head's last quoted field (nginx escapes quotes inside it).
+        from_smart: head
+            .trim_end()
+            .strip_suffix('"')
+            .and_then(|h| h.rfind('"').map(|i| &h[i..]))
+            .is_some_and(|agent| agent.starts_with(SMART_AGENT)),
     })
 }
 
@@ -190,6 +209,10 @@ struct Tally {
     latencies: Vec<u64>,
     unparsed: u64,
     parsed: u64,
+    /// Fill-in requests whose connection was refused (never logged).
+    unreached: u64,
+    /// Matching requests smart's own probe sent (the fill-in's).
+    from_smart: u64,
 }
 
 /// Whether a request passes the experiment's filter (method, path prefix).
@@ -213,6 +236,7 @@ fn add(spec: &AccessLog, tally: &mut Tally, lines: &[String], from_s: f64, to_s:
             continue;
         }
         tally.requests += 1;
+        tally.from_smart += u64::from(entry.from_smart);
         if entry.status >= 500 {
             tally.errors += 1;
         } else {
@@ -226,14 +250,35 @@ fn add(spec: &AccessLog, tally: &mut Tally, lines: &[String], from_s: f64, to_s:
 pub struct AccessLogSource {
     spec: AccessLog,
     follower: Follower,
+    /// The fill-in probe, when `fill_rps` is set.
+    fill: Option<Probe>,
 }
 
 impl AccessLogSource {
-    /// Follows the log from its current end (refused when it cannot be opened).
-    pub fn new(spec: &AccessLog) -> Result<AccessLogSource, SourceError> {
+    /// Follows the log from its current end (refused when it cannot be opened); with
+    /// `fill_rps`, sets up the fill-in probe for `target` (its URLs, method, headers, timeout)
+    /// at that rate. Must be called inside a tokio runtime's context.
+    pub fn new(spec: &AccessLog, target: &Target) -> Result<AccessLogSource, SourceError> {
+        let fill = match spec.fill_rps {
+            Some(rate_per_s) => {
+                let config = ProbeConfig::builder(target)
+                    .load(Load::Open { rate_per_s })
+                    .build()
+                    .and_then(Probe::new)
+                    .map_err(|e| {
+                        SourceError::Setup(format!(
+                            "measure.access_log.fill_rps: cannot set up the fill-in probe ({e}); \
+                             give target.urls of the server that writes the log"
+                        ))
+                    })?;
+                Some(config)
+            }
+            None => None,
+        };
         Ok(AccessLogSource {
             follower: Follower::open_at_end(Path::new(&spec.path))?,
             spec: spec.clone(),
+            fill,
         })
     }
 
@@ -254,26 +299,53 @@ impl AccessLogSource {
         self.follower.poll()?;
         let started = tokio::time::Instant::now();
         let end = started + warmup + duration + SETTLE;
-        let mut tally = Tally::default();
-        loop {
-            let next = (tokio::time::Instant::now() + Duration::from_secs(1)).min(end);
-            tokio::time::sleep_until(next).await;
-            let lines = self.follower.poll()?;
-            add(&self.spec, &mut tally, &lines, from_s, to_s);
-            let elapsed = started.elapsed();
-            progress(&LiveProgress {
-                warming_up: elapsed < warmup,
-                elapsed_s: elapsed.as_secs_f64(),
-                requests: tally.requests,
-                errors: tally.errors,
-                rate_per_s: tally.requests as f64
-                    / elapsed.saturating_sub(warmup).as_secs_f64().max(1.0),
-                p50_us: None,
-            });
-            if next >= end {
-                break;
+        let (spec, follower) = (&self.spec, &mut self.follower);
+        let read = async move {
+            let mut tally = Tally::default();
+            loop {
+                let next = (tokio::time::Instant::now() + Duration::from_secs(1)).min(end);
+                tokio::time::sleep_until(next).await;
+                let lines = follower.poll()?;
+                add(spec, &mut tally, &lines, from_s, to_s);
+                let elapsed = started.elapsed();
+                progress(&LiveProgress {
+                    warming_up: elapsed < warmup,
+                    elapsed_s: elapsed.as_secs_f64(),
+                    requests: tally.requests,
+                    errors: tally.errors,
+                    rate_per_s: tally.requests as f64
+                        / elapsed.saturating_sub(warmup).as_secs_f64().max(1.0),
+                    p50_us: None,
+                });
+                if next >= end {
+                    return Ok::<_, SourceError>(tally);
+                }
             }
-        }
+        };
+        let mut tally = match &self.fill {
+            None => read.await?,
+            Some(probe) => {
+                // The fill-in runs beside the reading, over the same warm-up and block; its
+                // requests reach the tally through the log.
+                let plan = BlockPlan {
+                    warmup,
+                    measure: duration,
+                    guard: None,
+                };
+                let (tally, filled) = tokio::join!(read, probe.run_block(plan, &NoProgress));
+                let mut tally = tally?;
+                let filled = filled.map_err(|e| {
+                    SourceError::Setup(format!(
+                        "measure.access_log.fill_rps: the fill-in probe failed ({e})"
+                    ))
+                })?;
+                tally.unreached = filled.counts.connect;
+                tally
+            }
+        };
+        // Requests the server never saw are not in its log: the fill-in's are failures.
+        tally.requests += tally.unreached;
+        tally.errors += tally.unreached;
         self.measurement(tally, duration)
     }
 
@@ -331,8 +403,13 @@ impl engine::Probe for AccessLogSource {
 /// `block_s` can expect, for `smart validate`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {
-    /// Matching requests per block, on the last hour's average.
+    /// Matching requests per block: the visitors' plus the fill-in's.
     pub per_block: f64,
+    /// Matching requests per block from visitors, on the last hour's average (smart's own
+    /// probe requests in the log are not counted).
+    pub visitors_per_block: f64,
+    /// The fill-in's requests per block (`fill_rps × block_s`; 0 without a fill-in).
+    pub fill_per_block: f64,
     /// Lines read that are not in the `smart_timing` format.
     pub unparsed: u64,
     /// Lines in the format.
@@ -340,7 +417,8 @@ pub struct Expectation {
 }
 
 /// Reads the last hour of `spec`'s log (at most its last 64 MiB) and estimates the matching
-/// requests per block of `block_s` seconds.
+/// requests per block of `block_s` seconds: the visitors' on the last hour's average, plus
+/// what the fill-in sends.
 pub fn expect_per_block(spec: &AccessLog, block_s: f64) -> Result<Expectation, SourceError> {
     const TAIL: u64 = 64 * 1024 * 1024;
     let mut file = File::open(&spec.path).map_err(|e| {
@@ -367,8 +445,12 @@ pub fn expect_per_block(spec: &AccessLog, block_s: f64) -> Result<Expectation, S
             // The first line may be cut by the tail: it simply fails to parse.
             let now = epoch_s(SystemTime::now());
             add(spec, &mut tally, &lines, now - 3600.0, f64::INFINITY);
+            let visitors = (tally.requests - tally.from_smart) as f64 / 3600.0 * block_s;
+            let fill = spec.fill_rps.unwrap_or(0.0) * block_s;
             Expectation {
-                per_block: tally.requests as f64 / 3600.0 * block_s,
+                per_block: visitors + fill,
+                visitors_per_block: visitors,
+                fill_per_block: fill,
                 unparsed: tally.unparsed,
                 parsed: tally.parsed,
             }
@@ -395,6 +477,9 @@ mod tests {
             (e.status, e.method.as_str(), e.path.as_str()),
             (200, "GET", "/api/items?id=3")
         );
+        assert!(!e.from_smart, "a visitor's");
+        let fill = LINE.replace(r#""curl/7.88 \x22x\x22""#, r#""smart-probe/0.1.0""#);
+        assert!(parse_line(&fill).unwrap().from_smart, "{fill}");
     }
 
     #[test]

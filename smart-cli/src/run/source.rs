@@ -34,7 +34,7 @@ impl Source {
                 None => Err(missing("command")),
             },
             SourceKind::AccessLog => match &measure.access_log {
-                Some(spec) => AccessLogSource::new(spec)
+                Some(spec) => AccessLogSource::new(spec, experiment.target())
                     .map(Source::AccessLog)
                     .map_err(|e| e.to_string()),
                 None => Err(missing("access_log")),
@@ -115,21 +115,36 @@ pub(crate) fn notes(experiment: &Experiment) -> Vec<String> {
         return notes;
     }
     let per_block = expectation.per_block;
-    notes.push(format!(
-        "measure: the last hour of {} gives about {per_block:.0} matching requests per {block_s} s block",
-        spec.path
-    ));
+    let visitors = expectation.visitors_per_block;
+    notes.push(match spec.fill_rps {
+        None => format!(
+            "measure: the last hour of {} gives about {visitors:.0} matching requests per \
+             {block_s} s block",
+            spec.path
+        ),
+        Some(fill_rps) => format!(
+            "measure: the last hour of {} gives about {visitors:.0} matching visitor requests \
+             per {block_s} s block, plus {:.0} from the fill-in ({fill_rps}/s): about \
+             {per_block:.0} per block",
+            spec.path, expectation.fill_per_block
+        ),
+    });
     let needed = smart_source::access_log::MIN_PER_BLOCK;
     if per_block < needed {
         let rate = per_block / block_s;
+        let fill_needed = ((needed - visitors) / block_s).ceil();
         let hint = if rate > 0.0 {
             format!(
-                "lengthen schedule.block_s to at least {:.0} s, or run it in busier hours",
+                "lengthen schedule.block_s to at least {:.0} s, set measure.access_log.fill_rps \
+                 to at least {fill_needed} (with target.urls), or run it in busier hours",
                 (needed / rate).ceil()
             )
         } else {
-            "no request matched in the last hour: check the path, the filter and the log format"
-                .to_owned()
+            format!(
+                "no request matched in the last hour: check the path, the filter and the log \
+                 format, or set measure.access_log.fill_rps to at least {fill_needed} (with \
+                 target.urls)"
+            )
         };
         notes.push(format!(
             "measure: warning: a block needs at least {needed:.0} answered requests for the judge to use its latency; {hint}"

@@ -33,7 +33,16 @@ struct Site {
 }
 
 impl Site {
+    /// The site with its visitors and its log rotated under them.
     fn start(test: &str) -> Option<Site> {
+        let mut site = Site::quiet(test)?;
+        site.visitors();
+        site.rotator();
+        Some(site)
+    }
+
+    /// The site without a single visitor.
+    fn quiet(test: &str) -> Option<Site> {
         if !require_tool("nginx", test) {
             return None;
         }
@@ -62,7 +71,7 @@ impl Site {
         )
         .unwrap();
         fs::create_dir(dir.path().join("experiments")).unwrap();
-        let mut site = Site {
+        let site = Site {
             nginx,
             dir,
             stop: Arc::new(AtomicBool::new(false)),
@@ -78,8 +87,6 @@ impl Site {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        site.visitors();
-        site.rotator();
         Some(site)
     }
 
@@ -141,7 +148,31 @@ impl Site {
     }
 
     fn experiment(&self, name: &str, log: &Path, baseline: &str, variant: &str) {
-        let experiment = json!({
+        let experiment = self.definition(name, log, baseline, variant);
+        crate::support::only_experiment(&self.dir.path().join("experiments"), name, &experiment);
+    }
+
+    /// The experiment with the fill-in: 50 GETs a second of the big file from smart's probe.
+    fn filled_experiment(&self, name: &str, baseline: &str, variant: &str) {
+        let mut experiment = self.definition(name, &self.log(), baseline, variant);
+        experiment["measure"]["access_log"]["fill_rps"] = json!(50);
+        experiment["target"] = json!({
+            "urls": [format!("http://127.0.0.1:{}/big.bin", self.nginx.port())],
+            "timeout_ms": 5000,
+        });
+        experiment["schedule"] = json!({"cooldown_s": 0.5, "block_s": 2.5, "max_cycles": 16,
+                                        "soak_s": 1, "max_duration_s": 300});
+        crate::support::only_experiment(&self.dir.path().join("experiments"), name, &experiment);
+    }
+
+    fn definition(
+        &self,
+        name: &str,
+        log: &Path,
+        baseline: &str,
+        variant: &str,
+    ) -> serde_json::Value {
+        json!({
             "name": name,
             "measure": {"source": "access_log",
                         "access_log": {"path": log, "path_prefix": "/big", "method": "GET"}},
@@ -154,8 +185,7 @@ impl Site {
             "variants": [{"name": format!("rate-{variant}"), "params": {"rate": variant}}],
             "schedule": {"cooldown_s": 0.5, "block_s": 2, "max_cycles": 8, "soak_s": 1,
                          "max_duration_s": 300},
-        });
-        crate::support::only_experiment(&self.dir.path().join("experiments"), name, &experiment);
+        })
     }
 
     fn smart(&self, args: &[&str]) -> Output {
@@ -249,4 +279,111 @@ fn a_log_without_msec_and_request_time_is_refused_with_the_fix() {
     assert!(all.contains("smart_timing"), "{all}");
     assert!(all.contains("smart-log-format.conf"), "{all}");
     assert_eq!(fs::read_to_string(site.owned()).unwrap(), "# as found\n");
+}
+
+/// No visitor at all: the fill-in's requests, logged by nginx like anyone's, are all the blocks
+/// hold, and they still carry a 100-fold effect to revert and to keep. `smart validate` counts
+/// them as the fill-in, not as visitors. 50 a second only so the test ends in about a minute
+/// (the judge keeps nothing before 1,000 requests per arm); a real site with a few visitors
+/// would fill in with a few a second over longer blocks.
+#[test]
+fn the_fill_in_alone_gives_a_quiet_site_blocks_that_keep_and_revert() {
+    let Some(site) = Site::quiet("the_fill_in_alone_gives_a_quiet_site_blocks") else {
+        return;
+    };
+    site.filled_experiment("fill-slower", "0", "1m");
+    let out = site.smart(&["validate"]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "about 0 matching visitor requests per 2.5 s block, plus 125 from the fill-in (50/s)"
+        ),
+        "{text}"
+    );
+
+    let out = site.smart(&["run", "--once"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(
+        decisions(site.dir.path()),
+        [("rate-1m".to_owned(), DecisionKind::Revert)],
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(fs::read_to_string(site.owned()).unwrap(), "# as found\n");
+
+    site.filled_experiment("fill-faster", "1m", "0");
+    let out = site.smart(&["run", "--once"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let all = decisions(site.dir.path());
+    assert_eq!(
+        all.last(),
+        Some(&("rate-0".to_owned(), DecisionKind::Keep)),
+        "{all:?}\n{}",
+        output_text(&out)
+    );
+    assert_eq!(fs::read_to_string(site.owned()).unwrap(), "limit_rate 0;\n");
+    assert!(
+        get(site.nginx.port()),
+        "the kept configuration serves the file"
+    );
+
+    // The log now holds thousands of the fill-in's requests, and still no visitor.
+    let text = output_text(&site.smart(&["validate"]));
+    assert!(text.contains("about 0 matching visitor requests"), "{text}");
+    let log = fs::read_to_string(site.log()).unwrap();
+    let filled = log.lines().filter(|l| l.contains("\"smart-probe/")).count();
+    assert!(filled > 2000, "only {filled} fill-in requests in the log");
+}
+
+/// `smart calibrate` measures its A/A blocks through the experiment's own source: here the
+/// access log of a quiet nginx, filled in. It completes, stores the noise it measured under the
+/// source's name, and `smart validate` then quotes that noise; nothing is changed.
+#[test]
+fn calibrate_measures_through_the_access_log() {
+    let Some(site) = Site::quiet("calibrate_measures_through_the_access_log") else {
+        return;
+    };
+    site.filled_experiment("fill-calib", "0", "1m");
+    let out = site.smart(&[
+        "calibrate",
+        "experiments/fill-calib.json",
+        "--pairs",
+        "4",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::support::assert_schema("calibrate", &value);
+    assert_eq!(value["source"], "access_log", "{value}");
+    assert_eq!(value["pairs"], 4, "{value}");
+    assert!(
+        value["pair_sd"]
+            .as_f64()
+            .is_some_and(|sd| sd.is_finite() && sd >= 0.0),
+        "{value}"
+    );
+    assert_eq!(
+        value["error_rate"], 0.0,
+        "every logged request was a 200: {value}"
+    );
+    let stored: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(value["file"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(
+        (&stored["source"], &stored["pair_sd"]),
+        (&value["source"], &value["pair_sd"])
+    );
+    // 8 blocks of 2.5 s at 50 a second, all through the log, and none of them a visitor.
+    let log = fs::read_to_string(site.log()).unwrap();
+    let filled = log.lines().filter(|l| l.contains("\"smart-probe/")).count();
+    assert!(filled > 500, "only {filled} fill-in requests in the log");
+
+    let text = output_text(&site.smart(&["validate"]));
+    assert!(
+        text.contains("noise measured by `smart calibrate`"),
+        "{text}"
+    );
+    assert_eq!(fs::read_to_string(site.owned()).unwrap(), "# as found\n");
+    assert!(get(site.nginx.port()));
 }

@@ -337,3 +337,45 @@ fn a_hung_measuring_command_fails_the_run_with_the_original_back() {
     assert_eq!(fs::read_to_string(pg.owned()).unwrap(), "# as found\n");
     assert_eq!(pg.show("commit_delay"), "0");
 }
+
+/// `smart calibrate` measures its A/A blocks with the experiment's command source (pgbench on
+/// the real cluster, not smart's HTTP probe): it completes, stores the noise under the source's
+/// name, and changes nothing.
+#[test]
+fn calibrate_measures_with_pgbench() {
+    let Some(pg) = Cluster::start("calibrate_measures_with_pgbench") else {
+        return;
+    };
+    pg.experiment(
+        "pg-calib",
+        pg.pgbench_measure(),
+        json!([{"name": "delay-0", "params": {"delay_us": 0}}]),
+    );
+    let out = pg.smart(&[
+        "calibrate",
+        "experiments/pg-calib.json",
+        "--pairs",
+        "4",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::support::assert_schema("calibrate", &value);
+    assert_eq!(value["source"], "command", "{value}");
+    assert_eq!(value["pairs"], 4, "{value}");
+    assert!(
+        value["pair_sd"]
+            .as_f64()
+            .is_some_and(|sd| sd.is_finite() && sd >= 0.0),
+        "{value}"
+    );
+    let stored: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(value["file"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(
+        (&stored["source"], &stored["pair_sd"]),
+        (&value["source"], &value["pair_sd"])
+    );
+    assert!(!pg.owned().exists(), "calibrate changes nothing");
+    assert_eq!(pg.show("commit_delay"), "0");
+}

@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
-use crate::experiment::{Measure, SourceKind};
-use crate::reader::{Range, Reader, join};
+use crate::experiment::{Measure, SourceKind, Target};
+use crate::reader::{Range, Reader, index, join};
 
 use super::fields::{
     MEASURE_ACCESS_LOG_KEYS, MEASURE_COMMAND_KEYS, MEASURE_KEYS, MEASURE_PROMETHEUS_KEYS,
@@ -203,6 +203,16 @@ fn access_log(r: &mut Reader, value: &Value, field: &str) {
             );
         }
     }
+    if let Some(v) = map.get("fill_rps") {
+        r.number(
+            v,
+            &join(field, "fill_rps"),
+            Range::positive(100.0).hint(
+                "requests per second the fill-in probe sends to target.urls, e.g. 5 (for more, \
+                 use the probe source)",
+            ),
+        );
+    }
     if let Some(v) = optional(map, "method") {
         let path = join(field, "method");
         if let Some(text) = r.string(v, &path, "a method like \"GET\"")
@@ -328,6 +338,66 @@ pub(crate) fn check_schedule(r: &mut Reader, measure: &Measure, block_s: f64) {
                 p.scrape_interval_s
             ),
         );
+    }
+}
+
+/// Checks across `measure` and `target` for the access log's fill-in: its requests go to
+/// `target.urls`, which must be given and pass the log filter, or they would never be counted.
+pub(crate) fn check_fill(r: &mut Reader, measure: &Measure, target: &Target) {
+    let Some(spec) = measure
+        .access_log
+        .as_ref()
+        .filter(|_| measure.source == SourceKind::AccessLog)
+    else {
+        return;
+    };
+    if spec.fill_rps.is_none() {
+        return;
+    }
+    if target.urls.is_empty() {
+        r.problem(
+            "measure.access_log.fill_rps",
+            "sends the fill-in's requests to target.urls, which is not given; add \
+             \"target\": {\"urls\": [\"http://127.0.0.1/\"]} with a URL of the server that \
+             writes the log",
+        );
+    }
+    if let Some(prefix) = &spec.path_prefix {
+        for (i, url) in target.urls.iter().enumerate() {
+            let path = url_path(url);
+            if !path.starts_with(prefix.as_str()) {
+                r.problem(
+                    &index("target.urls", i),
+                    format!(
+                        "its path {path} does not start with measure.access_log.path_prefix \
+                         {prefix}, so the fill-in's requests would not be counted; give a URL \
+                         under {prefix}"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(method) = &spec.method
+        && method != target.method.as_str()
+    {
+        r.problem(
+            "measure.access_log.method",
+            format!(
+                "is {method}, but the fill-in sends target.method {}, so its requests would \
+                 not be counted; set target.method to {method} (GET or HEAD) or remove the \
+                 method filter",
+                target.method.as_str()
+            ),
+        );
+    }
+}
+
+/// The path (with its query) of an http(s) URL, as an access log records it.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('/') => &rest[i..],
+        _ => "/",
     }
 }
 

@@ -350,6 +350,9 @@ fn read_root(r: &mut Reader, value: &Value, base_dir: &Path, apply_by: ApplyBy) 
     if let (Some(measure), Some(schedule)) = (&measure, &schedule) {
         measure::check_schedule(r, measure, schedule.block_s);
     }
+    if let (Some(measure), Some(target)) = (&measure, &target) {
+        measure::check_fill(r, measure, target);
+    }
     let durations = match (&schedule, &variants, &apply) {
         (Some(schedule), Some((list, _)), Some((apply, _))) => {
             let initial_checks_s = apply

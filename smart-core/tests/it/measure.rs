@@ -112,3 +112,70 @@ fn a_prometheus_block_must_span_four_scrapes() {
     );
     check(&long.to_string(), &[]);
 }
+
+#[test]
+fn an_access_log_fill_in_needs_a_target_its_filter_counts() {
+    let log = |extra: serde_json::Value| {
+        let mut spec = json!({"path": "/var/log/nginx/access.log", "path_prefix": "/api/",
+                              "method": "GET"});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"source": "access_log", "access_log": spec})
+    };
+    let no_target = with(base(), "target", None);
+    // Without the fill-in, no target is needed.
+    check(
+        &with(no_target.clone(), "measure", Some(log(json!({})))).to_string(),
+        &[],
+    );
+    check(
+        &with(no_target, "measure", Some(log(json!({"fill_rps": 5})))).to_string(),
+        &[
+            "measure.access_log.fill_rps: sends the fill-in's requests to target.urls, which is not given",
+        ],
+    );
+    let filled = with(base(), "measure", Some(log(json!({"fill_rps": 5}))));
+    check(
+        &with(
+            filled.clone(),
+            "target",
+            Some(json!({"urls": ["http://127.0.0.1:8080/api/items?id=1"]})),
+        )
+        .to_string(),
+        &[],
+    );
+    check(
+        &with(
+            filled.clone(),
+            "target",
+            Some(json!({"urls": ["http://127.0.0.1:8080/api/x", "http://127.0.0.1:8080"]})),
+        )
+        .to_string(),
+        &["target.urls[1]: its path / does not start with measure.access_log.path_prefix /api/"],
+    );
+    check(
+        &with(
+            filled.clone(),
+            "target",
+            Some(json!({"urls": ["http://127.0.0.1/api/"], "method": "HEAD"})),
+        )
+        .to_string(),
+        &["measure.access_log.method: is GET, but the fill-in sends target.method HEAD"],
+    );
+    for bad in [json!(0), json!(101), json!("5")] {
+        let input = with(
+            with(
+                base(),
+                "target",
+                Some(json!({"urls": ["http://127.0.0.1/api/"]})),
+            ),
+            "measure",
+            Some(log(json!({"fill_rps": bad}))),
+        );
+        check(
+            &input.to_string(),
+            &["measure.access_log.fill_rps: expected a number"],
+        );
+    }
+}

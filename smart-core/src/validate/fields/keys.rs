@@ -26,7 +26,7 @@ pub(crate) const MEASURE_KEYS: &[&str] = &["source", "command", "access_log", "p
 /// The keys of `measure.command`.
 pub(crate) const MEASURE_COMMAND_KEYS: &[&str] = &["argv", "env", "grace_s"];
 /// The keys of `measure.access_log`.
-pub(crate) const MEASURE_ACCESS_LOG_KEYS: &[&str] = &["path", "path_prefix", "method"];
+pub(crate) const MEASURE_ACCESS_LOG_KEYS: &[&str] = &["path", "path_prefix", "method", "fill_rps"];
 
 /// The keys of `measure.prometheus`.
 pub(crate) const MEASURE_PROMETHEUS_KEYS: &[&str] = &[
