@@ -126,6 +126,36 @@ impl Applier {
         })
     }
 
+    /// Restores the original config of run `run_id` of `experiment` if that run is still in
+    /// effect (kept, or interrupted); a run that already ended on its original, or never
+    /// changed anything, is left alone ([`RunAction::AlreadyReverted`]). A search undoes its own
+    /// kept candidates with this, newest first, without reaching runs from before it.
+    pub async fn revert_run(
+        &self,
+        lock: &RunLock,
+        experiment: &str,
+        run_id: &str,
+    ) -> Result<RunOutcome, Error> {
+        self.check_lock(lock)?;
+        layout::check_component("experiment name", experiment)?;
+        layout::check_component("run id", run_id)?;
+        let dir = RunDir::new(&self.config.state_dir, experiment, run_id);
+        if dir.journal().is_file() {
+            let replay = journal::read(&dir.journal())?;
+            if !matches!(replay.closed(), Some(Record::Closed { .. })) {
+                return self
+                    .close_run(dir, &replay, CloseReason::Reverted, Edits::Refuse)
+                    .await;
+            }
+        }
+        Ok(RunOutcome {
+            experiment: experiment.to_owned(),
+            run_id: run_id.to_owned(),
+            action: RunAction::AlreadyReverted,
+            kept_edits: Vec::new(),
+        })
+    }
+
     async fn close_run(
         &self,
         dir: RunDir,

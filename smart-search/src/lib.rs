@@ -34,10 +34,12 @@
 //! ```
 
 pub mod catalog;
+mod drive;
 mod error;
 mod space;
 mod strategy;
 
+pub use drive::{PatternSearch, candidate_experiment, judged, live_point};
 pub use error::SearchError;
 pub use space::{Dim, Point, Space};
 pub use strategy::{

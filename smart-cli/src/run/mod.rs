@@ -3,6 +3,7 @@
 
 mod nothing;
 mod progress;
+mod search;
 pub(crate) mod source;
 
 use std::io::Write;
@@ -67,13 +68,6 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     }
     // Bad input is reported before anything is touched (no lock, no recovery).
     let runner = Runner::new(loop_config(args, &config)).map_err(queue_error)?;
-    for search in runner.searches_waiting() {
-        let waiting = QueueError::SearchNotRunYet {
-            name: search.name().to_owned(),
-            file: search.source().to_owned(),
-        };
-        eprintln!("{waiting}");
-    }
     let env = |name: &str| std::env::var(name).ok();
     let coach = MaybeCoach::from(
         smart_coach::from_config(&config, config.state_dir(), &env).map_err(CliError::bad_input)?,
@@ -83,13 +77,18 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let cancel = cancel_on_signal(&runtime);
     recover(&runtime, &config, &lock)?;
     let _metrics = crate::metrics::start(&config, &runtime)?;
-    if runner.pending().is_empty() && args.once {
+    if runner.pending().is_empty() && runner.searches().is_empty() && args.once {
         let history = records::history(config.state_dir()).map_err(CliError::runtime)?;
         println!("{}", nothing::message(config.experiments_dir(), &history));
     }
     let mut bench = CliBench::new(&config, &lock, coach, AfterRun::PrintAndPrune);
     let end = runtime
-        .block_on(runner.run(&TokioClock::new(), &cancel, &mut bench))
+        .block_on(runner.run_searching(
+            &TokioClock::new(),
+            &cancel,
+            &mut bench,
+            &smart_search::PatternSearch,
+        ))
         .map_err(loop_error)?;
     // A failure outranks the stop that followed it; a signal while waiting for work is no stop of
     // anything (exit 0), one that cut work short exits 5 with the original back.
@@ -146,6 +145,7 @@ pub(crate) fn loop_error(error: LoopError<CliError>) -> CliError {
         LoopError::Bench(e) => e,
         LoopError::Queue(e) => queue_error(e),
         LoopError::Engine(e) => CliError::runtime(e),
+        LoopError::Search(e) => CliError::runtime(e),
     }
 }
 

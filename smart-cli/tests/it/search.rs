@@ -1,6 +1,23 @@
-//! A search experiment through the real binary: `smart validate` accepts the shipped example, and
-//! `smart run` (which does not drive searches yet) refuses a named one and skips it otherwise,
-//! touching nothing.
+//! Searches through the real binary: `smart validate` accepts the shipped example, and `smart run`
+//! drives a small search end to end against a real nginx (its own prefix, a free loopback port).
+//!
+//! The search's one param is the site's `limit_rate` on a 200 KiB file: as found `200k` (about a
+//! second per request), `0` (no throttle: a millisecond or two) and `100k` (about two seconds).
+//! The effects are far too large for timing to flip: `0` is kept whatever the noise, `100k` and
+//! going back to `200k` never are. The test kills `smart run` with SIGKILL while a candidate runs
+//! after the first verdict, checks that `smart recover` leaves the last configuration the search
+//! kept (byte for byte), and that the next `smart run` resumes the search where it stood (the
+//! judged candidates kept, the next one numbered on) and ends with `0` live, served, on disk.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use smart_testkit::{Nginx, require_tool};
 
 use crate::support::smart;
 
@@ -27,23 +44,287 @@ fn the_search_example_validates() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
+/// The size of the file the probe fetches.
+const BIG: usize = 200 * 1024;
+/// The searched values, in the order of the search's domain; the first is the one as found.
+const LIMITS: [&str; 3] = ["200k", "0", "100k"];
+/// The site: a health URL whose header names the live `limit_rate`, and the file behind it.
+const BODY: &str = "    location = /health {\n        add_header X-Smart-Limit {{ limit }} always;\n        return 200 ok;\n    }\n    location / {\n        limit_rate {{ limit }};\n    }";
+
+fn body(limit: &str) -> String {
+    BODY.replace("{{ limit }}", limit)
+}
+
+/// A real nginx serving the site as found (`limit_rate 200k`) and a temp dir with `smart.toml`
+/// and the search experiment.
+struct Site {
+    nginx: Nginx,
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn start(test: &str) -> Option<Site> {
+        if !require_tool("nginx", test) {
+            return None;
+        }
+        let nginx = Nginx::start(&body(LIMITS[0])).unwrap();
+        let big: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+        fs::write(nginx.html_dir().join("big.bin"), big).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("experiments")).unwrap();
+        fs::write(
+            dir.path().join("smart.toml"),
+            "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
+        )
+        .unwrap();
+        let site = Site { nginx, dir };
+        site.write_experiment();
+        Some(site)
+    }
+
+    /// The search: `limit` over the three values from the one as found (`baseline`), at most 3
+    /// candidates at a family confidence of 0.9 (each candidate at 1 − 0.1/3, which the exact
+    /// test reaches from 5 cycles); 2 s blocks at 50 requests a second.
+    fn write_experiment(&self) {
+        let experiment = json!({
+            "name": "limit-search",
+            "target": {"urls": [self.nginx.url("/big.bin")], "rate_per_s": 50, "timeout_ms": 5000},
+            "apply": {
+                "files": [{"path": self.nginx.site_conf_path(), "template": self.nginx.site_conf(BODY)}],
+                "validate": self.nginx.validate_argv(),
+                "reload": self.nginx.reload_argv(),
+                "health": {"url": self.nginx.url("/health"), "timeout_s": 5},
+                "command_timeout_s": 10
+            },
+            "baseline": {"limit": LIMITS[0]},
+            "search": {
+                "params": {"limit": {"choices": LIMITS}},
+                "budget": {"max_candidates": 3},
+                "confidence": 0.9
+            },
+            "schedule": {"cooldown_s": 0.5, "block_s": 2, "max_cycles": 8, "soak_s": 1,
+                         "max_duration_s": 150},
+        });
+        fs::write(
+            self.dir.path().join("experiments/limit-search.json"),
+            serde_json::to_string_pretty(&experiment).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_smart"));
+        command
+            .arg("--config")
+            .arg(self.dir.path().join("smart.toml"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn smart(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.dir.path().join("state/searches/limit-search.json")
+    }
+
+    /// The stored search, if written yet.
+    fn state(&self) -> Option<Value> {
+        let bytes = fs::read(self.state_file()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn site_conf(&self) -> Vec<u8> {
+        fs::read(self.nginx.site_conf_path()).unwrap()
+    }
+
+    /// The site file as smart renders it for `limit`.
+    fn conf_of(&self, limit: &str) -> Vec<u8> {
+        self.nginx.site_conf(&body(limit)).into_bytes()
+    }
+
+    /// A plain HTTP/1.0 GET of `path`: the status code, the live `limit_rate` and the body.
+    fn get(&self, path: &str) -> (u16, Option<String>, Vec<u8>) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.nginx.port())).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete response head");
+        let head = String::from_utf8_lossy(&response[..split]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        let header = head.lines().find_map(|l| {
+            l.strip_prefix("X-Smart-Limit: ")
+                .map(|v| v.trim().to_owned())
+        });
+        (status, header, response[split + 4..].to_vec())
+    }
+
+    /// Asserts that nginx serves `limit` (on disk, in its header, the whole file).
+    fn assert_serves(&self, limit: &str) {
+        assert_eq!(
+            String::from_utf8_lossy(&self.site_conf()),
+            String::from_utf8_lossy(&self.conf_of(limit))
+        );
+        let (status, header) = {
+            let (s, h, _) = self.get("/health");
+            (s, h)
+        };
+        assert_eq!((status, header.as_deref()), (200, Some(limit)));
+        let (status, _, file) = self.get("/big.bin");
+        assert_eq!((status, file.len()), (200, BIG));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The `limit` a trial's point stands for.
+fn limit_of(trial: &Value) -> &'static str {
+    let index = trial["candidate"]["point"][0].as_u64().unwrap() as usize;
+    LIMITS[index]
+}
+
+/// The value live after these trials: the last kept one, else the one as found.
+fn live_after(trials: &[Value]) -> &'static str {
+    trials
+        .iter()
+        .rev()
+        .find(|t| t["judged"]["verdict"] == "keep")
+        .map_or(LIMITS[0], limit_of)
+}
+
 #[test]
-fn run_refuses_a_named_search_and_skips_it_in_the_queue() {
-    let dir = setup();
-    let out = smart(dir.path(), &["run", "nginx-gzip-search"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("is a search, which this version of smart validates but does not run"),
-        "{stderr}"
+fn a_search_on_real_nginx_keeps_the_big_win_survives_sigkill_and_resumes() {
+    let Some(site) = Site::start("search::a_search_on_real_nginx") else {
+        return;
+    };
+    site.assert_serves(LIMITS[0]);
+    let before = site.site_conf();
+    let out = site.smart(&["validate", "experiments/limit-search.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Kill `smart run` while the second candidate runs: after a verdict is stored, with a run
+    // under way.
+    let mut child = site.command(&["run", "--once"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(400);
+    let judged = loop {
+        if let Some(state) = site.state() {
+            let trials = state["state"]["trials"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if !trials.is_empty() && state["running"].is_string() {
+                break trials;
+            }
+            assert!(
+                state["done"] != true,
+                "the search ended before its second candidate: {state}"
+            );
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stdout = String::new();
+            let mut stderr = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut stdout)
+                .unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            panic!("smart run ended before the second candidate ({status}):\n{stdout}\n{stderr}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no second candidate within 400 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Let the candidate's run get under way (backups taken, a switch possibly made), then kill.
+    std::thread::sleep(Duration::from_secs(3));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
     );
-    assert!(
-        !dir.path().join("state").exists(),
-        "nothing written before bad input is reported"
+    // The kill may have come between two stores: the trials are whatever the file says now.
+    let state = site.state().unwrap();
+    let trials = state["state"]["trials"].as_array().cloned().unwrap();
+    assert!(trials.len() >= judged.len(), "{state}");
+    assert_eq!(
+        trials[..judged.len()],
+        judged[..],
+        "judged candidates never change"
     );
 
-    let out = smart(dir.path(), &["run", "--once"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert_eq!(stderr.matches("is a search").count(), 1, "{stderr}");
+    let out = site.smart(&["recover"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // What is live is the last configuration the search kept (the one as found if none).
+    let kept = live_after(&trials);
+    site.assert_serves(kept);
+    if kept == LIMITS[0] {
+        assert_eq!(site.site_conf(), before, "the original, byte for byte");
+    }
+
+    // The next run resumes: the judged candidates stay, the interrupted one is judged again,
+    // and the search ends with the throttle off.
+    let out = site.smart(&["run", "--once"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("limit-search: search over after"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("kept limit=0"), "{stdout}");
+    let state = site.state().unwrap();
+    assert_eq!(state["done"], true, "{state}");
+    assert!(state["running"].is_null(), "{state}");
+    let all = state["state"]["trials"].as_array().unwrap();
+    assert_eq!(
+        all[..trials.len()],
+        trials[..],
+        "the resumed search kept its past"
+    );
+    let ids: Vec<u64> = all
+        .iter()
+        .map(|t| t["candidate"]["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=all.len() as u64).collect::<Vec<_>>());
+    // Only the big win was kept; the slower throttle never was.
+    for t in all {
+        let kept = t["judged"]["verdict"] == "keep";
+        assert_eq!(kept, limit_of(t) == "0", "{t}");
+    }
+    site.assert_serves("0");
+
+    // Over: the next run leaves it alone and changes nothing.
+    let out = site.smart(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    site.assert_serves("0");
 }

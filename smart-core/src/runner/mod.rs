@@ -36,11 +36,16 @@
 //! ```
 
 mod queue;
+mod search;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use queue::{QueueError, Selection, decided_in, queue};
+pub use search::{
+    SEARCHES_DIR, SearchBench, SearchOutcome, SearchStateError, SearchStep, Strategy, search_done,
+    state_path,
+};
 
 use crate::engine::race::{Either, race};
 use crate::engine::{
@@ -154,6 +159,9 @@ pub enum LoopError<E> {
     /// A run could not restore the original configuration: the server may be on a variant.
     #[error(transparent)]
     Engine(EngineError),
+    /// A search's state could not be read or written, or its strategy refused it.
+    #[error(transparent)]
+    Search(SearchStateError),
 }
 
 /// How a loop ended.
@@ -172,27 +180,26 @@ pub struct LoopEnd {
 pub struct Runner {
     config: LoopConfig,
     pending: Vec<Experiment>,
-    /// The valid searches left out of the queue (this version does not run them yet).
-    searches_waiting: Vec<Experiment>,
+    /// The searches of the queue, run after the experiments by [`Runner::run_searching`].
+    searches: Vec<Experiment>,
 }
 
 impl Runner {
     /// Reads the queue: bad input (an invalid file, an unknown name) fails here, before the
     /// caller takes a lock or touches anything.
     pub fn new(config: LoopConfig) -> Result<Runner, QueueError> {
-        let (pending, searches_waiting) = queue::read(&config)?;
+        let (pending, searches) = queue::read(&config)?;
         Ok(Runner {
             config,
             pending,
-            searches_waiting,
+            searches,
         })
     }
 
-    /// The valid, undecided search experiments the queue left out: this version validates a
-    /// search but does not run it yet, so a front end should say so (see
-    /// [`QueueError::SearchNotRunYet`], the error when one is named).
-    pub fn searches_waiting(&self) -> &[Experiment] {
-        &self.searches_waiting
+    /// The searches of the first pass (named, or not over yet): [`Runner::run_searching`] runs
+    /// them after the experiments; [`Runner::run`] leaves them out.
+    pub fn searches(&self) -> &[Experiment] {
+        &self.searches
     }
 
     /// The experiments the first pass will run, in order.
@@ -202,17 +209,41 @@ impl Runner {
 
     /// Runs the queue through `bench`, one experiment after another, then (when watching) reads
     /// it again every `rescan` until `cancel` is tripped. A trip stops the run under way (it
-    /// restores the original) and the loop.
+    /// restores the original) and the loop. Searches are left out (see
+    /// [`Runner::run_searching`]).
     pub async fn run<K: Clock, B: Bench>(
         self,
         clock: &K,
         cancel: &CancelToken,
         bench: &mut B,
     ) -> Result<LoopEnd, LoopError<B::Error>> {
+        self.drive(clock, cancel, bench, &Skip).await
+    }
+
+    /// [`Runner::run`], and after the experiments of each pass every search of the queue, each
+    /// from where its state in the state dir stands until it is over or the stop, its candidates
+    /// chosen by `strategy` (see [`Strategy`]).
+    pub async fn run_searching<K: Clock, B: SearchBench, S: Strategy>(
+        self,
+        clock: &K,
+        cancel: &CancelToken,
+        bench: &mut B,
+        strategy: &S,
+    ) -> Result<LoopEnd, LoopError<B::Error>> {
+        self.drive(clock, cancel, bench, &With(strategy)).await
+    }
+
+    async fn drive<K: Clock, B: Bench, R: Searches<B>>(
+        self,
+        clock: &K,
+        cancel: &CancelToken,
+        bench: &mut B,
+        searches: &R,
+    ) -> Result<LoopEnd, LoopError<B::Error>> {
         let Runner {
             config,
             mut pending,
-            ..
+            searches: mut waiting,
         } = self;
         let mut end = LoopEnd::default();
         loop {
@@ -234,6 +265,27 @@ impl Runner {
                     }
                 }
             }
+            for experiment in &waiting {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                let search_config = search::SearchConfig {
+                    state_dir: &config.state_dir,
+                    apply_by: config.apply_by,
+                    seed: config.seed,
+                };
+                if let Some((outcome, runs)) = searches
+                    .run(experiment, &search_config, cancel, clock, bench)
+                    .await?
+                {
+                    end.runs += runs;
+                    match outcome {
+                        SearchOutcome::Done { .. } => {}
+                        SearchOutcome::Stopped => end.stopped = true,
+                        SearchOutcome::Failed(_) => end.failed = true,
+                    }
+                }
+            }
             let rescan = match (config.repeat, &config.selection) {
                 (Repeat::Watch { rescan }, Selection::Pending) => rescan,
                 _ => break,
@@ -244,9 +296,57 @@ impl Runner {
             if let Either::Right(()) = race(clock.sleep(rescan), cancel.cancelled()).await {
                 break;
             }
-            pending = queue(&config).map_err(LoopError::Queue)?;
+            (pending, waiting) = queue::read(&config).map_err(LoopError::Queue)?;
         }
         Ok(end)
+    }
+}
+
+/// What a pass does with the queue's searches.
+trait Searches<B: Bench> {
+    /// Runs search `experiment` (`None`: left out); its outcome and the runs it made.
+    async fn run<K: Clock>(
+        &self,
+        experiment: &Experiment,
+        config: &search::SearchConfig<'_>,
+        cancel: &CancelToken,
+        clock: &K,
+        bench: &mut B,
+    ) -> Result<Option<(SearchOutcome, usize)>, LoopError<B::Error>>;
+}
+
+/// Leaves searches out.
+struct Skip;
+
+impl<B: Bench> Searches<B> for Skip {
+    async fn run<K: Clock>(
+        &self,
+        _experiment: &Experiment,
+        _config: &search::SearchConfig<'_>,
+        _cancel: &CancelToken,
+        _clock: &K,
+        _bench: &mut B,
+    ) -> Result<Option<(SearchOutcome, usize)>, LoopError<B::Error>> {
+        Ok(None)
+    }
+}
+
+/// Runs searches with a strategy.
+struct With<'s, S>(&'s S);
+
+impl<B: SearchBench, S: Strategy> Searches<B> for With<'_, S> {
+    async fn run<K: Clock>(
+        &self,
+        experiment: &Experiment,
+        config: &search::SearchConfig<'_>,
+        cancel: &CancelToken,
+        clock: &K,
+        bench: &mut B,
+    ) -> Result<Option<(SearchOutcome, usize)>, LoopError<B::Error>> {
+        let (outcome, runs) =
+            search::run_search(experiment, self.0, config, cancel, clock, bench).await?;
+        bench.search_finished(experiment, &outcome);
+        Ok(Some((outcome, runs)))
     }
 }
 
@@ -265,6 +365,17 @@ pub async fn run_experiment<K: Clock, B: Bench>(
         seed,
         cancel: cancel.clone(),
     };
+    run_with(experiment, run, clock, bench).await
+}
+
+/// Runs one experiment as run `run` through the engine with the parts `bench` makes for it, then
+/// [`Bench::finished`].
+async fn run_with<K: Clock, B: Bench>(
+    experiment: &Experiment,
+    run: RunConfig,
+    clock: &K,
+    bench: &mut B,
+) -> Result<RunReport, LoopError<B::Error>> {
     let mut parts = bench.parts(experiment, &run).map_err(LoopError::Bench)?;
     let result = engine::run(
         experiment,

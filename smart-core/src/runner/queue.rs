@@ -61,18 +61,6 @@ pub enum QueueError {
         /// The names the directory has.
         known: Vec<String>,
     },
-    /// A named experiment is a search, which this version validates but does not run yet.
-    #[error(
-        "{}: experiment `{name}` is a search, which this version of smart validates but does not \
-         run yet; list the values to try as `variants` or a `matrix` meanwhile (docs/search.md)",
-        file.display()
-    )]
-    SearchNotRunYet {
-        /// The experiment's name.
-        name: String,
-        /// Its file.
-        file: PathBuf,
-    },
     /// The run records (the decisions so far) cannot be read.
     #[error(transparent)]
     Records(#[from] RecordsError),
@@ -86,14 +74,15 @@ impl QueueError {
     }
 }
 
-/// The experiments to run now from `config.experiments_dir`; decisions are looked up in
-/// `config.state_dir`. Any invalid file fails the whole queue.
+/// The experiments to run now from `config.experiments_dir` (searches apart: see
+/// [`super::Runner::searches`]); decisions are looked up in `config.state_dir`. Any invalid file
+/// fails the whole queue.
 pub fn queue(config: &LoopConfig) -> Result<Vec<Experiment>, QueueError> {
     read(config).map(|(run, _searches)| run)
 }
 
-/// The experiments to run now, and (for [`Selection::Pending`]) the valid searches left out: this
-/// version validates a search but does not run it yet, so a front end says so. One read of the
+/// The experiments to run now and, apart, the searches: named ones, or (for
+/// [`Selection::Pending`]) those not over for their current definition. One read of the
 /// directory gives both.
 pub(super) fn read(config: &LoopConfig) -> Result<(Vec<Experiment>, Vec<Experiment>), QueueError> {
     let experiments_dir = config.experiments_dir.as_path();
@@ -130,23 +119,24 @@ pub(super) fn read(config: &LoopConfig) -> Result<(Vec<Experiment>, Vec<Experime
                                     .collect(),
                             })
                         },
-                        |e| match e.definition().search {
-                            Some(_) => Err(QueueError::SearchNotRunYet {
-                                name: e.name().to_owned(),
-                                file: e.source().to_owned(),
-                            }),
-                            None => Ok(e),
-                        },
+                        Ok,
                     )
             })
-            .collect::<Result<_, _>>()
-            .map(|named| (named, Vec::new())),
+            .collect::<Result<Vec<_>, _>>()
+            .map(|named| {
+                named
+                    .into_iter()
+                    .partition(|e| e.definition().search.is_none())
+            }),
         Selection::Pending => {
             let history = records::history(state_dir)?;
             Ok(report
                 .experiments
                 .into_iter()
-                .filter(|e| decided_in(&history, e).is_none())
+                .filter(|e| match e.definition().search {
+                    None => decided_in(&history, e).is_none(),
+                    Some(_) => !super::search_done(state_dir, e),
+                })
                 .partition(|e| e.definition().search.is_none()))
         }
     }
