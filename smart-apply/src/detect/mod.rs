@@ -1,21 +1,28 @@
 //! Detects what runs on this machine, so `smart init` can write a config and an experiment that
 //! match it instead of a stock example that has to be edited by hand.
 //!
-//! Today it detects nginx: `nginx -T` (run as an argv, never through a shell) prints every config
-//! file nginx loads, and [`nginx::parse_dump`] reads from it where the site listens, which file
-//! holds it and where `http {}` includes drop-in files; [`NginxSetup`] adds the commands that test
-//! and reload that same configuration. The parsing is pure and separate from running the
-//! command, so it is tested on captured output, and later detectors (sysctls, CPU, memory for
-//! `smart init --detect`) extend this module the same way: a pure reader of what a command or a
-//! file says, and a thin function that runs it.
+//! - nginx: `nginx -T` (run as an argv, never through a shell) prints every config file nginx
+//!   loads, and [`nginx::parse_dump`] reads from it where the site listens, which file holds it,
+//!   where `http {}` includes drop-in files, and every server-wide directive with the file and
+//!   line it is on (what `smart init --detect` tunes); [`NginxSetup`] adds the commands that test
+//!   and reload that same configuration.
+//! - the kernel: [`system`] reads sysctls from `/proc/sys`, the CPU count and the memory.
+//! - PostgreSQL: [`postgres`] reads a cluster's `postgresql.conf` and its `include_dir` from disk.
+//!
+//! Each is a pure reader of what a command or a file says, tested on captured text, and a thin
+//! function that runs the command or reads the file. Nothing here changes the machine.
 
 pub mod nginx;
+pub mod postgres;
+pub mod system;
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-pub use nginx::{Dump, Listen, ParseError, Site};
+pub use nginx::{Context, Dump, LineEdit, Listen, ParseError, Setting, Site};
+pub use postgres::PgConfig;
+pub use system::Machine;
 
 /// How long `nginx -T` may take: it only reads files.
 const NGINX_T_TIMEOUT: Duration = Duration::from_secs(10);

@@ -67,6 +67,46 @@ pub struct Site {
     pub file: PathBuf,
 }
 
+/// Where a directive sits: the main context, `events {}` or `http {}` (directives inside
+/// `server {}` and deeper are not recorded: they tune one site, not the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// Outside every block (`worker_processes`).
+    Main,
+    /// Inside `events {}` (`worker_connections`).
+    Events,
+    /// Directly inside `http {}` (`gzip`, `sendfile`, `keepalive_timeout`, ...).
+    Http,
+}
+
+/// One directive of the main, `events {}` or `http {}` context, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The directive's name.
+    pub name: String,
+    /// Its arguments, unquoted.
+    pub args: Vec<String>,
+    /// The block it is in.
+    pub context: Context,
+    /// The file it is written in.
+    pub file: PathBuf,
+    /// The line (from 1) its name is on.
+    pub line: usize,
+    /// How to replace it with a files applier's `edit`, when it can be: see [`LineEdit`].
+    pub edit: Option<LineEdit>,
+}
+
+/// A one-line edit that replaces a directive in its file: `pattern` matches that line and no
+/// other line of the file (as the dump shows it), and the directive is alone on it (a trailing
+/// comment aside), so the line can be rewritten whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineEdit {
+    /// A regex matching exactly that line.
+    pub pattern: String,
+    /// The line's leading whitespace, to keep in the replacement.
+    pub indent: String,
+}
+
 /// What a dump says, as far as an experiment needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dump {
@@ -77,6 +117,9 @@ pub struct Dump {
     /// The `include` patterns directly inside `http {}` that hold a wildcard, absolute, in the
     /// order written: a file an experiment creates where one matches is loaded inside `http {}`.
     pub http_includes: Vec<PathBuf>,
+    /// Every directive of the main, `events {}` and `http {}` contexts, in the order nginx reads
+    /// them.
+    pub settings: Vec<Setting>,
 }
 
 impl Dump {
@@ -89,6 +132,16 @@ impl Dump {
             glob_match(&pattern.to_string_lossy(), &file.to_string_lossy())
                 .then_some((file, pattern.as_path()))
         })
+    }
+
+    /// The directive `name` of `context`, when it is written there exactly once.
+    pub fn setting(&self, context: Context, name: &str) -> Option<&Setting> {
+        let mut found = self
+            .settings
+            .iter()
+            .filter(|s| s.context == context && s.name == name);
+        let first = found.next()?;
+        found.next().is_none().then_some(first)
     }
 }
 
@@ -112,13 +165,19 @@ pub fn parse_dump(text: &str) -> Result<Dump, ParseError> {
         .iter()
         .map(|(path, body)| (path.as_str(), parse_block(&mut tokens(body).into_iter())))
         .collect();
+    let bodies: BTreeMap<&str, &str> = files
+        .iter()
+        .map(|(path, body)| (path.as_str(), body.as_str()))
+        .collect();
     let order: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     let mut walk = Walk {
         files: &parsed,
+        bodies: &bodies,
         order: &order,
         prefix: &prefix,
         servers: Vec::new(),
         http_includes: Vec::new(),
+        settings: Vec::new(),
     };
     if let Some(directives) = parsed.get(main.as_str()) {
         walk.block(directives, main, &[], 0);
@@ -128,6 +187,28 @@ pub fn parse_dump(text: &str) -> Result<Dump, ParseError> {
         main_config,
         site,
         http_includes: walk.http_includes,
+        settings: walk.settings,
+    })
+}
+
+/// The edit that rewrites the directive `name` on line `line` of `body`, if it stands alone on
+/// that line and no other line of the file matches the same pattern.
+fn line_edit(body: &str, name: &str, line: usize) -> Option<LineEdit> {
+    let text = body.lines().nth(line.checked_sub(1)?)?;
+    let code = text.split('#').next().unwrap_or("").trim();
+    let alone = code.starts_with(name)
+        && code[name.len()..].starts_with(char::is_whitespace)
+        && code.ends_with(';')
+        && code.matches(';').count() == 1
+        && !code.contains(['{', '}', '"', '\'']);
+    if !alone {
+        return None;
+    }
+    let pattern = format!("^\\s*{}\\s[^;#]*;\\s*(#.*)?$", regex::escape(name));
+    let regex = regex::Regex::new(&pattern).ok()?;
+    (body.lines().filter(|l| regex.is_match(l)).count() == 1).then(|| LineEdit {
+        pattern,
+        indent: text[..text.len() - text.trim_start().len()].to_owned(),
     })
 }
 
@@ -148,16 +229,18 @@ fn split_files(text: &str) -> Vec<(String, String)> {
     files
 }
 
-/// One directive: its words, and its block when it has one.
+/// One directive: its words, the line its name is on, and its block when it has one.
 #[derive(Debug)]
 struct Directive {
     words: Vec<String>,
+    line: usize,
     block: Option<Vec<Directive>>,
 }
 
 #[derive(Debug, PartialEq)]
 enum Token {
-    Word(String),
+    /// A word and the line (from 1) it starts on.
+    Word(String, usize),
     Semicolon,
     Open,
     Close,
@@ -167,13 +250,16 @@ enum Token {
 /// comments from `#` to the end of the line.
 fn tokens(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
+    let mut line = 1;
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
+            '\n' => line += 1,
             c if c.is_whitespace() => {}
             '#' => {
                 for c in chars.by_ref() {
                     if c == '\n' {
+                        line += 1;
                         break;
                     }
                 }
@@ -182,15 +268,19 @@ fn tokens(text: &str) -> Vec<Token> {
             '{' => out.push(Token::Open),
             '}' => out.push(Token::Close),
             quote @ ('"' | '\'') => {
+                let start = line;
                 let mut word = String::new();
                 while let Some(c) = chars.next() {
                     match c {
                         '\\' => word.extend(chars.next()),
                         c if c == quote => break,
-                        other => word.push(other),
+                        other => {
+                            line += usize::from(other == '\n');
+                            word.push(other);
+                        }
                     }
                 }
-                out.push(Token::Word(word));
+                out.push(Token::Word(word, start));
             }
             first => {
                 let mut word = String::from(first);
@@ -201,7 +291,7 @@ fn tokens(text: &str) -> Vec<Token> {
                     word.push(c);
                     chars.next();
                 }
-                out.push(Token::Word(word));
+                out.push(Token::Word(word, line));
             }
         }
     }
@@ -212,17 +302,25 @@ fn tokens(text: &str) -> Vec<Token> {
 fn parse_block(tokens: &mut impl Iterator<Item = Token>) -> Vec<Directive> {
     let mut out = Vec::new();
     let mut words = Vec::new();
+    let mut first_line = 0;
     while let Some(token) = tokens.next() {
         match token {
-            Token::Word(w) => words.push(w),
+            Token::Word(w, line) => {
+                if words.is_empty() {
+                    first_line = line;
+                }
+                words.push(w);
+            }
             Token::Semicolon => out.push(Directive {
                 words: std::mem::take(&mut words),
+                line: first_line,
                 block: None,
             }),
             Token::Open => {
                 let block = parse_block(tokens);
                 out.push(Directive {
                     words: std::mem::take(&mut words),
+                    line: first_line,
                     block: Some(block),
                 });
             }
@@ -235,11 +333,13 @@ fn parse_block(tokens: &mut impl Iterator<Item = Token>) -> Vec<Directive> {
 /// The walk from the main file through blocks and includes.
 struct Walk<'a> {
     files: &'a BTreeMap<&'a str, Vec<Directive>>,
+    bodies: &'a BTreeMap<&'a str, &'a str>,
     order: &'a [&'a str],
     prefix: &'a Path,
     /// Each server's listens, with the file holding the server.
     servers: Vec<(Vec<Listen>, PathBuf)>,
     http_includes: Vec<PathBuf>,
+    settings: Vec<Setting>,
 }
 
 impl Walk<'_> {
@@ -289,7 +389,27 @@ impl Walk<'_> {
                     nested.push(block);
                     self.block(inner, file, &nested, depth);
                 }
-                _ => {}
+                (None, _) if name != "include" => {
+                    let context = match context {
+                        [] => Context::Main,
+                        ["events"] => Context::Events,
+                        ["http"] => Context::Http,
+                        _ => continue,
+                    };
+                    let edit = self
+                        .bodies
+                        .get(file)
+                        .and_then(|body| line_edit(body, name, directive.line));
+                    self.settings.push(Setting {
+                        name: name.clone(),
+                        args: args.to_vec(),
+                        context,
+                        file: PathBuf::from(file),
+                        line: directive.line,
+                        edit,
+                    });
+                }
+                (None, _) => {}
             }
         }
     }
@@ -452,6 +572,72 @@ mod tests {
         let (file, pattern) = dump.drop_in("smart-file-cache.conf").unwrap();
         assert_eq!(file, Path::new("/etc/nginx/conf.d/smart-file-cache.conf"));
         assert_eq!(pattern, Path::new("/etc/nginx/conf.d/*.conf"));
+    }
+
+    #[test]
+    fn reads_the_server_wide_directives_and_how_to_edit_them() {
+        let dump = parse_dump(DEBIAN).unwrap();
+        let nginx_conf = Path::new("/etc/nginx/nginx.conf");
+        let workers = dump.setting(Context::Main, "worker_processes").unwrap();
+        assert_eq!(workers.args, ["auto"]);
+        assert_eq!(workers.file, nginx_conf);
+        let edit = workers.edit.as_ref().unwrap();
+        assert_eq!(edit.indent, "");
+        let regex = regex::Regex::new(&edit.pattern).unwrap();
+        assert!(regex.is_match("worker_processes auto;"));
+        assert!(!regex.is_match("# worker_processes auto;"));
+        let connections = dump.setting(Context::Events, "worker_connections").unwrap();
+        assert_eq!(connections.args, ["768"]);
+        assert_eq!(connections.edit.as_ref().unwrap().indent, "\t");
+        for (name, args) in [
+            ("sendfile", "on"),
+            ("tcp_nopush", "on"),
+            ("gzip", "on"),
+            ("access_log", "/var/log/nginx/access.log"),
+        ] {
+            let setting = dump.setting(Context::Http, name).unwrap();
+            assert_eq!(setting.args, [args], "{name}");
+            assert!(setting.edit.is_some(), "{name}");
+        }
+        // Commented out in Debian's file: not set, so nginx's defaults hold.
+        for name in ["gzip_comp_level", "keepalive_timeout", "open_file_cache"] {
+            assert!(dump.setting(Context::Http, name).is_none(), "{name}");
+        }
+        // Directives of a server {} are the site's, not the server's.
+        assert!(
+            !dump
+                .settings
+                .iter()
+                .any(|s| s.name == "root" || s.name == "listen")
+        );
+    }
+
+    #[test]
+    fn a_directive_shares_its_line_or_repeats_and_cannot_be_edited() {
+        let dump = parse_dump(
+            "# configuration file /n.conf:\nhttp {\n  sendfile on; tcp_nopush on;\n  gzip off; # no\n  server { listen 81; gzip on; }\n  keepalive_timeout 10;\n  include /k.conf;\n}\n# configuration file /k.conf:\nkeepalive_timeout 20;\n",
+        )
+        .unwrap();
+        assert!(
+            dump.setting(Context::Http, "sendfile")
+                .unwrap()
+                .edit
+                .is_none()
+        );
+        // The server's `gzip on;` shares a line: the http-level `gzip off;` is still editable,
+        // since no other line matches the whole-line pattern.
+        let gzip = dump.setting(Context::Http, "gzip").unwrap();
+        assert_eq!(gzip.args, ["off"]);
+        assert_eq!(gzip.line, 3);
+        assert!(gzip.edit.is_some());
+        // Written twice (once through an include): neither is "the" setting.
+        assert!(dump.setting(Context::Http, "keepalive_timeout").is_none());
+        let in_include = dump
+            .settings
+            .iter()
+            .find(|s| s.file == Path::new("/k.conf"))
+            .unwrap();
+        assert_eq!((in_include.line, in_include.context), (1, Context::Http));
     }
 
     #[test]

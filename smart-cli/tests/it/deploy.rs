@@ -25,7 +25,20 @@ const UNITS: &[&str] = &[
     "smart-recover.service",
     "smart-nginx-test.service",
     "smart-somaxconn@.service",
+    "smart-tcp-fastopen@.service",
+    "smart-tcp-slow-start@.service",
+    "smart-default-qdisc@.service",
 ];
+
+/// The instance each template unit is checked as (a value it admits).
+fn example_instance(unit: &str) -> &'static str {
+    match unit {
+        "smart-tcp-fastopen@.service" => "3",
+        "smart-tcp-slow-start@.service" => "0",
+        "smart-default-qdisc@.service" => "fq",
+        _ => "4096",
+    }
+}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -113,7 +126,7 @@ fn units_for_this_build() -> (tempfile::TempDir, Vec<PathBuf>) {
         let body = fs::read_to_string(deploy(&format!("systemd/{unit}")))
             .unwrap()
             .replace("/usr/bin/smart ", &format!("{BIN} "));
-        let name = unit.replace("@.", "@4096.");
+        let name = unit.replace("@.", &format!("@{}.", example_instance(unit)));
         let path = dir.path().join(name);
         fs::write(&path, body).unwrap();
         paths.push(path);
@@ -413,10 +426,44 @@ fn polkit_allows_exactly_the_privileged_steps_of_the_shipped_experiments() {
     }
 }
 
+/// The sysctl units with a list of values (`smart init --detect`'s kernel knobs): (unit, instance,
+/// admitted) around and inside what both the rule and the unit admit.
+const SYSCTL_CHOICES: &[(&str, &str, bool)] = &[
+    ("smart-tcp-fastopen@.service", "1", true),
+    ("smart-tcp-fastopen@.service", "3", true),
+    ("smart-tcp-fastopen@.service", "0", false),
+    ("smart-tcp-fastopen@.service", "2", false),
+    ("smart-tcp-fastopen@.service", "31", false),
+    ("smart-tcp-fastopen@.service", "1 x", false),
+    ("smart-tcp-fastopen@.service", "", false),
+    ("smart-tcp-slow-start@.service", "0", true),
+    ("smart-tcp-slow-start@.service", "1", true),
+    ("smart-tcp-slow-start@.service", "00", false),
+    ("smart-tcp-slow-start@.service", "-o", false),
+    ("smart-tcp-slow-start@.service", "3", false),
+    ("smart-default-qdisc@.service", "fq", true),
+    ("smart-default-qdisc@.service", "fq_codel", true),
+    ("smart-default-qdisc@.service", "pfifo_fast", true),
+    ("smart-default-qdisc@.service", "noqueue", false),
+    ("smart-default-qdisc@.service", "fq_codelx", false),
+    ("smart-default-qdisc@.service", "FQ", false),
+    ("smart-default-qdisc@.service", "1", false),
+];
+
+/// `smart-x@.service` with the instance `value`: `smart-x@value.service`.
+fn instance(unit: &str, value: &str) -> String {
+    unit.replace("@.", &format!("@{value}."))
+}
+
 /// The `ExecStartPre=` argvs of `smart-somaxconn@.service` with the instance `value` put in, as
 /// systemd runs them (`%i` replaced, `$$` a literal `$`).
 fn somaxconn_checks(value: &str) -> Vec<Vec<String>> {
-    directives("smart-somaxconn@.service")
+    unit_checks("smart-somaxconn@.service", value)
+}
+
+/// The `ExecStartPre=` argvs of the template `unit` with the instance `value` put in.
+fn unit_checks(unit: &str, value: &str) -> Vec<Vec<String>> {
+    directives(unit)
         .into_iter()
         .filter(|(k, _)| k == "ExecStartPre")
         .map(|(_, v)| {
@@ -463,6 +510,67 @@ fn the_sysctl_unit_refuses_the_values_polkit_refuses() {
         assert_eq!(passes, *admitted, "the unit's checks on `{value}`");
         assert_eq!(by_polkit, *admitted, "polkit on `{value}`");
     }
+    // The same for the sysctl units that admit a list of values.
+    let asked: Vec<String> = SYSCTL_CHOICES
+        .iter()
+        .map(|(unit, value, _)| instance(unit, value))
+        .collect();
+    let polkit = polkit_allows(
+        &asked
+            .iter()
+            .map(|unit| ("manage-units", "smart", unit.as_str(), "start"))
+            .collect::<Vec<_>>(),
+    );
+    for ((unit, value, admitted), by_polkit) in SYSCTL_CHOICES.iter().zip(polkit) {
+        let checks = unit_checks(unit, value);
+        assert!(!checks.is_empty(), "{unit}: no ExecStartPre check");
+        let passes = checks.iter().all(|argv| {
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        });
+        assert_eq!(passes, *admitted, "{unit}'s checks on `{value}`");
+        assert_eq!(by_polkit, *admitted, "polkit on {unit} `{value}`");
+    }
+    // Only `start`, only the smart user, only these unit names.
+    let refused = polkit_allows(&[
+        (
+            "manage-units",
+            "smart",
+            "smart-tcp-fastopen@3.service",
+            "stop",
+        ),
+        (
+            "manage-units",
+            "www-data",
+            "smart-tcp-fastopen@3.service",
+            "start",
+        ),
+        ("manage-units", "smart", "smart-other@1.service", "start"),
+        (
+            "manage-units",
+            "smart",
+            "xsmart-tcp-fastopen@3.service",
+            "start",
+        ),
+        (
+            "manage-units",
+            "smart",
+            "smart-tcp-fastopen@3.service.x",
+            "start",
+        ),
+        (
+            "manage-units",
+            "smart",
+            "smart-default-qdisc@constructor.service",
+            "start",
+        ),
+    ]);
+    assert_eq!(refused, [false; 6]);
 }
 
 #[test]
