@@ -70,6 +70,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         selection: Selection::Pending,
         repeat: Repeat::Once,
         seed: None,
+        window: None,
     })?;
     let mut bench = InMemoryBench {
         setting: Arc::clone(&setting),

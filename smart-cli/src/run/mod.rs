@@ -14,7 +14,7 @@ use smart_coach::MaybeCoach;
 use smart_core::engine::{CancelToken, EngineError, LiveConfig, RunConfig, RunEnd, RunReport};
 use smart_core::records::{self, Records};
 use smart_core::runner::{
-    Bench, LoopConfig, LoopError, Parts, QueueError, Repeat, Runner, Selection,
+    Bench, LoopConfig, LoopError, Parts, QueueError, Repeat, RunWindow, Runner, Selection,
 };
 use smart_core::schedule::Human;
 use smart_core::{AgentConfig, Experiment};
@@ -120,6 +120,7 @@ fn loop_config(args: &Args, config: &AgentConfig) -> LoopConfig {
             Repeat::Watch { rescan: RESCAN }
         },
         seed: args.seed,
+        window: config.run_window(),
     }
 }
 
@@ -328,6 +329,15 @@ impl<'a> Bench for CliBench<'a> {
 
     fn coach(&mut self) -> &mut MaybeCoach {
         &mut self.coach
+    }
+
+    /// Says why nothing happens for a while (the wait is until the window opens).
+    fn waiting(&mut self, experiment: &Experiment, window: &RunWindow, wait: Duration) {
+        println!(
+            "{}: waiting {} for the run window {window}",
+            experiment.name(),
+            Human(wait.as_secs_f64())
+        );
     }
 
     /// Logs what a restore could not record and the audit head, warns when the dashboard could
