@@ -128,7 +128,7 @@ impl Bench for InMemoryBench {
                 setting: Arc::clone(&self.setting),
                 experiment: experiment.clone(),
             },
-            judge: EngineJudge::new(experiment)?,
+            judge: EngineJudge::new(experiment),
             observer: Records::new(&self.state_dir),
         })
     }

@@ -298,12 +298,7 @@ impl<'a> Bench for CliBench<'a> {
     {
         let config = self.config;
         let state_dir = config.state_dir();
-        let judge = EngineJudge::new(experiment).map_err(|e| {
-            CliError::bad_input(format!(
-                "{}: the judge refuses its settings: {e}",
-                experiment.name()
-            ))
-        })?;
+        let judge = EngineJudge::new(experiment);
         // The probe's client needs the runtime's context (the loop runs inside `block_on`).
         let probe = source::Source::new(experiment)
             .map_err(|e| CliError::bad_input(format!("{}: {e}", experiment.name())))?;
