@@ -12,6 +12,7 @@ use crate::logs::LogRotation;
 use crate::problem::{Invalid, Problem};
 use crate::reader::{Reader, join};
 use crate::records::Retention;
+use crate::runner::RunWindow;
 use crate::validate;
 
 pub use crate::defaults::Defaults;
@@ -36,6 +37,7 @@ const CONFIG_KEYS: &[&str] = &[
     "experiments_dir",
     "state_dir",
     "dashboard_dir",
+    "run_window",
     "defaults",
     "coach",
     "logs",
@@ -59,6 +61,7 @@ pub struct AgentConfig {
     logs: LogRotation,
     retention: Retention,
     prometheus: PrometheusConfig,
+    run_window: Option<RunWindow>,
 }
 
 impl Default for AgentConfig {
@@ -74,6 +77,7 @@ impl Default for AgentConfig {
             logs: LogRotation::default(),
             retention: Retention::default(),
             prometheus: PrometheusConfig::default(),
+            run_window: None,
         }
     }
 }
@@ -142,6 +146,14 @@ impl AgentConfig {
                 } else {
                     *slot = base.join(dir);
                 }
+            }
+        }
+        if let Some(v) = root.get("run_window")
+            && let Some(text) = r.string(v, "run_window", "a daily window like \"02:00-06:00 UTC\"")
+        {
+            match RunWindow::parse(text) {
+                Ok(window) => config.run_window = Some(window),
+                Err(message) => r.problem("run_window", message),
             }
         }
         if let Some(defaults) = root.get("defaults") {
@@ -228,11 +240,21 @@ impl AgentConfig {
     pub fn prometheus(&self) -> &PrometheusConfig {
         &self.prometheus
     }
+
+    /// The daily hours runs may happen in (`run_window`); `None` for any time.
+    pub fn run_window(&self) -> Option<RunWindow> {
+        self.run_window
+    }
 }
 
 /// The top-level keys that hold a value (not a table): written after a `[table]` line, TOML puts
 /// them in that table.
-const TOP_LEVEL_VALUES: &[&str] = &["experiments_dir", "state_dir", "dashboard_dir"];
+const TOP_LEVEL_VALUES: &[&str] = &[
+    "experiments_dir",
+    "state_dir",
+    "dashboard_dir",
+    "run_window",
+];
 
 /// What to say about a top-level key found in `[table]`.
 fn misplaced_message(table: &str) -> String {

@@ -187,6 +187,22 @@ impl Judge {
         if variant_names.is_empty() {
             return Err(Kind::NoVariants.into());
         }
+        Ok(Judge::checked(
+            decision,
+            guardrails,
+            schedule,
+            variant_names,
+        ))
+    }
+
+    /// [`Judge::new`] for settings known to be sound: a validated `Experiment`'s, which
+    /// validation checked against the same bounds (so the engine's judge port cannot fail).
+    pub(crate) fn checked(
+        decision: &Decision,
+        guardrails: &Guardrails,
+        schedule: &Schedule,
+        variant_names: &[String],
+    ) -> Judge {
         let alpha = 1.0 - decision.confidence;
         let per_variant = alpha / variant_names.len() as f64;
         let variants = variant_names
@@ -220,7 +236,7 @@ impl Judge {
                 boundaries: Boundaries::new(per_variant, SPENDING),
             })
             .collect();
-        Ok(Judge {
+        Judge {
             metric: decision.metric,
             margin: (1.0 - decision.min_improvement_pct / 100.0).ln(),
             min_improvement_pct: decision.min_improvement_pct,
@@ -232,7 +248,7 @@ impl Judge {
             pairs_per_cycle: if schedule.interleave { 2 } else { 1 },
             max_error_ratio: decision.max_error_ratio,
             variants,
-        })
+        }
     }
 
     /// Feeds one finished cycle of variant `variant` (its index in the names given to

@@ -6,7 +6,7 @@ use smart_core::Experiment;
 use smart_core::engine::{self, Bounds, Conclusion, CycleBlock, JudgeStep, Judgement, PortError};
 use smart_core::experiment::Metric;
 
-use crate::{Arm, BlockSample, DecideError, Judge, Step, VariantReport};
+use crate::{Arm, BlockSample, Judge, Step, VariantReport};
 
 /// A [`Judge`] for one experiment, as the engine's judge port.
 ///
@@ -18,9 +18,8 @@ use crate::{Arm, BlockSample, DecideError, Judge, Step, VariantReport};
 ///     "apply": {"files": [{"path": "/etc/nginx/conf.d/gzip.conf", "template": "gzip {{ on }};\n"}]},
 ///     "variants": [{"name": "on", "params": {"on": "on"}}]}"#;
 /// let experiment = validate::validate_text(json, "gzip.json".as_ref(), &Defaults::default()).unwrap();
-/// let judge = EngineJudge::new(&experiment)?;
+/// let judge = EngineJudge::new(&experiment);
 /// // pass `&mut judge` as `Ports::judge` to `smart_core::engine::run`
-/// # Ok::<(), smart_decide::DecideError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct EngineJudge {
@@ -30,19 +29,20 @@ pub struct EngineJudge {
 
 impl EngineJudge {
     /// A judge with the experiment's decision rule, guardrails and schedule, for its variants.
-    pub fn new(experiment: &Experiment) -> Result<EngineJudge, DecideError> {
+    /// Cannot fail: validation checked every setting [`Judge::new`] would refuse.
+    pub fn new(experiment: &Experiment) -> EngineJudge {
         let names: Vec<String> = experiment
             .variants()
             .iter()
             .map(|v| v.name.clone())
             .collect();
-        let judge = Judge::new(
+        let judge = Judge::checked(
             experiment.decision(),
             experiment.guardrails(),
             experiment.schedule(),
             &names,
-        )?;
-        Ok(EngineJudge { judge, names })
+        );
+        EngineJudge { judge, names }
     }
 
     /// The judge itself (e.g. for its [`Judge::conclude`] outcome).
@@ -204,12 +204,10 @@ mod tests {
         };
         assert_eq!(quantiles(&no_mean), None, "a missing figure is no figure");
 
-        let mut judge =
-            EngineJudge::new(&experiment(r#"[{"name": "v", "params": {"x": 1}}]"#)).unwrap();
+        let mut judge = EngineJudge::new(&experiment(r#"[{"name": "v", "params": {"x": 1}}]"#));
         let step = run_with(&mut judge, 0, 20, 14, quantile_block);
         assert_eq!(step, JudgeStep::Stop(engine::Verdict::Keep));
-        let mut judge =
-            EngineJudge::new(&experiment(r#"[{"name": "v", "params": {"x": 1}}]"#)).unwrap();
+        let mut judge = EngineJudge::new(&experiment(r#"[{"name": "v", "params": {"x": 1}}]"#));
         let step = run_with(&mut judge, 0, 20, 30, quantile_block);
         assert_eq!(step, JudgeStep::Stop(engine::Verdict::Revert));
     }
@@ -255,8 +253,7 @@ mod tests {
 
     #[test]
     fn a_clear_win_is_kept_with_its_figures() {
-        let mut judge =
-            EngineJudge::new(&experiment(r#"[{"name": "v", "params": {"x": 1}}]"#)).unwrap();
+        let mut judge = EngineJudge::new(&experiment(r#"[{"name": "v", "params": {"x": 1}}]"#));
         assert_eq!(
             run(&mut judge, 0, 20, 14),
             JudgeStep::Stop(engine::Verdict::Keep)
@@ -281,8 +278,7 @@ mod tests {
     fn an_aborted_variant_is_never_kept_and_the_best_of_several_is_chosen() {
         let mut judge = EngineJudge::new(&experiment(
             r#"[{"name": "a", "params": {"x": 1}}, {"name": "b", "params": {"x": 2}}]"#,
-        ))
-        .unwrap();
+        ));
         run(&mut judge, 0, 20, 12);
         run(&mut judge, 1, 20, 14);
         assert_eq!(judge.conclude().kept, Some(0));

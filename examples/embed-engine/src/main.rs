@@ -70,6 +70,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         selection: Selection::Pending,
         repeat: Repeat::Once,
         seed: None,
+        window: None,
     })?;
     let mut bench = InMemoryBench {
         setting: Arc::clone(&setting),
@@ -127,7 +128,7 @@ impl Bench for InMemoryBench {
                 setting: Arc::clone(&self.setting),
                 experiment: experiment.clone(),
             },
-            judge: EngineJudge::new(experiment)?,
+            judge: EngineJudge::new(experiment),
             observer: Records::new(&self.state_dir),
         })
     }

@@ -15,7 +15,7 @@ use smart_coach::MaybeCoach;
 use smart_core::engine::{CancelToken, EngineError, LiveConfig, RunConfig, RunEnd, RunReport};
 use smart_core::records::{self, Records};
 use smart_core::runner::{
-    Bench, LoopConfig, LoopError, Parts, QueueError, Repeat, Runner, Selection,
+    Bench, LoopConfig, LoopError, Parts, QueueError, Repeat, RunWindow, Runner, Selection,
 };
 use smart_core::schedule::Human;
 use smart_core::{AgentConfig, Experiment};
@@ -119,6 +119,7 @@ fn loop_config(args: &Args, config: &AgentConfig) -> LoopConfig {
             Repeat::Watch { rescan: RESCAN }
         },
         seed: args.seed,
+        window: config.run_window(),
     }
 }
 
@@ -297,12 +298,7 @@ impl<'a> Bench for CliBench<'a> {
     {
         let config = self.config;
         let state_dir = config.state_dir();
-        let judge = EngineJudge::new(experiment).map_err(|e| {
-            CliError::bad_input(format!(
-                "{}: the judge refuses its settings: {e}",
-                experiment.name()
-            ))
-        })?;
+        let judge = EngineJudge::new(experiment);
         // The probe's client needs the runtime's context (the loop runs inside `block_on`).
         let probe = source::Source::new(experiment)
             .map_err(|e| CliError::bad_input(format!("{}: {e}", experiment.name())))?;
@@ -328,6 +324,15 @@ impl<'a> Bench for CliBench<'a> {
 
     fn coach(&mut self) -> &mut MaybeCoach {
         &mut self.coach
+    }
+
+    /// Says why nothing happens for a while (the wait is until the window opens).
+    fn waiting(&mut self, experiment: &Experiment, window: &RunWindow, wait: Duration) {
+        println!(
+            "{}: waiting {} for the run window {window}",
+            experiment.name(),
+            Human(wait.as_secs_f64())
+        );
     }
 
     /// Logs what a restore could not record and the audit head, warns when the dashboard could

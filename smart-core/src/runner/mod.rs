@@ -1,7 +1,8 @@
 //! The run loop: turns an experiments directory and a state dir into runs, one after another —
 //! which experiment runs next ([`queue`]: every one without a decision for its current
 //! definition, or the named ones), a fresh seed and run id per run, once or watching the
-//! directory for new and edited files, and cancellation between runs and while waiting.
+//! directory for new and edited files, the daily hours runs may happen in ([`RunWindow`]), and
+//! cancellation between runs and while waiting.
 //!
 //! Like the [`engine`] it drives, the loop has no runtime and no I/O but reading the
 //! experiments and the records: time comes through the [`Clock`] port, so tests run it on a
@@ -26,6 +27,7 @@
 //!     selection: Selection::Pending,
 //!     repeat: Repeat::Watch { rescan: Duration::from_secs(60) },
 //!     seed: None,
+//!     window: None,
 //! };
 //! // Reads and validates the queue: bad input fails here, before anything is touched.
 //! let runner = Runner::new(config)?;
@@ -37,6 +39,7 @@
 
 mod queue;
 mod search;
+mod window;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,6 +49,7 @@ pub use search::{
     SEARCHES_DIR, SearchBench, SearchOutcome, SearchStateError, SearchStep, Strategy, search_done,
     state_path,
 };
+pub use window::RunWindow;
 
 use crate::engine::race::{Either, race};
 use crate::engine::{
@@ -86,6 +90,8 @@ pub struct LoopConfig {
     pub repeat: Repeat,
     /// The seed of every run's ABBA design; `None` draws a fresh one per run.
     pub seed: Option<u64>,
+    /// The daily hours runs may happen in (`run_window` in smart.toml); `None` for any time.
+    pub window: Option<RunWindow>,
 }
 
 /// The parts one run works through that the [`Bench`] makes for it, owned by the run.
@@ -144,6 +150,12 @@ pub trait Bench {
         let _ = (experiment, parts, outcome);
         Ok(())
     }
+
+    /// The loop waits `wait` for the run window before running `experiment` (to say so). Does
+    /// nothing by default.
+    fn waiting(&mut self, experiment: &Experiment, window: &RunWindow, wait: Duration) {
+        let _ = (experiment, window, wait);
+    }
 }
 
 /// Why a loop stopped before its end. Runs that fail in the ordinary way (a guardrail, the time
@@ -189,6 +201,7 @@ impl Runner {
     /// caller takes a lock or touches anything.
     pub fn new(config: LoopConfig) -> Result<Runner, QueueError> {
         let (pending, searches) = queue::read(&config)?;
+        fits_window(&config, &pending)?;
         Ok(Runner {
             config,
             pending,
@@ -252,6 +265,12 @@ impl Runner {
                     end.stopped = true;
                     break;
                 }
+                if let Some(window) = &config.window
+                    && !window::wait_for(window, experiment, clock, cancel, bench).await
+                {
+                    end.stopped = true;
+                    break;
+                }
                 let report = run_experiment(experiment, config.seed, cancel, clock, bench).await?;
                 end.runs += 1;
                 match report.end {
@@ -297,6 +316,7 @@ impl Runner {
                 break;
             }
             (pending, waiting) = queue::read(&config).map_err(LoopError::Queue)?;
+            fits_window(&config, &pending).map_err(LoopError::Queue)?;
         }
         Ok(end)
     }
@@ -347,6 +367,22 @@ impl<B: SearchBench, S: Strategy> Searches<B> for With<'_, S> {
             search::run_search(experiment, self.0, config, cancel, clock, bench).await?;
         bench.search_finished(experiment, &outcome);
         Ok(Some((outcome, runs)))
+    }
+}
+
+/// Refuses a queue with experiments that could never start in the run window.
+fn fits_window(config: &LoopConfig, pending: &[Experiment]) -> Result<(), QueueError> {
+    let Some(window) = config.window else {
+        return Ok(());
+    };
+    let experiments = window::too_long(&window, pending);
+    if experiments.is_empty() {
+        Ok(())
+    } else {
+        Err(QueueError::LongerThanWindow {
+            window,
+            experiments,
+        })
     }
 }
 

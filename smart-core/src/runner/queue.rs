@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::LoopConfig;
+use super::window::RunWindow;
 use crate::records::{self, DecisionKind, DecisionRecord, RecordsError};
 use crate::validate::{experiment_files, validate_paths_by};
 use crate::{Experiment, Invalid};
@@ -64,6 +65,18 @@ pub enum QueueError {
     /// The run records (the decisions so far) cannot be read.
     #[error(transparent)]
     Records(#[from] RecordsError),
+    /// Some experiments' time boxes are longer than the run window, so they could never start.
+    #[error(
+        "run_window {window} is open {} h a day, less than the time box of {}; shorten their schedule.max_duration_s or widen run_window in smart.toml",
+        window.length().as_secs_f64() / 3600.0,
+        experiments.join(", ")
+    )]
+    LongerThanWindow {
+        /// The window.
+        window: RunWindow,
+        /// Each experiment that does not fit, with its time box.
+        experiments: Vec<String>,
+    },
 }
 
 impl QueueError {

@@ -10,7 +10,7 @@ use serde_json::json;
 use smart_core::engine::sim::block_on;
 use smart_core::engine::{AdviceAction, CancelToken, Clock, EngineError, RunConfig, RunReport};
 use smart_core::records::Records;
-use smart_core::runner::{Bench, LoopConfig, LoopEnd, Parts, Repeat, Runner, Selection};
+use smart_core::runner::{Bench, LoopConfig, LoopEnd, Parts, Repeat, RunWindow, Runner, Selection};
 use smart_core::{Defaults, Experiment};
 
 use crate::fakes::{FAST, FakeApplier, FakeCoach, FakeProbe, ToyJudge, World};
@@ -39,6 +39,10 @@ struct FakeBench {
     ran: Vec<(String, f64)>,
     add_after: Option<usize>,
     cancel_after: Option<usize>,
+    /// Each wait for the run window: experiment, when (simulated seconds), how long.
+    waits: Vec<(String, f64, Duration)>,
+    /// Trip the stop when the loop starts waiting for the window.
+    cancel_on_wait: bool,
 }
 
 impl Bench for FakeBench {
@@ -83,6 +87,14 @@ impl Bench for FakeBench {
         }
         Ok(())
     }
+
+    fn waiting(&mut self, experiment: &Experiment, _window: &RunWindow, wait: Duration) {
+        let at = self.world.clock.monotonic().as_secs_f64();
+        self.waits.push((experiment.name().to_owned(), at, wait));
+        if self.cancel_on_wait {
+            self.world.cancel.cancel();
+        }
+    }
 }
 
 struct Setup {
@@ -105,6 +117,8 @@ fn setup(names: &[&str]) -> Setup {
         ran: Vec::new(),
         add_after: None,
         cancel_after: None,
+        waits: Vec::new(),
+        cancel_on_wait: false,
     };
     Setup { _temp: temp, bench }
 }
@@ -118,6 +132,7 @@ fn config(bench: &FakeBench, selection: Selection, repeat: Repeat) -> LoopConfig
         selection,
         repeat,
         seed: Some(7),
+        window: None,
     }
 }
 
@@ -205,5 +220,67 @@ fn an_invalid_file_stops_the_queue_before_anything_runs() {
     assert!(
         err.to_string().starts_with("1 experiment file in "),
         "{err}"
+    );
+}
+
+fn window(text: &str) -> Option<RunWindow> {
+    Some(RunWindow::parse(text).unwrap())
+}
+
+#[test]
+fn runs_start_only_when_their_time_box_fits_in_the_run_window() {
+    // The simulated clock starts at 00:00 UTC; each experiment's time box is 2 h.
+    let mut s = setup(&["alpha", "beta", "gamma"]);
+    let mut config = config(&s.bench, Selection::Pending, Repeat::Once);
+    // Open 2 h 3 min: room for one 2 h time box and a few minutes' delay.
+    config.window = window("02:00-04:03 UTC");
+    let runner = Runner::new(config).unwrap();
+    let clock = s.bench.world.clock.clone();
+    let cancel: CancelToken = s.bench.world.cancel.clone();
+    let end = block_on(&clock, runner.run(&clock, &cancel, &mut s.bench)).unwrap();
+    assert_eq!(names(&s.bench), ["alpha", "beta", "gamma"]);
+    assert_eq!((end.runs, end.failed, end.stopped), (3, false, false));
+    let started = |i: usize| s.bench.ran[i].1;
+    // alpha waits for the window to open; beta follows at once, its 2 h still fitting.
+    assert_eq!(started(0), 2.0 * 3600.0);
+    assert!(
+        started(1) > started(0) && started(1) < 2.0 * 3600.0 + 180.0,
+        "beta at {} s",
+        started(1)
+    );
+    // Less than 2 h are left after beta: gamma waits for the next day's window.
+    assert_eq!(started(2), 26.0 * 3600.0);
+    let waited: Vec<&str> = s.bench.waits.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(waited, ["alpha", "gamma"]);
+    for (name, at, wait) in &s.bench.waits {
+        let opens = (at + wait.as_secs_f64()) / 3600.0;
+        assert!(
+            opens == 2.0 || opens == 26.0,
+            "{name} waited until {opens} h"
+        );
+    }
+}
+
+#[test]
+fn a_stop_while_waiting_for_the_window_ends_the_loop_and_an_unfitting_time_box_is_refused() {
+    let mut s = setup(&["alpha"]);
+    let mut config = config(&s.bench, Selection::Pending, Repeat::Once);
+    config.window = window("03:00-06:00 UTC");
+    let runner = Runner::new(config.clone()).unwrap();
+    let clock = s.bench.world.clock.clone();
+    let cancel: CancelToken = s.bench.world.cancel.clone();
+    s.bench.cancel_on_wait = true;
+    let end = block_on(&clock, runner.run(&clock, &cancel, &mut s.bench)).unwrap();
+    assert!(s.bench.ran.is_empty());
+    assert_eq!((end.runs, end.failed, end.stopped), (0, false, true));
+
+    config.window = window("02:00-03:30 UTC");
+    let err = Runner::new(config).unwrap_err();
+    assert!(err.is_bad_input());
+    assert_eq!(
+        err.to_string(),
+        "run_window 02:00-03:30 UTC is open 1.5 h a day, less than the time box of alpha \
+         (max_duration_s = 7200); shorten their schedule.max_duration_s or widen run_window in \
+         smart.toml"
     );
 }

@@ -1018,3 +1018,23 @@ fn names_are_unique_across_files() {
         report.invalid[0]
     );
 }
+
+#[test]
+fn the_run_window_in_smart_toml_is_read_and_checked() {
+    let read =
+        |text: &str| smart_core::AgentConfig::from_toml(text, std::path::Path::new("smart.toml"));
+    let config = read("run_window = \"22:00-04:00 UTC\"\n").unwrap();
+    assert_eq!(
+        config.run_window().map(|w| w.to_string()).as_deref(),
+        Some("22:00-04:00 UTC")
+    );
+    assert_eq!(read("").unwrap().run_window(), None);
+    let err = read("run_window = \"02:00-06:00\"\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "smart.toml: run_window: \"02:00-06:00\" has no time zone; write it like \"02:00-06:00 UTC\" \
+         (the times are UTC: smart reads no local time zone)"
+    );
+    let misplaced = read("[logs]\nrun_window = \"02:00-06:00 UTC\"\n").unwrap_err();
+    assert_eq!(misplaced.problems()[0].field(), "logs.run_window");
+}

@@ -142,7 +142,7 @@ fn a_real_engine_run_renders_live_and_at_its_end() {
         state: 1,
     };
     let mut applier = FakeApplier { live };
-    let mut judge = smart_decide::EngineJudge::new(&experiment).unwrap();
+    let mut judge = smart_decide::EngineJudge::new(&experiment);
     let run_id = smart_core::records::new_run_id("file-cache", clock.wall(), 42);
     let config = RunConfig {
         run_id: run_id.clone(),

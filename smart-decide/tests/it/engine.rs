@@ -171,7 +171,7 @@ fn run_server(
         rng: seed << 32,
     };
     let mut applier = SimApplier(Rc::clone(&server));
-    let mut judge = EngineJudge::new(&experiment).unwrap();
+    let mut judge = EngineJudge::new(&experiment);
     let config = RunConfig {
         run_id: format!("sim-{seed}"),
         seed,
