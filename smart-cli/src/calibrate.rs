@@ -1,6 +1,8 @@
 //! `smart calibrate EXPERIMENT`: measures this server's own block-to-block noise with A/A blocks
 //! (nothing is changed: every block measures the configuration that is live) and stores it in the
-//! state dir, so `smart validate` can say what the schedule can detect on this server.
+//! state dir, so `smart validate` can say what the schedule can detect on this server. What the
+//! schedule can detect is stored beside it (NAME.feasibility.json, by `smart calibrate` and by
+//! `smart run` before each run) for the dashboard, which shows it without simulating anything.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,13 +19,17 @@ use crate::error::CliError;
 
 /// Where calibrations live, under the state dir: one JSON file per experiment name.
 const CALIBRATION_DIR: &str = "calibration";
+/// The suffix of the file beside a calibration that holds what the schedule can detect (read by
+/// smart-dashboard's `view/feasibility.rs`).
+const FEASIBILITY_SUFFIX: &str = ".feasibility.json";
 
 /// Measure this server's block-to-block noise for an experiment, without changing anything
 ///
 /// Runs A/A blocks on the live configuration, measured as a run measures them (the experiment's
 /// probe target and rate, or its `measure` source), with its block length and cool-down (pairs
-/// of neighbouring blocks, as a run compares them), computes the standard
-/// deviation of the log ratio of neighbouring blocks' medians, and stores it in
+/// of neighbouring blocks, as a run compares them), computes the standard deviation of the log
+/// ratio of neighbouring blocks' medians, and the share of cycles a neighbour's bursts would leave
+/// out of the keep test (host pressure), and stores them in
 /// STATE_DIR/calibration/NAME.json. `smart validate` then quotes the smallest detectable win from
 /// this measured noise instead of a typical figure. Run it when the server is as busy as it will
 /// be during experiments.
@@ -70,7 +76,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         guardrails: experiment.guardrails(),
     };
     let mut locations = Vec::new();
-    let mut pressure = Vec::new();
+    let mut hosts = Vec::new();
     let (mut requests, mut errors) = (0u64, 0u64);
     for block in 0..2 * args.pairs {
         eprintln!(
@@ -88,7 +94,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
                 block + 1
             )));
         }
-        pressure.push(m.host.and_then(|h| h.cpu_some_pct));
+        hosts.push(m.host);
         // The figure the judge compares: the block's trimmed log mean (its median's log when the
         // source has no raw latencies, e.g. Prometheus's block quantiles).
         locations.push(
@@ -98,13 +104,32 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         requests += m.requests;
         errors += m.errors;
     }
-    let ratios: Vec<f64> = locations
-        .chunks(2)
-        .filter_map(|p| match p {
-            [Some(a), Some(b)] => Some(b - a),
-            _ => None,
-        })
-        .collect();
+    // Each run of four blocks read as an ABBA cycle: those a neighbour's burst would leave out of
+    // the keep test are counted, and their pairs are left out of the noise (the judge leaves them
+    // out of the keep test too), unless too few pairs would be left.
+    let disturbed = smart_decide::disturbed_cycles(&hosts);
+    let disturbed_share = if disturbed.is_empty() {
+        0.0
+    } else {
+        disturbed.iter().filter(|d| **d).count() as f64 / disturbed.len() as f64
+    };
+    let ratios_where = |keep: &dyn Fn(usize) -> bool| -> Vec<f64> {
+        locations
+            .chunks(2)
+            .enumerate()
+            .filter(|(i, _)| keep(*i))
+            .filter_map(|(_, p)| match p {
+                [Some(a), Some(b)] => Some(b - a),
+                _ => None,
+            })
+            .collect()
+    };
+    let calm = ratios_where(&|pair| !disturbed.get(pair / 2).copied().unwrap_or(false));
+    let ratios = if calm.len() >= 2 {
+        calm
+    } else {
+        ratios_where(&|_| true)
+    };
     let error_rate = errors as f64 / requests.max(1) as f64;
     let Some(pair_sd) = sd(&ratios) else {
         return Err(CliError::runtime(format!(
@@ -115,7 +140,11 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             experiment.measure().source.as_str()
         )));
     };
-    let cpu: Vec<f64> = pressure.into_iter().flatten().collect();
+    let cpu: Vec<f64> = hosts
+        .iter()
+        .flatten()
+        .filter_map(|h| h.cpu_some_pct)
+        .collect();
     let record = json!({
         "experiment": experiment.name(),
         "source": experiment.measure().source.as_str(),
@@ -127,6 +156,7 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         "pair_sd": pair_sd,
         "error_rate": error_rate,
         "cpu_pressure_pct_mean": (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64),
+        "disturbed_share": disturbed_share,
     });
     let path = calibration_path(config.state_dir(), experiment.name());
     if let Some(dir) = path.parent() {
@@ -147,11 +177,13 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let noise = smart_decide::Noise {
         pair_sd,
         error_rate,
+        disturbed_share,
     };
+    let notes = stored_notes(config.state_dir(), &experiment, Some(noise));
     if args.json {
         let mut shown = record;
         shown["file"] = path.display().to_string().into();
-        shown["notes"] = feasibility_notes(&experiment, Some(noise)).into();
+        shown["notes"] = notes.into();
         crate::print_json(&shown)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -159,13 +191,15 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let _ = writeln!(
         out,
         "{}: block-pair noise {pair_sd:.3} (sd of the log ratio of neighbouring blocks over {} \
-         A/A pairs), {:.2} % errors, stored in {}",
+         A/A pairs), {:.0} % of {} cycles left out for host pressure, {:.2} % errors, stored in {}",
         experiment.name(),
         ratios.len(),
+        disturbed_share * 100.0,
+        disturbed.len(),
         error_rate * 100.0,
         path.display()
     );
-    for note in feasibility_notes(&experiment, Some(noise)) {
+    for note in notes {
         let _ = writeln!(out, "  {note}");
     }
     Ok(ExitCode::SUCCESS)
@@ -202,14 +236,61 @@ pub(crate) fn measured_noise(
             .as_f64()
             .filter(|r| (0.0..=1.0).contains(r))
             .unwrap_or(smart_decide::TYPICAL_ERROR_RATE),
+        // Before host pressure was counted: none assumed.
+        disturbed_share: v["disturbed_share"]
+            .as_f64()
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(0.0),
     })
+}
+
+/// When `smart calibrate` measured this experiment's stored calibration, as RFC 3339 UTC.
+fn measured_at(state_dir: &Path, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(calibration_path(state_dir, name)).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    let at = UNIX_EPOCH + Duration::from_secs(v["measured_unix_s"].as_u64()?);
+    Some(smart_core::audit::format_utc(at))
+}
+
+/// The notes of [`feasibility_notes`], and the feasibility itself stored beside the calibration
+/// (STATE_DIR/calibration/NAME.feasibility.json) for the dashboard: the smallest detectable win,
+/// the power, and whether the noise was measured. Storing is best effort: the dashboard then
+/// shows an older figure or none, and the notes are printed all the same.
+fn stored_notes(
+    state_dir: &Path,
+    experiment: &Experiment,
+    measured: Option<smart_decide::Noise>,
+) -> Vec<String> {
+    let result = feasibility_of(experiment, measured);
+    if let Ok(f) = &result {
+        let record = json!({
+            "experiment": experiment.name(),
+            "computed": smart_core::audit::format_utc(SystemTime::now()),
+            "noise_source": if measured.is_some() { "measured" } else { "typical" },
+            "calibrated": measured.and_then(|_| measured_at(state_dir, experiment.name())),
+            "min_improvement_pct": experiment.decision().min_improvement_pct,
+            "feasibility": f,
+        });
+        let path = state_dir
+            .join(CALIBRATION_DIR)
+            .join(format!("{}{FEASIBILITY_SUFFIX}", experiment.name()));
+        let text = serde_json::to_string_pretty(&record).expect("a JSON value always serializes");
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, text + "\n"));
+        if let Err(e) = written {
+            tracing::debug!("cannot store {}: {e}", path.display());
+        }
+    }
+    notes_of(result, measured.is_some())
 }
 
 /// Prints, before `smart run` starts an experiment, what its schedule can detect (from the
 /// measured noise when `smart calibrate` measured it): plain lines on a terminal, log lines
 /// (info, warn for warnings) like the rest of the run's output otherwise.
 pub(crate) fn print_run_notes(state_dir: &Path, experiment: &Experiment) {
-    let notes = feasibility_notes(experiment, measured_noise(state_dir, experiment));
+    let notes = stored_notes(state_dir, experiment, measured_noise(state_dir, experiment));
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     if !terminal {
         crate::logs::init();
@@ -232,17 +313,33 @@ pub(crate) fn feasibility_notes(
     experiment: &Experiment,
     measured: Option<smart_decide::Noise>,
 ) -> Vec<String> {
-    match smart_decide::feasibility(
+    notes_of(feasibility_of(experiment, measured), measured.is_some())
+}
+
+/// What the schedule can decide with the measured noise, or the typical one.
+fn feasibility_of(
+    experiment: &Experiment,
+    measured: Option<smart_decide::Noise>,
+) -> Result<smart_decide::Feasibility, smart_decide::DecideError> {
+    smart_decide::feasibility(
         experiment.schedule(),
         experiment.decision(),
         experiment.guardrails(),
         experiment.variants().len(),
         experiment.target().rate_per_s,
         measured.unwrap_or(smart_decide::Noise::TYPICAL),
-    ) {
+    )
+}
+
+/// A feasibility as notes, saying whether the noise was measured.
+fn notes_of(
+    result: Result<smart_decide::Feasibility, smart_decide::DecideError>,
+    measured: bool,
+) -> Vec<String> {
+    match result {
         Ok(f) => {
             let label = if f.reachable { "decision" } else { "warning" };
-            let source = if measured.is_some() {
+            let source = if measured {
                 "noise measured by `smart calibrate`"
             } else {
                 "typical noise assumed; `smart calibrate` measures this server's"
@@ -296,6 +393,7 @@ mod tests {
             Some(smart_decide::Noise {
                 pair_sd: 0.2,
                 error_rate: smart_decide::TYPICAL_ERROR_RATE,
+                disturbed_share: 0.0,
             })
         );
         write(30.0);
@@ -303,6 +401,7 @@ mod tests {
         let noise = smart_decide::Noise {
             pair_sd: 0.3,
             error_rate: 0.0,
+            disturbed_share: 0.0,
         };
         let measured = feasibility_notes(&experiment, Some(noise)).join("\n");
         assert!(

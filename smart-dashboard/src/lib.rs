@@ -33,6 +33,7 @@
 mod audit_rows;
 mod error;
 mod explain;
+mod feasibility;
 mod format;
 mod load;
 mod observer;

@@ -20,6 +20,8 @@ pub(crate) struct State {
     pub(crate) runs: Vec<Run>,
     /// `status.json` as written by the engine, parsed, with its bytes.
     pub(crate) status: Option<(Status, Vec<u8>)>,
+    /// What each experiment's schedule can detect, as smart-cli stored it, by experiment name.
+    pub(crate) feasibility: BTreeMap<String, crate::feasibility::Stored>,
 }
 
 /// One run: its records and its definition as run.
@@ -68,7 +70,11 @@ pub(crate) fn state(state_dir: &Path) -> Result<State, DashboardError> {
         runs.push(Run { record, definition });
     }
     let status = read_status(state_dir)?;
-    Ok(State { runs, status })
+    Ok(State {
+        runs,
+        status,
+        feasibility: crate::feasibility::read_all(state_dir),
+    })
 }
 
 /// `status.json` with its bytes (to publish as is), if there is one.

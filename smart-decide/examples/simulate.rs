@@ -22,7 +22,8 @@ use rand_distr::{Distribution, Pareto, StandardNormal};
 use smart_core::engine::HostPressure;
 use smart_core::experiment::{Decision, Guardrails, Schedule};
 use smart_decide::{
-    Arm, BlockSample, Judge, Noise, Step, Verdict, block_location, keep_probability,
+    Arm, BlockSample, Judge, Noise, Step, Verdict, block_location, disturbed_cycles,
+    keep_probability,
 };
 
 const MEDIAN_US: f64 = 20_000.0;
@@ -275,8 +276,8 @@ struct Tally {
     cycles: u64,
     seed_keep: usize,
     seed_runs: usize,
-    /// The noise `smart calibrate` would measure on each A/A run's server: (pair sd, error rate).
-    noise: Vec<(f64, f64)>,
+    /// The noise `smart calibrate` would measure on each A/A run's server.
+    noise: Vec<Noise>,
 }
 
 impl Tally {
@@ -316,6 +317,7 @@ fn run_judge(plan: &Plan, family: Family, effect: Effect, seed: u64, seed_rule: 
     };
     let mut diffs = Vec::new();
     let (mut requests, mut errors) = (0u64, 0u64);
+    let mut left_out = 0u32;
     for cycle in 0..schedule.max_cycles {
         let order = if server.rng.random_bool(0.5) {
             [Arm::Baseline, Arm::Variant, Arm::Variant, Arm::Baseline]
@@ -331,12 +333,16 @@ fn run_judge(plan: &Plan, family: Family, effect: Effect, seed: u64, seed_rule: 
             blocks.push(server.block(plan, arm, cycle, position as u32, e));
         }
         // The noise `smart calibrate` would measure: neighbouring blocks in time order (in an A/A
-        // run the arms do not matter), compared by the location the judge uses.
+        // run the arms do not matter), compared by the location the judge uses, over the cycles
+        // host pressure does not leave out, and the share it leaves out.
         for block in &blocks {
             requests += block.requests;
             errors += block.errors;
         }
-        for pair in blocks.chunks(2) {
+        let hosts: Vec<_> = blocks.iter().map(|b| b.host).collect();
+        let disturbed = disturbed_cycles(&hosts).first().copied().unwrap_or(false);
+        left_out += u32::from(disturbed);
+        for pair in blocks.chunks(2).filter(|_| !disturbed) {
             if let (Some(a), Some(b)) = (
                 block_location(&pair[0].latencies_us),
                 block_location(&pair[1].latencies_us),
@@ -353,9 +359,11 @@ fn run_judge(plan: &Plan, family: Family, effect: Effect, seed: u64, seed_rule: 
     if effect.latency_factor == 1.0 && finite.len() >= 2 {
         let m = finite.iter().sum::<f64>() / finite.len() as f64;
         let var = finite.iter().map(|d| (d - m).powi(2)).sum::<f64>() / (finite.len() - 1) as f64;
-        tally
-            .noise
-            .push((var.sqrt(), errors as f64 / requests.max(1) as f64));
+        tally.noise.push(Noise {
+            pair_sd: var.sqrt(),
+            error_rate: errors as f64 / requests.max(1) as f64,
+            disturbed_share: f64::from(left_out) / tally.cycles as f64,
+        });
     }
     let outcome = judge.conclude();
     tally.guardrail = usize::from(outcome.variants.iter().any(|r| r.guardrail.is_some()));
@@ -389,24 +397,21 @@ fn run_judge(plan: &Plan, family: Family, effect: Effect, seed: u64, seed_rule: 
 /// each A/A run's measured noise (as `smart calibrate` would measure it on that server), averaged
 /// over [`PREDICTION_SERVERS`] servers spread evenly over the family's noise. `None` without A/A
 /// runs.
-fn predicted_keep_pct(plan: &Plan, rate: f64, noise: &mut [(f64, f64)]) -> Option<f64> {
+fn predicted_keep_pct(plan: &Plan, rate: f64, noise: &mut [Noise]) -> Option<f64> {
     if noise.is_empty() {
         return None;
     }
-    noise.sort_by(|a, b| a.0.total_cmp(&b.0));
+    noise.sort_by(|a, b| a.pair_sd.total_cmp(&b.pair_sd));
     let probabilities: Vec<f64> = (0..PREDICTION_SERVERS)
         .map(|i| noise[(2 * i + 1) * noise.len() / (2 * PREDICTION_SERVERS)])
-        .filter_map(|(pair_sd, error_rate)| {
+        .filter_map(|noise| {
             keep_probability(
                 &plan.schedule,
                 &Decision::default(),
                 &Guardrails::default(),
                 1,
                 rate,
-                Noise {
-                    pair_sd,
-                    error_rate,
-                },
+                noise,
                 20.0,
             )
             .ok()

@@ -156,7 +156,14 @@ fn disagreement(
     (b1, v1): (&BlockStats, &BlockStats),
     (b2, v2): (&BlockStats, &BlockStats),
 ) -> Option<(f64, String)> {
-    let hosts = [b1.host?, v1.host?, b2.host?, v2.host?];
+    pressure_disagreement([b1.host?, v1.host?, b2.host?, v2.host?])
+}
+
+/// [`disagreement`] on the host figures of an ABBA cycle's blocks as (baseline, variant) of the
+/// first pair, then (baseline, variant) of the second.
+pub(crate) fn pressure_disagreement(
+    hosts: [smart_core::engine::HostPressure; 4],
+) -> Option<(f64, String)> {
     let figure = |f: fn(&smart_core::engine::HostPressure) -> Option<f64>| -> Option<[f64; 4]> {
         Some([f(&hosts[0])?, f(&hosts[1])?, f(&hosts[2])?, f(&hosts[3])?])
     };

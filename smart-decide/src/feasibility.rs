@@ -3,9 +3,10 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use smart_core::engine::HostPressure;
 use smart_core::experiment::{Decision, Guardrails, Schedule};
 
-use crate::analysis::MIN_ANSWERED;
+use crate::analysis::{MIN_ANSWERED, pressure_disagreement};
 use crate::error::DecideError;
 use crate::judge::{Judge, MIN_KEEP_REQUESTS, check_settings};
 use crate::report::{Step, Verdict};
@@ -30,6 +31,11 @@ pub struct Noise {
     pub pair_sd: f64,
     /// The share of requests that fail, the same in both arms.
     pub error_rate: f64,
+    /// The share of cycles the keep test leaves out because partner blocks ran under very
+    /// different host pressure (a neighbour's bursts; see [`disturbed_cycles`]): fewer cycles
+    /// carry a keep, and on a short schedule the exact test may not reach one. 0 when unknown.
+    #[serde(default)]
+    pub disturbed_share: f64,
 }
 
 impl Noise {
@@ -37,7 +43,34 @@ impl Noise {
     pub const TYPICAL: Noise = Noise {
         pair_sd: TYPICAL_PAIR_SD,
         error_rate: TYPICAL_ERROR_RATE,
+        disturbed_share: 0.0,
     };
+}
+
+/// For blocks measured one after the other (as `smart calibrate` measures A/A blocks), whether
+/// each whole run of four would be left out of the keep test for host pressure, read as an ABBA
+/// cycle: the same rule the judge applies (the two pairs' variant-minus-baseline pressure
+/// differences disagree by more than 20 points of CPU, memory or I/O pressure, or 10 of steal).
+/// A run of four with a block without host figures counts as not left out.
+///
+/// ```
+/// use smart_core::engine::HostPressure;
+/// use smart_decide::disturbed_cycles;
+///
+/// let cpu = |pct| Some(HostPressure { cpu_some_pct: Some(pct), ..Default::default() });
+/// let hosts = [cpu(2.0), cpu(45.0), cpu(3.0), cpu(2.0), cpu(70.0), cpu(90.0), cpu(88.0), cpu(72.0)];
+/// assert_eq!(disturbed_cycles(&hosts), [true, false]);
+/// ```
+pub fn disturbed_cycles(hosts: &[Option<HostPressure>]) -> Vec<bool> {
+    hosts
+        .chunks_exact(4)
+        .map(|c| match c {
+            [Some(b1), Some(v1), Some(v2), Some(b2)] => {
+                pressure_disagreement([*b1, *v1, *b2, *v2]).is_some()
+            }
+            _ => false,
+        })
+        .collect()
 }
 
 /// The power at which [`Feasibility::min_detectable_improvement_pct`] is quoted.
@@ -70,6 +103,9 @@ pub struct Feasibility {
     pub assumed_pair_sd: f64,
     /// The error rate assumed in both arms.
     pub assumed_error_rate: f64,
+    /// The share of cycles assumed left out of the keep test for host pressure.
+    #[serde(default)]
+    pub assumed_disturbed_share: f64,
     /// The true improvement, in percent, kept with 80 % probability under the assumed noise:
     /// smaller wins will mostly come out inconclusive.
     pub min_detectable_improvement_pct: Option<f64>,
@@ -177,6 +213,7 @@ pub fn feasibility(
             first_keep_cycle: first,
             assumed_pair_sd: pair_sd,
             assumed_error_rate: noise.error_rate,
+            assumed_disturbed_share: noise.disturbed_share,
             min_detectable_improvement_pct: None,
             power_at_twice_threshold: None,
             notes,
@@ -200,9 +237,17 @@ pub fn feasibility(
         }
         hi
     });
+    let disturbed = if noise.disturbed_share > 0.0 {
+        format!(
+            ", {:.0} % of cycles left out for host pressure",
+            noise.disturbed_share * 100.0
+        )
+    } else {
+        String::new()
+    };
     notes.push(format!(
-        "with block-pair noise {pair_sd:.3} (log scale) and {:.1} % errors, a true win of {} is \
-         kept in 80 % of runs, and a {twice:.0} % win in {:.0} %; the exact test can first keep \
+        "with block-pair noise {pair_sd:.3} (log scale){disturbed} and {:.1} % errors, a true win \
+         of {} is kept in 80 % of runs, and a {twice:.0} % win in {:.0} %; the exact test can first keep \
          after cycle {} of {}",
         noise.error_rate * 100.0,
         mde.map_or_else(
@@ -234,6 +279,7 @@ pub fn feasibility(
         first_keep_cycle: first,
         assumed_pair_sd: pair_sd,
         assumed_error_rate: noise.error_rate,
+        assumed_disturbed_share: noise.disturbed_share,
         min_detectable_improvement_pct: mde,
         power_at_twice_threshold: Some(power_twice),
         notes,
@@ -278,12 +324,15 @@ fn feasibility_frame(
     Ok((k, cycles))
 }
 
-/// One simulated cycle's randomness: its order and, per block, a standard normal for the
-/// block's location and a uniform for its error count.
+/// One simulated cycle's randomness: its order, per block a standard normal for the block's
+/// location and a uniform for its error count, and a uniform that decides whether a neighbour's
+/// burst leaves the cycle out of the keep test (drawn from its own stream, so the other draws do
+/// not depend on whether host pressure is modelled).
 struct CycleDraw {
     abba: bool,
     z: [f64; 4],
     u: [f64; 4],
+    burst: f64,
 }
 
 /// The experiments [`feasibility`] runs the judge on.
@@ -314,10 +363,15 @@ impl Plan {
             state = state.wrapping_add(1);
             (smart_core::engine::splitmix64(state) >> 11) as f64 / (1u64 << 53) as f64
         };
+        let burst = |run: usize, cycle: u32| {
+            let x =
+                smart_core::engine::splitmix64(0xb0_5e ^ ((run as u64) << 32 | u64::from(cycle)));
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
         let draws = (0..POWER_RUNS)
-            .map(|_| {
+            .map(|run| {
                 (0..cycles)
-                    .map(|_| {
+                    .map(|cycle| {
                         let mut normal = || {
                             let (u, v) = (uniform().max(1e-300), uniform());
                             (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
@@ -327,6 +381,7 @@ impl Plan {
                             abba: uniform() < 0.5,
                             z,
                             u: [uniform(), uniform(), uniform(), uniform()],
+                            burst: burst(run, cycle),
                         }
                     })
                     .collect()
@@ -403,6 +458,17 @@ impl Plan {
                     }
                 })
                 .collect();
+            let mut blocks = blocks;
+            if draw.burst < self.noise.disturbed_share {
+                // A neighbour's burst during the cycle's second block only: the judge leaves the
+                // cycle out of the keep test (it still counts for errors).
+                for b in &mut blocks {
+                    b.host = Some(HostPressure {
+                        cpu_some_pct: Some(if b.position == 1 { 60.0 } else { 2.0 }),
+                        ..HostPressure::default()
+                    });
+                }
+            }
             match judge.record_cycle(0, &blocks) {
                 Ok(Step::Continue) => {}
                 Ok(Step::Stop(verdict)) => return verdict == Verdict::Keep,

@@ -21,7 +21,8 @@ mod stats;
 
 pub use error::DecideError;
 pub use feasibility::{
-    Feasibility, Noise, TYPICAL_ERROR_RATE, TYPICAL_PAIR_SD, feasibility, keep_probability,
+    Feasibility, Noise, TYPICAL_ERROR_RATE, TYPICAL_PAIR_SD, disturbed_cycles, feasibility,
+    keep_probability,
 };
 pub use judge::Judge;
 pub use port::EngineJudge;

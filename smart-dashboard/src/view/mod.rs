@@ -7,6 +7,7 @@
 //! in `parts.rs`.
 
 mod definition;
+mod feasibility;
 mod index;
 mod live;
 mod parts;

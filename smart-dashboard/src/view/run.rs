@@ -7,6 +7,7 @@ use smart_core::engine::{Arm, BlockKind, LiveConfig};
 use smart_core::records::{BlockRecord, BlockSamples, LatencyDistribution, RunState};
 
 use super::definition::{ParamRow, definition};
+use super::feasibility::{FeasibilityView, feasibility};
 use super::live::{LiveView, live};
 use super::parts::{DecisionTable, Fact, Head, decision_row, fact, is_coach};
 use crate::audit_rows::{AuditRow, AuditRows};
@@ -25,6 +26,8 @@ pub(crate) struct RunView {
     pub(crate) experiment: String,
     pub(crate) description: String,
     pub(crate) facts: Vec<Fact>,
+    /// What the experiment's schedule can detect, when smart-cli stored it.
+    pub(crate) feasibility: Option<FeasibilityView>,
     pub(crate) decisions: DecisionTable,
     pub(crate) coach: Vec<CoachNote>,
     pub(crate) cdf_svg: String,
@@ -198,6 +201,7 @@ pub(crate) fn run_page(
         experiment: plan.experiment.clone(),
         description,
         facts,
+        feasibility: state.feasibility.get(&plan.experiment).map(feasibility),
         decisions: DecisionTable {
             with_experiment: false,
             rows: record

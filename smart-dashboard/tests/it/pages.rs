@@ -318,3 +318,80 @@ fn with_one_run_the_index_charts_its_blocks_not_a_dot_on_a_time_axis() {
         "{summary}"
     );
 }
+
+#[test]
+fn a_run_page_shows_what_the_schedule_can_detect_and_from_which_noise() {
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let specs = fixtures::standard(state.path());
+    // As `smart run` stores it: the first experiment from noise `smart calibrate` measured, the
+    // second from the typical figure, with a schedule that cannot keep.
+    let dir = state.path().join("calibration");
+    fs::create_dir_all(&dir).unwrap();
+    let stored = |name: &str, source: &str, reachable: bool| {
+        serde_json::json!({
+            "experiment": name,
+            "computed": "2026-11-26T20:00:00Z",
+            "noise_source": source,
+            "calibrated": (source == "measured").then_some("2026-11-25T10:30:00Z"),
+            "min_improvement_pct": 10.0,
+            "feasibility": {
+                "reachable": reachable, "cycles": 14, "pairs": 28, "alpha_per_variant": 0.05,
+                "first_keep_cycle": 8, "assumed_pair_sd": 0.123, "assumed_error_rate": 0.004,
+                "assumed_disturbed_share": 0.25,
+                "min_detectable_improvement_pct": reachable.then_some(17.5),
+                "power_at_twice_threshold": reachable.then_some(0.92),
+                "notes": ["with block-pair noise 0.123 (log scale) and 0.4 % errors, …"]
+            }
+        })
+        .to_string()
+    };
+    fs::write(
+        dir.join(format!("{}.feasibility.json", specs[0].experiment)),
+        stored(&specs[0].experiment, "measured", true),
+    )
+    .unwrap();
+    fs::write(
+        dir.join(format!("{}.feasibility.json", specs[1].experiment)),
+        stored(&specs[1].experiment, "typical", false),
+    )
+    .unwrap();
+    // A file that does not parse is left out, not an error.
+    fs::write(dir.join("broken.feasibility.json"), "{").unwrap();
+    render(state.path(), out.path());
+    let page = |spec: &fixtures::RunSpec| {
+        fs::read_to_string(out.path().join("runs").join(format!("{}.html", spec.id()))).unwrap()
+    };
+    let measured = page(&specs[0]);
+    assert!(
+        measured.contains("What this schedule can detect"),
+        "{measured}"
+    );
+    assert!(
+        measured.contains(
+            "the smallest win kept in 80 % of runs is 17.5 %; a 20 % win is kept in 92 % of runs"
+        ),
+        "{measured}"
+    );
+    assert!(
+        measured.contains("measured by `smart calibrate` at 2026-11-25 10:30:00 UTC"),
+        "{measured}"
+    );
+    assert!(
+        measured.contains("0.123 (sd of the log ratio"),
+        "{measured}"
+    );
+    assert!(measured.contains("<dd>25 %</dd>"), "{measured}");
+    let typical = page(&specs[1]);
+    assert!(
+        typical.contains("this schedule cannot keep any variant"),
+        "{typical}"
+    );
+    assert!(
+        typical.contains("From a typical noise figure, not this server"),
+        "{typical}"
+    );
+    assert!(typical.contains("class=\"warn\""), "{typical}");
+    // An experiment with nothing stored has no such section.
+    assert!(!page(&specs[2]).contains("What this schedule can detect"));
+}

@@ -1,7 +1,7 @@
 //! What `smart validate` can print about a schedule before it runs.
 
 use smart_core::experiment::{Decision, Guardrails, Schedule};
-use smart_decide::{Noise, TYPICAL_ERROR_RATE, TYPICAL_PAIR_SD, feasibility};
+use smart_decide::{Noise, TYPICAL_ERROR_RATE, TYPICAL_PAIR_SD, feasibility, keep_probability};
 
 #[test]
 fn feasibility_of_schedules() {
@@ -99,6 +99,7 @@ fn more_variants_or_more_noise_need_a_bigger_win() {
             Noise {
                 pair_sd: sd,
                 error_rate: TYPICAL_ERROR_RATE,
+                disturbed_share: 0.0,
             },
         )
         .unwrap()
@@ -124,4 +125,54 @@ fn more_variants_or_more_noise_need_a_bigger_win() {
     .unwrap();
     assert!((f.alpha_per_variant - 0.0125).abs() < 1e-12);
     assert!(f.first_keep_cycle.unwrap() > 6);
+}
+
+#[test]
+fn cycles_left_out_for_host_pressure_lower_the_power() {
+    // The demo's short schedule: with a third of the cycles left out for a neighbour's bursts,
+    // the exact test often cannot reach a keep, and the prediction must say so.
+    let demo = Schedule {
+        cooldown_s: 0.5,
+        block_s: 2.0,
+        max_cycles: 8,
+        ..Schedule::default()
+    };
+    let power = |disturbed_share: f64| {
+        keep_probability(
+            &demo,
+            &Decision::default(),
+            &Guardrails::default(),
+            1,
+            100.0,
+            Noise {
+                disturbed_share,
+                ..Noise::TYPICAL
+            },
+            20.0,
+        )
+        .unwrap()
+    };
+    let (calm, busy, always) = (power(0.0), power(0.35), power(1.0));
+    assert!(busy < calm - 0.1, "calm {calm}, busy {busy}");
+    assert_eq!(always, 0.0, "every cycle left out: nothing can be kept");
+    // The note says what was assumed.
+    let f = feasibility(
+        &demo,
+        &Decision::default(),
+        &Guardrails::default(),
+        1,
+        100.0,
+        Noise {
+            disturbed_share: 0.35,
+            ..Noise::TYPICAL
+        },
+    )
+    .unwrap();
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.contains("35 % of cycles left out for host pressure")),
+        "{:?}",
+        f.notes
+    );
 }
