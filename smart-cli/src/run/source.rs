@@ -259,4 +259,30 @@ mod tests {
         );
         assert!(!enough.contains("warning"), "{enough}");
     }
+
+    #[test]
+    fn an_unset_prometheus_auth_variable_stops_the_run_before_anything_changes() {
+        let json = serde_json::json!({
+            "name": "prom",
+            "measure": {"source": "prometheus", "prometheus": {
+                "url": "http://127.0.0.1:9", "scrape_interval_s": 1,
+                "latency_quantile": "histogram_quantile($quantile, sum by (le) (rate(h[$window])))",
+                "latency_mean": "sum(rate(s[$window]))", "requests": "sum(increase(r[$window]))",
+                "error_ratio": "sum(increase(e[$window]))",
+                "auth_header_env": "SMART_TEST_NEVER_SET_AUTH"}},
+            "apply": {"files": [{"path": "/etc/x.conf", "template": "{{ v }}\n"}]},
+            "variants": [{"name": "b", "params": {"v": "b"}}],
+        });
+        let experiment = smart_core::validate::validate_text(
+            &json.to_string(),
+            "prom.json".as_ref(),
+            &smart_core::Defaults::default(),
+        )
+        .unwrap();
+        let err = Source::new(&experiment).unwrap_err();
+        assert!(
+            err.contains("SMART_TEST_NEVER_SET_AUTH is not set") && err.contains("export it"),
+            "{err}"
+        );
+    }
 }
