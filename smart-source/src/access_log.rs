@@ -44,6 +44,9 @@ pub const HALF_RESOLUTION_US: u64 = 500;
 /// The fewest answered requests a block needs for the judge to use its latency figures
 /// (smart-decide counts a block's latencies from 30 answers), for `smart validate`'s warning.
 pub const MIN_PER_BLOCK: f64 = 30.0;
+/// The fewest requests an arm needs before the judge keeps anything (smart-decide's minimum),
+/// for `smart validate`'s warning.
+pub const MIN_PER_ARM: f64 = 1000.0;
 /// How the format is fixed, for messages.
 pub const FIX: &str = "log in the smart_timing format: include /usr/share/doc/smart/examples/nginx/smart-log-format.conf \
      in nginx's http block and write `access_log /var/log/nginx/access.log smart_timing;` \

@@ -271,3 +271,195 @@ impl engine::Probe for PrometheusSource {
             .map_err(PortError::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    const SECRET: &str = "Bearer s3cret-token";
+
+    /// The query API's answer for one finite sample, and for several samples.
+    fn one(value: &str) -> String {
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1.0,"{value}"]}}]}}}}"#
+        )
+    }
+    const EMPTY: &str = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+    const TWO: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1.0,"1"]},{"metric":{"a":"2"},"value":[1.0,"2"]}]}}"#;
+
+    /// A fake Prometheus on loopback: answers each query with `answer(query)` and records the
+    /// `Authorization` headers it was sent.
+    async fn server(answer: fn(&str) -> String) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let auth = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut bytes = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !bytes.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    bytes.extend_from_slice(&buf[..n]);
+                }
+                let head = String::from_utf8_lossy(&bytes).into_owned();
+                let target = head.split(' ').nth(1).unwrap_or("/");
+                let parsed = url::Url::parse(&format!("http://x{target}")).unwrap();
+                let query = parsed
+                    .query_pairs()
+                    .find(|(k, _)| k == "query")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                for line in head.lines() {
+                    if let Some(v) = line.strip_prefix("authorization: ") {
+                        auth.lock().unwrap().push(v.to_owned());
+                    }
+                }
+                let body = answer(&query);
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    fn spec(url: &str) -> Prometheus {
+        Prometheus {
+            url: url.to_owned(),
+            latency_quantile:
+                "histogram_quantile($quantile, sum by (le) (rate(h_bucket[$window])))".to_owned(),
+            latency_mean: "sum(rate(h_sum[$window])) / sum(rate(h_count[$window]))".to_owned(),
+            requests: "sum(increase(r_total[$window]))".to_owned(),
+            error_ratio: "sum(increase(e_total[$window])) / sum(increase(r_total[$window]))"
+                .to_owned(),
+            scrape_interval_s: 1.0,
+            auth_header_env: Some("SMART_PROMETHEUS_AUTH".to_owned()),
+        }
+    }
+
+    /// Measures one block against a fake server answering with `answer`.
+    async fn block(
+        answer: fn(&str) -> String,
+    ) -> (Result<BlockMeasurement, SourceError>, Vec<String>) {
+        let (url, seen) = server(answer).await;
+        let source = PrometheusSource::new(&spec(&url), Some(SECRET)).unwrap();
+        assert!(
+            !format!("{source:?}").contains("s3cret"),
+            "the header's value is marked sensitive"
+        );
+        let result = source
+            .block_at(SystemTime::now(), Duration::from_secs(10))
+            .await;
+        let auth = seen.lock().unwrap().clone();
+        (result, auth)
+    }
+
+    /// A healthy answer for every query but the ones `bad` names.
+    fn healthy(query: &str) -> String {
+        if query.contains("histogram_quantile(0.99") {
+            one("0.050")
+        } else if query.contains("histogram_quantile(0.9,") {
+            one("0.020")
+        } else if query.contains("histogram_quantile") {
+            one("0.010")
+        } else if query.contains("h_sum") {
+            one("0.012")
+        } else if query.contains("e_total") {
+            one("0.01")
+        } else {
+            one("400")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_block_takes_its_quantiles_and_counts_over_its_window_with_the_header() {
+        let (result, auth) = block(|q| {
+            assert!(q.contains("[10000ms]"), "the window is the block's: {q}");
+            healthy(q)
+        })
+        .await;
+        let m = result.unwrap();
+        assert_eq!((m.requests, m.errors), (400, 4));
+        assert_eq!(
+            (m.p50_us, m.p90_us, m.p99_us),
+            (Some(10_000), Some(20_000), Some(50_000))
+        );
+        assert!(m.latencies_us.is_empty(), "block quantiles only");
+        assert_eq!(auth.len(), 6, "every query carries the header");
+        assert!(auth.iter().all(|a| a == SECRET), "{auth:?}");
+    }
+
+    #[tokio::test]
+    async fn no_data_nan_several_series_or_no_requests_is_never_a_zero() {
+        let cases: [(fn(&str) -> String, &str); 5] = [
+            (
+                |q| {
+                    if q.contains("histogram_quantile(0.5") {
+                        one("NaN")
+                    } else {
+                        healthy(q)
+                    }
+                },
+                "is NaN for the block",
+            ),
+            (
+                |q| {
+                    if q.contains("h_sum") {
+                        EMPTY.to_owned()
+                    } else {
+                        healthy(q)
+                    }
+                },
+                "has no data for the block (no samples, or the series went stale)",
+            ),
+            (
+                |q| {
+                    if q.contains("e_total") {
+                        TWO.to_owned()
+                    } else {
+                        healthy(q)
+                    }
+                },
+                "gives 2 series",
+            ),
+            (
+                |q| {
+                    if q.starts_with("sum(increase(r_total") {
+                        one("0")
+                    } else {
+                        healthy(q)
+                    }
+                },
+                "counts 0.00 requests in the block",
+            ),
+            (
+                |q| {
+                    if q.contains("histogram_quantile(0.99") {
+                        one("+Inf")
+                    } else {
+                        healthy(q)
+                    }
+                },
+                "is inf for the block",
+            ),
+        ];
+        for (answer, words) in cases {
+            let (result, _) = block(answer).await;
+            let err = result.expect_err(words).to_string();
+            assert!(err.contains(words), "expected `{words}` in: {err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+}

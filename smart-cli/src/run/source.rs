@@ -149,6 +149,140 @@ pub(crate) fn notes(experiment: &Experiment) -> Vec<String> {
         notes.push(format!(
             "measure: warning: a block needs at least {needed:.0} answered requests for the judge to use its latency; {hint}"
         ));
+    } else {
+        // Enough per block; enough per arm over the whole schedule for a keep?
+        let schedule = experiment.schedule();
+        let blocks_per_arm = schedule.max_cycles * if schedule.interleave { 2 } else { 1 };
+        let per_arm = per_block * f64::from(blocks_per_arm);
+        let needed = smart_source::access_log::MIN_PER_ARM;
+        if per_arm < needed {
+            notes.push(format!(
+                "measure: warning: {blocks_per_arm} blocks per arm give about {per_arm:.0} \
+                 requests, and the judge keeps nothing below {needed:.0} per arm; raise \
+                 schedule.max_cycles to at least {:.0}, lengthen schedule.block_s, or raise \
+                 measure.access_log.fill_rps",
+                (needed / per_block / f64::from(blocks_per_arm / schedule.max_cycles)).ceil()
+            ));
+        }
     }
     notes
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// A log of the last hour: `visitors` requests under /api/ and `smart` from smart's probe.
+    fn log(visitors: usize, smart: usize) -> tempfile::NamedTempFile {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let mut text = String::new();
+        for (i, agent) in std::iter::repeat_n("curl/8.0", visitors)
+            .chain(std::iter::repeat_n("smart-probe/0.1.0", smart))
+            .enumerate()
+        {
+            text.push_str(&format!(
+                "127.0.0.1 - - [03/Dec/2026:12:00:00 +0000] \"GET /api/x HTTP/1.1\" 200 5 \"-\" \
+                 \"{agent}\" {:.3} 0.004\n",
+                now - 1.0 - i as f64
+            ));
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    fn notes_for(log: &Path, access_log: serde_json::Value, schedule: serde_json::Value) -> String {
+        let mut spec = serde_json::json!({"path": log, "path_prefix": "/api/"});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(access_log.as_object().unwrap().clone());
+        let json = serde_json::json!({
+            "name": "log", "target": {"urls": ["http://127.0.0.1/api/health"]},
+            "measure": {"source": "access_log", "access_log": spec},
+            "apply": {"files": [{"path": "/etc/nginx/conf.d/x.conf", "template": "{{ v }}\n"}]},
+            "variants": [{"name": "b", "params": {"v": "b"}}],
+            "schedule": schedule,
+        });
+        let experiment = smart_core::validate::validate_text(
+            &json.to_string(),
+            "log.json".as_ref(),
+            &smart_core::Defaults::default(),
+        )
+        .unwrap();
+        notes(&experiment).join("\n")
+    }
+
+    #[test]
+    fn validate_counts_visitors_and_the_fill_in_apart() {
+        // 360 visitors an hour: one per 10 s block. smart's own 1,000 are not visitors.
+        let file = log(360, 1000);
+        let thin = notes_for(
+            file.path(),
+            serde_json::json!({}),
+            serde_json::json!({"block_s": 10, "max_cycles": 8}),
+        );
+        assert!(
+            thin.contains("about 1 matching requests per 10 s block"),
+            "{thin}"
+        );
+        assert!(
+            thin.contains("set measure.access_log.fill_rps to at least 3"),
+            "{thin}"
+        );
+        let filled = notes_for(
+            file.path(),
+            serde_json::json!({"fill_rps": 5}),
+            serde_json::json!({"block_s": 10, "max_cycles": 8}),
+        );
+        assert!(
+            filled.contains(
+                "about 1 matching visitor requests per 10 s block, plus 50 from the fill-in \
+                 (5/s): about 51 per block"
+            ),
+            "{filled}"
+        );
+        // 51 a block over 16 blocks per arm (8 interleaved cycles) is 816: too few for a keep.
+        assert!(
+            filled.contains("16 blocks per arm give about 816 requests")
+                && filled.contains("max_cycles to at least 10"),
+            "{filled}"
+        );
+        let enough = notes_for(
+            file.path(),
+            serde_json::json!({"fill_rps": 5}),
+            serde_json::json!({"block_s": 10, "max_cycles": 20, "max_duration_s": 3600}),
+        );
+        assert!(!enough.contains("warning"), "{enough}");
+    }
+
+    #[test]
+    fn an_unset_prometheus_auth_variable_stops_the_run_before_anything_changes() {
+        let json = serde_json::json!({
+            "name": "prom",
+            "measure": {"source": "prometheus", "prometheus": {
+                "url": "http://127.0.0.1:9", "scrape_interval_s": 1,
+                "latency_quantile": "histogram_quantile($quantile, sum by (le) (rate(h[$window])))",
+                "latency_mean": "sum(rate(s[$window]))", "requests": "sum(increase(r[$window]))",
+                "error_ratio": "sum(increase(e[$window]))",
+                "auth_header_env": "SMART_TEST_NEVER_SET_AUTH"}},
+            "apply": {"files": [{"path": "/etc/x.conf", "template": "{{ v }}\n"}]},
+            "variants": [{"name": "b", "params": {"v": "b"}}],
+        });
+        let experiment = smart_core::validate::validate_text(
+            &json.to_string(),
+            "prom.json".as_ref(),
+            &smart_core::Defaults::default(),
+        )
+        .unwrap();
+        let err = Source::new(&experiment).unwrap_err();
+        assert!(
+            err.contains("SMART_TEST_NEVER_SET_AUTH is not set") && err.contains("export it"),
+            "{err}"
+        );
+    }
 }
