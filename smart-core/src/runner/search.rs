@@ -195,15 +195,23 @@ pub enum SearchStateError {
     },
 }
 
-/// Loop settings a search needs.
-pub(super) struct SearchConfig<'c> {
-    pub(super) state_dir: &'c Path,
-    pub(super) apply_by: ApplyBy,
-    pub(super) seed: Option<u64>,
+/// What a search run needs from the loop's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchConfig<'c> {
+    /// Where its state file and the run records are.
+    pub state_dir: &'c Path,
+    /// How its candidate experiments are validated (as the search experiment was).
+    pub apply_by: ApplyBy,
+    /// The seed of the first candidate's ABBA design (the next ones add their number); `None`
+    /// draws a fresh one per candidate.
+    pub seed: Option<u64>,
 }
 
-/// Runs search `experiment` from where its state stands until it is over or the stop.
-pub(super) async fn run_search<K: Clock, B: SearchBench, S: Strategy>(
+/// Runs search `experiment` from where its state in `config.state_dir` stands until it is over,
+/// a candidate's run fails, or `cancel` is tripped; its outcome and the runs it made. This is
+/// what [`super::Runner::run_searching`] does for each search of its queue, for a front end that
+/// runs one search itself (`smart demo`).
+pub async fn run_search<K: Clock, B: SearchBench, S: Strategy>(
     experiment: &Experiment,
     strategy: &S,
     config: &SearchConfig<'_>,
