@@ -13,6 +13,9 @@ use smart_core::records::LatencyDistribution;
 
 use crate::format;
 
+mod search;
+pub(crate) use search::response_curve;
+
 /// Width of every chart's view box; the CSS scales it to the page.
 const WIDTH: f64 = 720.0;
 /// Space for the y tick labels and the y axis title.

@@ -6,6 +6,8 @@
 use serde::Serialize;
 use smart_core::Experiment;
 use smart_core::engine::Verdict;
+use smart_core::runner::StoredSearch;
+use smart_core::validate::validate_text;
 
 use crate::drive::live_point;
 use crate::space::{Point, Space};
@@ -77,6 +79,17 @@ pub struct Move {
 }
 
 impl SearchView {
+    /// The view of a search as the run loop stored it (`None` when its definition no longer
+    /// validates as `smart` applies it, or its state is not this strategy's).
+    pub fn load(stored: &StoredSearch) -> Option<SearchView> {
+        let text = serde_json::to_string(&stored.definition).ok()?;
+        let source = format!("{}.json", stored.definition.name);
+        let experiment =
+            validate_text(&text, source.as_ref(), &smart_core::Defaults::default()).ok()?;
+        let search: Search = serde_json::from_value(stored.state.clone()).ok()?;
+        SearchView::of(&experiment, &search, stored.done)
+    }
+
     /// The view of `search` (the stored state) of search `experiment`; `done` as the state file
     /// says. `None` when the experiment is not a search or its space no longer builds.
     pub fn of(experiment: &Experiment, search: &Search, done: bool) -> Option<SearchView> {
