@@ -335,6 +335,11 @@ fn a_search_on_real_nginx_keeps_the_big_win_survives_sigkill_and_resumes() {
     );
     assert!(history.contains("path: limit=200k -> limit=0"), "{history}");
     assert!(history.contains("#1 limit="), "{history}");
+    // `smart status` says how the last run (the search's last candidate) ended, then the search.
+    let out = site.smart(&["status"]);
+    let status = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(status.contains("search limit-search (over,"), "{status}");
 
     // Over: the next run leaves it alone and changes nothing.
     let out = site.smart(&["run", "--once"]);
