@@ -48,7 +48,7 @@ const EXPERIMENTS: [(&str, Expect); 3] = [
 /// 127.0.0.1 port with its config file in the demo dir, then runs, with short schedules: turning
 /// its page cache on (expected: keep), gzip level 9 for clients that accept gzip (expected:
 /// revert) and a knob that changes nothing (expected: not kept). Then starts a second target whose
-/// clients sit behind a 512 kbit/s link and lets smart search its gzip level from level 1
+/// clients sit behind a 256 kbit/s link and lets smart search its gzip level from level 1
 /// (expected: a level from 3 to 7; level 1 sends too many bytes, level 9 burns CPU). Reloads send
 /// SIGHUP to this process. Prints progress to stderr and a summary table to stdout; writes the
 /// run records and the dashboard into the demo dir. Exits 3 when any decision is not the expected

@@ -215,7 +215,11 @@ fn dry_run(args: &Args, config: &AgentConfig) -> Result<ExitCode, CliError> {
             "{}: would search {} param{} (resuming where its state in {} stands), up to {} candidates of at most {} each (time box {} each), one at a time, each an ABBA test",
             search.name(),
             spec.map_or(0, |s| s.params.len()),
-            if spec.is_some_and(|s| s.params.len() == 1) { "" } else { "s" },
+            if spec.is_some_and(|s| s.params.len() == 1) {
+                ""
+            } else {
+                "s"
+            },
             smart_core::runner::state_path(config.state_dir(), search.name()).display(),
             spec.map_or(0, |s| s.budget.max_candidates),
             Human(search.durations().worst_case_s),
