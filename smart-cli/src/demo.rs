@@ -1,7 +1,9 @@
 //! `smart demo`: starts the demo target (a really tunable HTTP service) in-process on a loopback
 //! port and runs three experiments that know their answer through `smart run`'s wiring — a cache
 //! that truly wins (keep), a gzip level that truly loses (revert) and a knob with no effect (not
-//! kept) — then prints a summary table and exits 3 when any decision is not the expected one.
+//! kept) — then a search of the gzip level for clients behind a slow link, whose best level lies
+//! inside the range (`demo/search.rs`), then prints a summary table and exits 3 when any decision
+//! is not the expected one or the search ends outside the best region.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -25,6 +27,8 @@ use crate::error::CliError;
 use crate::revert::apply_error;
 use crate::run::{self, AfterRun, CliBench};
 
+mod search;
+
 /// The first line of the `smart.toml` the demo writes; a `--dir` whose `smart.toml` lacks it is
 /// someone else's, and the demo refuses to write there.
 const MARKER: &str = "# written by `smart demo`";
@@ -37,15 +41,18 @@ const EXPERIMENTS: [(&str, Expect); 3] = [
     (include_str!("demo/noop.json"), Expect::NotKept),
 ];
 
-/// Run the demo: a real, tunable HTTP service on loopback and three experiments with known
-/// answers, in about three minutes
+/// Run the demo: a real, tunable HTTP service on loopback, three experiments with known answers and
+/// a search, in about two and a half minutes
 ///
 /// Starts the demo target (the same service as `cargo run -p smart-demo-target`) on a free
 /// 127.0.0.1 port with its config file in the demo dir, then runs, with short schedules: turning
 /// its page cache on (expected: keep), gzip level 9 for clients that accept gzip (expected:
-/// revert) and a knob that changes nothing (expected: not kept). Reloads send SIGHUP to this
-/// process. Prints progress to stderr and a summary table to stdout; writes the run records and
-/// the dashboard into the demo dir. Exits 3 when any decision is not the expected one.
+/// revert) and a knob that changes nothing (expected: not kept). Then starts a second target whose
+/// clients sit behind a 256 kbit/s link and lets smart search its gzip level from level 1
+/// (expected: a level from 3 to 7; level 1 sends too many bytes, level 9 burns CPU). Reloads send
+/// SIGHUP to this process. Prints progress to stderr and a summary table to stdout; writes the
+/// run records and the dashboard into the demo dir. Exits 3 when any decision is not the expected
+/// one or the search ends outside the best region.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -181,9 +188,26 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
         }
     }
     target_runtime.block_on(target.shutdown());
+    // The search, on a target of its own whose clients sit behind a slow link.
+    let mut searched = None;
+    if result.is_ok() && !cancel.is_cancelled() {
+        match search::run(
+            &runtime,
+            &target_runtime,
+            &dir,
+            &config,
+            &cancel,
+            &mut bench,
+            args.seed,
+        ) {
+            Ok(s) => searched = Some(s),
+            Err(e) => result = Err(e),
+        }
+    }
     drop(lock);
 
-    print!("\n{}", table(&outcomes, cancel.is_cancelled()));
+    let search_rows = searched.as_ref().map_or(&[][..], |s| &s.rows[..]);
+    print!("\n{}", table(&outcomes, search_rows, cancel.is_cancelled()));
     println!(
         "smart demo: took {:.0} s; records in {}, dashboard {}{}",
         started.elapsed().as_secs_f64(),
@@ -196,11 +220,17 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
         }
     );
     result?;
-    let wrong = unexpected(&outcomes);
-    if cancel.is_cancelled() || outcomes.len() < EXPERIMENTS.len() {
+    let mut wrong = unexpected(&outcomes);
+    if cancel.is_cancelled() || outcomes.len() < EXPERIMENTS.len() || searched.is_none() {
         return Err(CliError::runtime(
             "the demo was interrupted before every experiment ran",
         ));
+    }
+    if let Some(s) = &searched {
+        if let Some(level) = s.found {
+            println!("smart demo: the search left gzip level {level} live on the slow link");
+        }
+        wrong.extend(s.wrong.clone());
     }
     if !wrong.is_empty() {
         return Err(CliError::runtime(format!(
@@ -313,8 +343,9 @@ fn unexpected(outcomes: &[Outcome]) -> Vec<String> {
     wrong
 }
 
-/// The summary table: one row per variant decision; `interrupted` when the user stopped the demo.
-fn table(outcomes: &[Outcome], interrupted: bool) -> String {
+/// The summary table: one row per variant decision, then the search's rows (one per candidate
+/// and its result); `interrupted` when the user stopped the demo.
+fn table(outcomes: &[Outcome], search_rows: &[[String; 7]], interrupted: bool) -> String {
     let mut rows = vec![[
         "experiment".to_owned(),
         "variant".to_owned(),
@@ -329,6 +360,7 @@ fn table(outcomes: &[Outcome], interrupted: bool) -> String {
             rows.push(row(o, d, interrupted));
         }
     }
+    rows.extend(search_rows.iter().cloned());
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();

@@ -15,7 +15,9 @@ use crate::run::summary;
 /// the error-rate change, the first reason and the run. `--json` prints an array with one object
 /// per decision: a stable contract, documented in docs/engine.md, with the JSON Schema
 /// docs/history.schema.json. Runs pruned by retention ([retention] in smart.toml) are gone from
-/// both; the text output ends with how many were pruned.
+/// both; the text output ends with how many were pruned. A search's candidates are runs of the
+/// search's name; the text output then shows each search as a whole: what is live, the path to
+/// it, and every candidate with its interval against what it was judged against.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -53,6 +55,10 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             summary(d),
             d.run_id
         );
+    }
+    // A search's candidates are its runs above; this is the search as a whole.
+    for view in crate::search_view::views(config.state_dir(), args.experiment.as_deref()) {
+        print!("{}", crate::search_view::text(&view));
     }
     let pruned = records::pruned_count(config.state_dir()).map_err(crate::error::state_error)?;
     if let Some(last) = &pruned.last {

@@ -31,6 +31,7 @@ mod prune;
 mod recover;
 mod revert;
 mod run;
+mod search_view;
 mod show;
 mod status;
 mod validate;

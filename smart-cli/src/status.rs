@@ -13,7 +13,8 @@ use crate::error::CliError;
 /// Show what runs now: phase, variant, block k of n, live figures, time left
 ///
 /// Reads `status.json` in the state dir, which a run rewrites at least every 2 s. Without a run
-/// under way it shows how the last run ended. `--json` prints the file as it is (its schema is
+/// under way it shows how the last run ended. When the run is a search's candidate, the search
+/// follows: what is live, the path to it, every candidate judged so far. `--json` prints the file as it is (its schema is
 /// docs/status.schema.json).
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
@@ -41,6 +42,10 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         println!("{text}");
     } else {
         println!("{}", describe(&status, config.state_dir()));
+        // A run of a search is one of its candidates: the search as a whole follows.
+        for view in crate::search_view::views(config.state_dir(), Some(&status.experiment)) {
+            print!("{}", crate::search_view::text(&view));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -242,7 +242,9 @@ impl Dashboard {
     }
 
     fn index_page(&self, state: &load::State, generated: &str) -> Result<String, DashboardError> {
-        self.fill("index", &view::index(state, generated))
+        let mut index = view::index(state, generated);
+        index.searches = view::searches(&self.state_dir);
+        self.fill("index", &index)
     }
 
     fn run_page(

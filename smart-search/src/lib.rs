@@ -38,6 +38,7 @@ mod drive;
 mod error;
 mod space;
 mod strategy;
+mod view;
 
 pub use drive::{PatternSearch, candidate_experiment, judged, live_point};
 pub use error::SearchError;
@@ -45,3 +46,4 @@ pub use space::{Dim, Point, Space};
 pub use strategy::{
     Against, Candidate, ChangePct, End, Finish, Judged, Next, Role, Search, Settings, Trial,
 };
+pub use view::{CandidateView, Curve, Move, SearchView};

@@ -10,6 +10,10 @@
 //! - `noop`: a string that changes nothing but the `X-Demo-Noop` header (an A/A control).
 //! - `delay_ms`: milliseconds every page request waits before it is answered (default 0): an
 //!   injected delay, an effect far larger than timing noise for tests of the metric sources.
+//! - `link_kbps`: the clients' link, in kilobits a second (default 0: no limit). Each page
+//!   response is held for as long as its body takes over that link, so bytes cost time the way
+//!   they do for clients behind a slow link: with it, fewer bytes (a higher gzip level) win until
+//!   the CPU of compressing costs more than the bytes it saves, an interior optimum.
 //!
 //! `/metrics` serves a Prometheus histogram of the page requests' durations
 //! (`demo_request_duration_seconds`) and their count by status class (`demo_requests_total`).
@@ -27,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -65,6 +69,10 @@ pub struct DemoConfig {
     /// Milliseconds every page request waits before it is answered.
     #[serde(default)]
     pub delay_ms: u64,
+    /// The clients' link in kilobits a second (0: no limit): a page response is held for the
+    /// time its body takes over that link.
+    #[serde(default)]
+    pub link_kbps: u64,
 }
 
 impl DemoConfig {
@@ -265,6 +273,11 @@ async fn answer(state: &State, request: &Request<Incoming>) -> Response<Full<Byt
         tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
     }
     let response = respond(state, request);
+    let link_kbps = state.config().link_kbps;
+    if link_kbps > 0 && path != "/healthz" {
+        let bits = response.body().size_hint().exact().unwrap_or(0) * 8;
+        tokio::time::sleep(std::time::Duration::from_micros(bits * 1000 / link_kbps)).await;
+    }
     if path != "/healthz" {
         state
             .metrics
@@ -382,6 +395,7 @@ mod tests {
                 compression_level: 0,
                 noop: "a".to_owned(),
                 delay_ms: 0,
+                link_kbps: 0,
             }
         );
         for bad in [

@@ -70,3 +70,36 @@ async fn knobs_show_and_reload_applies_or_keeps_the_old_config() {
     );
     target.shutdown().await;
 }
+
+/// `link_kbps` holds each page for at least the time its body takes over the link (a sleep's
+/// lower bound, whatever the machine's load): the bytes of a higher gzip level cost less time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_holds_each_page_for_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.toml");
+    // 170 KB plain would take over 2 s at 512 kbit/s; gzipped about 0.35 s.
+    std::fs::write(
+        &path,
+        "cache = true\ncompression_level = 1\nlink_kbps = 512\n",
+    )
+    .unwrap();
+    let target = DemoTarget::start(&path, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = target.addr();
+    let started = std::time::Instant::now();
+    let zipped = tokio::task::spawn_blocking(move || get(addr, "Accept-Encoding: gzip\r\n"))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let body = zipped.split("\r\n\r\n").nth(1).unwrap_or("").len() as u64;
+    let length: u64 = zipped
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(body > 0 && length > 10_000, "{length}");
+    let hold = std::time::Duration::from_micros(length * 8 * 1000 / 512);
+    assert!(took >= hold, "took {took:?}, the link needs {hold:?}");
+    target.shutdown().await;
+}

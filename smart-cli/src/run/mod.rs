@@ -42,7 +42,9 @@ const RESCAN: Duration = Duration::from_secs(60);
 /// interrupted earlier run is recovered first. SIGINT or SIGTERM stops probing, restores the
 /// original config, records the run as cancelled and exits 5 (3 if the restore failed; 0 when no
 /// run was under way). Records go under the state dir (see `smart history`, `smart show`);
-/// progress goes to stderr, one line per decision to stdout.
+/// progress goes to stderr, one line per decision to stdout. A search experiment runs after the
+/// others as one judged candidate after another, resuming where its state in the state dir stood,
+/// until it ends (one line then says what it kept) or the stop; see docs/search.md.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -208,7 +210,24 @@ async fn wait_for_signal() {
 fn dry_run(args: &Args, config: &AgentConfig) -> Result<ExitCode, CliError> {
     let runner = Runner::new(loop_config(args, config)).map_err(queue_error)?;
     let queue = runner.pending();
-    if queue.is_empty() {
+    for search in runner.searches() {
+        let spec = search.definition().search.as_ref();
+        println!(
+            "{}: would search {} param{} (resuming where its state in {} stands), up to {} candidates of at most {} each (time box {} each), one at a time, each an ABBA test",
+            search.name(),
+            spec.map_or(0, |s| s.params.len()),
+            if spec.is_some_and(|s| s.params.len() == 1) {
+                ""
+            } else {
+                "s"
+            },
+            smart_core::runner::state_path(config.state_dir(), search.name()).display(),
+            spec.map_or(0, |s| s.budget.max_candidates),
+            Human(search.durations().worst_case_s),
+            Human(search.schedule().max_duration_s),
+        );
+    }
+    if queue.is_empty() && runner.searches().is_empty() {
         let history = records::history(config.state_dir()).map_err(CliError::runtime)?;
         println!("{}", nothing::message(config.experiments_dir(), &history));
         return Ok(ExitCode::SUCCESS);

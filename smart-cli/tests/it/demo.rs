@@ -1,5 +1,5 @@
 //! `smart demo` end to end: the real binary starts its embedded demo target, runs the three demo
-//! experiments, and leaves records, dashboard and audit log in the demo dir. The decisions
+//! experiments and the search, and leaves records, dashboard and audit log in the demo dir. The decisions
 //! themselves depend on real timing (a loaded machine can leave the cache's win inconclusive), so
 //! this test asserts what must hold whatever they are: the exit code says whether they were the
 //! expected ones, and the demo's config holds exactly the kept values. The decisions are shown in
@@ -65,10 +65,15 @@ fn the_demo_serves_exactly_what_it_decided_and_exits_by_its_expectations() {
     // Progress went to stderr.
     assert!(stderr.contains("demo-cache"), "{stderr}");
 
-    let decisions: Vec<(String, DecisionKind)> = records::history(&dir.join("state"))
-        .unwrap()
-        .into_iter()
-        .map(|d| (d.variant, d.decision))
+    let history = records::history(&dir.join("state")).unwrap();
+    let noop_run = history
+        .iter()
+        .find(|d| d.experiment == "demo-noop")
+        .map(|d| d.run_id.clone());
+    let decisions: Vec<(String, DecisionKind)> = history
+        .iter()
+        .filter(|d| d.experiment != "demo-search")
+        .map(|d| (d.variant.clone(), d.decision))
         .collect();
     assert_eq!(decisions.len(), 3, "{decisions:?}");
     let variants: Vec<&str> = decisions.iter().map(|d| d.0.as_str()).collect();
@@ -105,6 +110,34 @@ fn the_demo_serves_exactly_what_it_decided_and_exits_by_its_expectations() {
         ],
         "{decisions:?}"
     );
+    // The search: one row per candidate and one for its result; the search target serves the
+    // level it found (level 1, as found, when the search did not finish).
+    let found = stdout
+        .lines()
+        .filter(|l| l.starts_with("demo-search"))
+        .find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("found level="))
+                .map(str::to_owned)
+        });
+    let found = found.unwrap_or_else(|| panic!("no search result row\n{stdout}"));
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("demo-search") && l.contains("#1 level=")),
+        "{stdout}"
+    );
+    let served = fs::read_to_string(dir.join("demo-search.toml")).unwrap();
+    assert!(
+        served
+            .lines()
+            .any(|l| l == format!("compression_level = {found}")),
+        "{served}"
+    );
+    if as_expected {
+        let level: i64 = found.parse().unwrap();
+        assert!((3..=7).contains(&level), "{stdout}");
+    }
     assert!(dir.join("dashboard/index.html").is_file());
     // The records are an ordinary state dir: the other commands read them.
     let config = dir.join("smart.toml");
@@ -118,7 +151,8 @@ fn the_demo_serves_exactly_what_it_decided_and_exits_by_its_expectations() {
         text(&history.stdout)
     );
     // `show` numbers cycles from 1, as the dashboard does, and prints the record as JSON.
-    let show = smart(temp.path(), &["show", "last", "--config", config]);
+    let noop_run = noop_run.expect("demo-noop ran");
+    let show = smart(temp.path(), &["show", &noop_run, "--config", config]);
     assert!(show.status.success(), "{}", text(&show.stderr));
     let first_block = text(&show.stdout)
         .lines()
@@ -131,14 +165,13 @@ fn the_demo_serves_exactly_what_it_decided_and_exits_by_its_expectations() {
         "{}",
         text(&show.stdout)
     );
-    let json = smart(temp.path(), &["show", "last", "--json", "--config", config]);
+    let json = smart(
+        temp.path(),
+        &["show", &noop_run, "--json", "--config", config],
+    );
     assert!(json.status.success(), "{}", text(&json.stderr));
     let record: records::RunRecord = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(
-        record.decisions.len(),
-        1,
-        "the last run is the demo's last experiment"
-    );
+    assert_eq!(record.decisions.len(), 1, "demo-noop's run has one variant");
     assert_eq!(
         record.blocks[0].block.cycle, 0,
         "the record keeps 0-based fields"

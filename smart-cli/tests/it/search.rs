@@ -322,6 +322,24 @@ fn a_search_on_real_nginx_keeps_the_big_win_survives_sigkill_and_resumes() {
         assert_eq!(kept, limit_of(t) == "0", "{t}");
     }
     site.assert_serves("0");
+    // `smart history` shows the search as a whole: live, the path, every candidate.
+    let out = site.smart(&["history", "limit-search"]);
+    let history = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        history.contains(&format!(
+            "search limit-search (over, {} of 3 candidates): live limit=0",
+            all.len()
+        )),
+        "{history}"
+    );
+    assert!(history.contains("path: limit=200k -> limit=0"), "{history}");
+    assert!(history.contains("#1 limit="), "{history}");
+    // `smart status` says how the last run (the search's last candidate) ended, then the search.
+    let out = site.smart(&["status"]);
+    let status = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(status.contains("search limit-search (over,"), "{status}");
 
     // Over: the next run leaves it alone and changes nothing.
     let out = site.smart(&["run", "--once"]);

@@ -46,8 +46,8 @@ use std::time::Duration;
 
 pub use queue::{QueueError, Selection, decided_in, queue};
 pub use search::{
-    SEARCHES_DIR, SearchBench, SearchOutcome, SearchStateError, SearchStep, Strategy, search_done,
-    state_path,
+    SEARCHES_DIR, SearchBench, SearchConfig, SearchOutcome, SearchStateError, SearchStep,
+    StoredSearch, Strategy, run_search, search_done, state_path, stored_searches,
 };
 pub use window::RunWindow;
 

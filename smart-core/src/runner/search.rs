@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::{Bench, LoopError, run_with};
 use crate::atomic::{AtomicWrite, Sync};
 use crate::engine::{Applier, CancelToken, Clock, RunConfig, RunEnd};
+use crate::experiment::ExperimentSpec;
 use crate::records::{self, DecisionRecord};
 use crate::validate::ApplyBy;
 use crate::{BASELINE, Experiment};
@@ -133,6 +134,9 @@ pub enum SearchOutcome {
 struct Stored<S> {
     /// The search experiment's definition hash: an edited search starts afresh.
     definition_hash: String,
+    /// The search experiment's effective definition, so readers (history, the dashboard) can
+    /// show the search without the experiments dir.
+    definition: ExperimentSpec,
     /// The run under way, if any (set before it starts, cleared after its verdict is stored).
     running: Option<String>,
     /// The kept runs of this search still in effect, oldest first.
@@ -148,6 +152,34 @@ struct Stored<S> {
 struct Head {
     definition_hash: String,
     done: bool,
+}
+
+/// A search as stored in the state dir, for readers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredSearch {
+    /// The search experiment's effective definition when the search ran.
+    pub definition: ExperimentSpec,
+    /// The search is over and its result is live.
+    pub done: bool,
+    /// The strategy's state (for `smart-search`, its `Search`).
+    pub state: serde_json::Value,
+}
+
+/// Every search stored under `state_dir`, by file name; unreadable files are skipped (a reader
+/// shows what it can).
+pub fn stored_searches(state_dir: &Path) -> Vec<StoredSearch> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join(SEARCHES_DIR)) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
+        .collect()
 }
 
 /// Whether the search `experiment` is over for its current definition (its result is live).
@@ -195,15 +227,23 @@ pub enum SearchStateError {
     },
 }
 
-/// Loop settings a search needs.
-pub(super) struct SearchConfig<'c> {
-    pub(super) state_dir: &'c Path,
-    pub(super) apply_by: ApplyBy,
-    pub(super) seed: Option<u64>,
+/// What a search run needs from the loop's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchConfig<'c> {
+    /// Where its state file and the run records are.
+    pub state_dir: &'c Path,
+    /// How its candidate experiments are validated (as the search experiment was).
+    pub apply_by: ApplyBy,
+    /// The seed of the first candidate's ABBA design (the next ones add their number); `None`
+    /// draws a fresh one per candidate.
+    pub seed: Option<u64>,
 }
 
-/// Runs search `experiment` from where its state stands until it is over or the stop.
-pub(super) async fn run_search<K: Clock, B: SearchBench, S: Strategy>(
+/// Runs search `experiment` from where its state in `config.state_dir` stands until it is over,
+/// a candidate's run fails, or `cancel` is tripped; its outcome and the runs it made. This is
+/// what [`super::Runner::run_searching`] does for each search of its queue, for a front end that
+/// runs one search itself (`smart demo`).
+pub async fn run_search<K: Clock, B: SearchBench, S: Strategy>(
     experiment: &Experiment,
     strategy: &S,
     config: &SearchConfig<'_>,
@@ -222,6 +262,7 @@ pub(super) async fn run_search<K: Clock, B: SearchBench, S: Strategy>(
         Some(s) if s.definition_hash == experiment.definition_hash() => s,
         _ => Stored {
             definition_hash: experiment.definition_hash().to_owned(),
+            definition: experiment.definition().clone(),
             running: None,
             kept_runs: Vec::new(),
             done: false,

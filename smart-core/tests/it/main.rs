@@ -15,6 +15,7 @@ mod prune;
 mod records;
 mod roundtrip;
 mod runner;
+mod runner_search;
 mod schema;
 mod support;
 mod validate;

@@ -7,9 +7,10 @@
 //! dark-mode variant); series differ by marker shape and dash pattern too, so no chart relies on
 //! colour alone.
 //!
-//! This file holds the drawing kit (axes, frames, legends, markers); [`charts`] the four charts.
+//! This file holds the drawing kit (axes, frames, legends, markers); [`charts`] the four charts; [`search`] a search's response curves.
 
 mod charts;
+mod search;
 
 use std::fmt::Write as _;
 
@@ -18,6 +19,7 @@ use smart_core::records::LatencyDistribution;
 use crate::format;
 
 pub(crate) use charts::{block_errors, block_p50, cdf, trend};
+pub(crate) use search::response_curve;
 
 /// Width of every chart's view box; the CSS scales it to the page.
 const WIDTH: f64 = 720.0;

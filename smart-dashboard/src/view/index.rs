@@ -23,6 +23,9 @@ pub(crate) struct IndexView {
     pub(crate) summary: String,
     pub(crate) decisions: DecisionTable,
     pub(crate) unfinished: Vec<RunLink>,
+    /// The searches, each with its candidates and response curves (filled by the caller, which
+    /// knows the state dir).
+    pub(crate) searches: Vec<super::SearchSection>,
 }
 
 /// A link to a run page.
@@ -128,6 +131,7 @@ pub(crate) fn index(state: &State, generated: &str) -> IndexView {
             rows: decisions.into_iter().map(|(_, row)| row).collect(),
         },
         unfinished,
+        searches: Vec::new(),
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! One file per page or part of a page: `index.rs` (the index page and its trend chart),
 //! `run.rs` (a run's page, its blocks and charts), `live.rs` (the live status box both show),
-//! `definition.rs` (the experiment definition as run, redacted); what several of them use is
+//! `definition.rs` (the experiment definition as run, redacted), `search.rs` (the searches on the
+//! index page); what several of them use is
 //! in `parts.rs`.
 
 mod definition;
@@ -12,6 +13,8 @@ mod index;
 mod live;
 mod parts;
 mod run;
+mod search;
 
 pub(crate) use index::index;
 pub(crate) use run::{ArmLatencies, run_page, running};
+pub(crate) use search::{SearchSection, searches};

@@ -11,6 +11,7 @@ mod layout;
 mod live;
 mod pages;
 mod retention;
+mod search;
 mod visibility;
 
 use std::path::Path;
