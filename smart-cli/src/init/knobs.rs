@@ -729,7 +729,7 @@ mod tests {
 
     #[test]
     fn says_why_when_a_knob_cannot_be_written() {
-        let dump = "# configuration file /n/nginx.conf:\nevents { worker_connections 1024; }\nhttp {\n  sendfile on; tcp_nopush on;\n  gzip off;\n  server { listen 8080; }\n}\n";
+        let dump = "# configuration file /n/nginx.conf:\nevents {\n    worker_connections 1024;\n}\nhttp {\n  sendfile on; tcp_nopush on;\n  gzip off;\n  server { listen 8080; }\n}\n";
         let (files, skips) = plans(dump, &[], "shared_buffers = 128MB\n");
         assert!(files.contains_key("tune-nginx-worker-connections.json"));
         for (key, why) in [
