@@ -1,5 +1,8 @@
 //! `smart init`: writes a commented `smart.toml` and an example experiment to start from, fitted
-//! to the local nginx when one is found (`smart_apply::detect`).
+//! to the local nginx when one is found (`smart_apply::detect`); with `--detect DIR`, one
+//! experiment or search file per knob of the catalog this machine has ([`knobs`]).
+
+mod knobs;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -42,6 +45,13 @@ const STOCK_DASHBOARD: &str = "dashboard_dir = \"/var/lib/smart/dashboard\"";
 /// example for a stock Debian/Ubuntu nginx (port 80, /etc/nginx) and names the keys to edit.
 /// Existing files are never overwritten: if either exists, nothing is written and the exit code
 /// is 2. Then run `smart validate` in DIR.
+///
+/// With --detect OUT it writes, instead, one file per knob of smart's catalog that this machine
+/// has (nginx's directives from `nginx -T`, sysctls from /proc/sys, a PostgreSQL cluster's config
+/// files), each with its safe values centred on the value found and a one-line rationale in its
+/// description: a search file for a range, an experiment with variants for a choice. It never
+/// overwrites a file (it reports the ones it skipped) and says why for every knob it could not
+/// write. Then run `smart validate OUT`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -63,10 +73,21 @@ pub(crate) struct Args {
     /// of the production one (10 s blocks, a 2-minute soak, one hour)
     #[arg(long)]
     quick: bool,
+    /// Write an experiment or search file per knob this machine has into OUT (created if
+    /// missing), instead of smart.toml and the example
+    #[arg(long, value_name = "OUT", conflicts_with_all = ["dir", "state_dir", "quick"])]
+    detect: Option<PathBuf>,
+    /// With --detect: the PostgreSQL cluster's postgresql.conf, read from disk (never connected
+    /// to) [default: the newest /etc/postgresql/VERSION/CLUSTER/postgresql.conf, if any]
+    #[arg(long, value_name = "PATH", requires = "detect")]
+    postgres_config: Option<PathBuf>,
 }
 
-/// Detects nginx, then writes both files, or none.
-pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
+/// Detects nginx, then writes both files, or none (or, with --detect, the knobs' files).
+pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
+    if let Some(out) = &args.detect {
+        return run_detect(args, out, global);
+    }
     let config_path = args.dir.join(smart_core::config::LOCAL_CONFIG);
     let experiment_path = args.dir.join("experiments").join(EXPERIMENT_FILE);
     for path in [&config_path, &experiment_path] {
@@ -78,13 +99,7 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
             )));
         }
     }
-    let nginx_config =
-        match &args.nginx_config {
-            Some(path) => Some(std::path::absolute(path).map_err(|e| {
-                CliError::bad_input(format!("--nginx-config {}: {e}", path.display()))
-            })?),
-            None => None,
-        };
+    let nginx_config = absolute_nginx_config(args)?;
     let runtime = crate::revert::runtime()?;
     tracing::debug!(
         "running {} {}-T",
@@ -157,6 +172,108 @@ pub(crate) fn run(args: &Args, _global: &Global) -> Result<ExitCode, CliError> {
         args.dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `smart init --detect OUT`: plans a file per knob present and writes those that do not exist.
+fn run_detect(args: &Args, out: &Path, _global: &Global) -> Result<ExitCode, CliError> {
+    let nginx_config = absolute_nginx_config(args)?;
+    let runtime = crate::revert::runtime()?;
+    let nginx = runtime.block_on(detect::detect_nginx(&args.nginx, nginx_config.as_deref()));
+    let postgres = knobs::postgres_config(args.postgres_config.as_deref());
+    let proc_sys = Path::new(detect::system::PROC_SYS);
+    let found = knobs::Found {
+        nginx: nginx.as_ref().map_err(ToString::to_string),
+        machine: detect::Machine::read(),
+        proc_sys,
+        postgres,
+    };
+    let quiet = crate::logs::quiet();
+    if !quiet {
+        match &nginx {
+            Ok(setup) => println!(
+                "detected nginx: {} (config {})",
+                setup.dump.site.listen.url(),
+                setup.dump.main_config.display()
+            ),
+            Err(e) => println!("no nginx knobs: {e}"),
+        }
+        println!(
+            "detected {} CPUs, {} MiB of memory",
+            found.machine.cpus,
+            found
+                .machine
+                .memory_mb()
+                .map_or_else(|| "unknown".to_owned(), |m| m.to_string())
+        );
+        match &found.postgres {
+            Some(Ok(pg)) => println!("detected PostgreSQL: {}", pg.file.display()),
+            Some(Err(_)) => {}
+            None => println!(
+                "no PostgreSQL knobs: no /etc/postgresql/*/*/postgresql.conf (name one with --postgres-config)"
+            ),
+        }
+    }
+    let plans = knobs::plan(&found);
+    std::fs::create_dir_all(out).map_err(|e| {
+        CliError::runtime(format!(
+            "cannot create {}: {e}; choose a writable directory",
+            out.display()
+        ))
+    })?;
+    let (mut wrote, mut skipped) = (0, 0);
+    for plan in &plans {
+        match plan {
+            knobs::Plan::File {
+                file,
+                json,
+                summary,
+            } => {
+                let path = out.join(file);
+                let mut text = serde_json::to_string_pretty(json).map_err(CliError::runtime)?;
+                text.push('\n');
+                match write_new(&path, &text) {
+                    Ok(()) => {
+                        wrote += 1;
+                        if !quiet {
+                            println!("wrote {}: {summary}", path.display());
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        skipped += 1;
+                        println!(
+                            "skipped {}: it exists (smart init never overwrites a file)",
+                            path.display()
+                        );
+                    }
+                    Err(e) => {
+                        return Err(CliError::runtime(format!(
+                            "cannot write {}: {e}; check that the directory is writable",
+                            path.display()
+                        )));
+                    }
+                }
+            }
+            knobs::Plan::Skip { key, reason } => {
+                println!("not written: {key}: {reason}");
+            }
+        }
+    }
+    println!(
+        "{wrote} files written, {skipped} skipped; next: `smart validate {}`",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--nginx-config` made absolute (nginx resolves `-c` against its prefix, not the cwd).
+fn absolute_nginx_config(args: &Args) -> Result<Option<PathBuf>, CliError> {
+    args.nginx_config
+        .as_ref()
+        .map(|path| {
+            std::path::absolute(path)
+                .map_err(|e| CliError::bad_input(format!("--nginx-config {}: {e}", path.display())))
+        })
+        .transpose()
 }
 
 /// The example experiment with the detected URL, drop-in file and commands, and the notes on

@@ -7,6 +7,7 @@ mod coach;
 mod dashboard;
 mod demo;
 mod deploy;
+mod detect;
 mod e2e_nginx;
 mod faults;
 mod generate;

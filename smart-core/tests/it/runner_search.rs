@@ -208,6 +208,7 @@ fn config(s: &Setup) -> LoopConfig {
         selection: Selection::Pending,
         repeat: Repeat::Once,
         seed: Some(7),
+        window: None,
     }
 }
 
