@@ -9,6 +9,7 @@ mod demo;
 mod deploy;
 mod e2e_nginx;
 mod faults;
+mod fleet;
 mod generate;
 mod hostile;
 mod newcomer;
