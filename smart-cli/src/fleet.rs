@@ -73,6 +73,7 @@ fn run_one(file: &std::path::Path, global: &Global) -> Result<ExitCode, CliError
         dir: experiment.dir().to_owned(),
         inventory: experiment.inventory().to_owned(),
         timeout,
+        pid_dir: Some(smart_fleet::running_dir(&state_dir)),
     };
     let measure = PrometheusMeasure::new(&experiment);
     let runtime = crate::revert::runtime()?;

@@ -312,42 +312,51 @@ fn fleet_coordinator_killed_mid_experiment_is_recovered_on_every_host() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it while some hosts run the variant and no switch is under way (an ansible-playbook
-    // it started would otherwise go on writing after the kill).
+    // Wait until some hosts ran the variant, then kill it in the middle of the next switch: an
+    // ansible-playbook it started is still writing hosts, and recovery must stop it first.
     let journal = fleet.path("state/fleet/fleet-delay.json");
+    let states = || -> Vec<serde_json::Value> {
+        let text = fs::read_to_string(&journal).unwrap_or_default();
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        j["hosts"]
+            .as_object()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    };
     let deadline = Instant::now() + Duration::from_secs(180);
+    let mut ran_variant = false;
     loop {
-        assert!(Instant::now() < deadline, "no host switched within 180 s");
-        if let Ok(text) = fs::read_to_string(&journal) {
-            let j: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            let states: Vec<&serde_json::Value> = j["hosts"]
-                .as_object()
-                .map(|m| m.values().collect())
-                .unwrap_or_default();
-            let on_variant = states
+        assert!(Instant::now() < deadline, "no switch seen within 180 s");
+        let now = states();
+        let changing = now.iter().any(|s| s["state"] == "changing");
+        ran_variant |= !changing
+            && now
                 .iter()
                 .any(|s| s["state"] == "runs" && s["arm"] == "delay-0");
-            let changing = states.iter().any(|s| s["state"] == "changing");
-            if on_variant && !changing {
-                break;
-            }
+        let running = fs::read_dir(fleet.path("state/fleet/running"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if ran_variant && changing && running > 0 {
+            break;
         }
         assert!(
             child.try_wait().unwrap().is_none(),
             "smart ended before the kill"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_ne!(
-        fleet.configs(),
-        fleet.all(50),
-        "some host should run the variant"
-    );
     let out = fleet.smart(&["recover"]);
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
+    let left = fs::read_dir(fleet.path("state/fleet/running"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        left, 0,
+        "recovery stops the orphaned ansible-playbook and forgets it"
+    );
     assert!(
         text.contains("recovered fleet experiment fleet-delay"),
         "{text}"
