@@ -61,6 +61,9 @@ fn run_one(file: &std::path::Path, global: &Global) -> Result<ExitCode, CliError
     let experiment = FleetExperiment::load(file).map_err(fleet_error)?;
     let config = global.agent_config()?;
     let state_dir = config.state_dir().to_owned();
+    // The run lock: `smart recover` (which reverts unfinished fleet journals) and `smart run`
+    // wait for this run, and two fleet runs never switch the same hosts at once.
+    let _lock = smart_apply::RunLock::acquire(&state_dir).map_err(crate::revert::apply_error)?;
     let spec = experiment.spec();
     let seed = spec.fleet.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
