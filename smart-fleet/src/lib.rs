@@ -26,5 +26,5 @@ pub use journal::{
 pub use run::{Event, FleetOutcome, Measure, PrometheusMeasure, run_fleet};
 pub use spec::{
     FleetApply, FleetExperiment, FleetMeasure, FleetSection, FleetSpec, FleetVariant,
-    HOSTS_PLACEHOLDER, HOSTS_REGEX_PLACEHOLDER, INVENTORY_PLACEHOLDER, RESERVED,
+    HOSTS_PLACEHOLDER, HOSTS_REGEX_PLACEHOLDER, INVENTORY_PLACEHOLDER, RESERVED, schema,
 };
