@@ -371,3 +371,67 @@ fn fleet_coordinator_killed_mid_experiment_is_recovered_on_every_host() {
         output_text(&again)
     );
 }
+
+#[test]
+fn fleet_stopped_by_sigterm_puts_every_host_back_and_exits_5() {
+    let Some(fleet) = Fleet::start("fleet_stopped_by_sigterm", 50, None) else {
+        return;
+    };
+    let file = fleet.experiment(50, 0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smart"))
+        .args(["fleet", "run", file.to_str().unwrap()])
+        .current_dir(fleet.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = fleet.path("state/fleet/fleet-delay.json");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !fs::read_to_string(&journal).is_ok_and(|t| t.contains("\"delay-0\"")) {
+        assert!(Instant::now() < deadline, "no switch seen within 180 s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "smart ended before the stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(text.contains("stop requested"), "{text}");
+    assert_eq!(fleet.configs(), fleet.all(50), "{text}");
+    assert_eq!(fleet.loaded(), [50, 50, 50, 50]);
+    let recover = fleet.smart(&["recover"]);
+    assert!(
+        output_text(&recover).contains("nothing to recover"),
+        "{}",
+        output_text(&recover)
+    );
+}
+
+#[test]
+fn a_bad_fleet_experiment_is_named_field_by_field_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(example("fleet-delay.json")).unwrap()).unwrap();
+    e["fleet"]["period_s"] = json!(10);
+    e["apply"]["argv"] = json!(["ansible-playbook", "playbook.yml"]);
+    let path = dir.path().join("bad.json");
+    fs::write(&path, e.to_string()).unwrap();
+    let out = crate::support::smart(dir.path(), &["fleet", "validate", "bad.json"]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("bad.json: fleet.period_s: 10 s is shorter than 4 scrape intervals (60 s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.json: apply.argv: no argument holds `{{ hosts }}`"),
+        "{text}"
+    );
+}
