@@ -43,14 +43,45 @@ enum FleetCommand {
     },
 }
 
+/// Splits the paths `smart validate` was given into fleet experiment files (a JSON object with
+/// a top-level `fleet` key) and the rest.
+pub(crate) fn split_fleet_files(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    paths.into_iter().partition(|path| {
+        path.is_file()
+            && std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .is_some_and(|v| v.get("fleet").is_some())
+    })
+}
+
+/// Validates fleet experiment files, printing `FILE: ok` for each unless `quiet`; the first
+/// invalid one is the error (exit 2), each problem on its own `FILE: field: message` line.
+pub(crate) fn validate_files(files: &[PathBuf], quiet: bool) -> Result<(), CliError> {
+    for file in files {
+        let experiment = FleetExperiment::load(file).map_err(fleet_error)?;
+        if !quiet && !crate::logs::quiet() {
+            let spec = experiment.spec();
+            println!(
+                "{}: ok (fleet experiment `{}`: variant `{}`, group `{}`, up to {} pairs of {} s \
+                 periods)",
+                file.display(),
+                spec.name,
+                spec.variant.name,
+                spec.fleet.group,
+                spec.fleet.max_pairs,
+                spec.fleet.period_s
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the `fleet` subcommand.
 pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     match &args.command {
         FleetCommand::Validate { files } => {
-            for file in files {
-                FleetExperiment::load(file).map_err(fleet_error)?;
-                println!("{}: ok", file.display());
-            }
+            validate_files(files, false)?;
             Ok(ExitCode::SUCCESS)
         }
         FleetCommand::Run { file } => run_one(file, global),

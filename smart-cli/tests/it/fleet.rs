@@ -250,6 +250,18 @@ fn the_example_fleet_experiment_validates() {
         ],
     );
     assert!(out.status.success(), "{}", output_text(&out));
+    // `smart validate` takes a fleet file too.
+    let example = example("fleet-delay.json");
+    let out = crate::support::smart(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["validate", example.to_str().unwrap()],
+    );
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("ok (fleet experiment `fleet-delay`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -423,7 +435,7 @@ fn a_bad_fleet_experiment_is_named_field_by_field_and_exits_2() {
     e["apply"]["argv"] = json!(["ansible-playbook", "playbook.yml"]);
     let path = dir.path().join("bad.json");
     fs::write(&path, e.to_string()).unwrap();
-    let out = crate::support::smart(dir.path(), &["fleet", "validate", "bad.json"]);
+    let out = crate::support::smart(dir.path(), &["validate", "bad.json"]);
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
