@@ -21,6 +21,7 @@ mod calibrate;
 mod dashboard;
 mod demo;
 mod error;
+mod fleet;
 mod generate;
 mod history;
 mod init;
@@ -97,6 +98,7 @@ enum Command {
     Metrics(WithConfig<metrics::Args>),
     Demo(demo::Args),
     Generate(generate::Args),
+    Fleet(WithConfig<fleet::Args>),
 }
 
 /// Runs one subcommand. `top` is what was given before the subcommand; a `--config` after it
@@ -129,6 +131,7 @@ fn dispatch(command: &Command, top: &Global) -> Result<ExitCode, CliError> {
         Command::Metrics(c) => metrics::run(&c.args, &merged(&c.config)),
         Command::Demo(args) => no_config("demo").and_then(|()| demo::run(args, top)),
         Command::Generate(args) => no_config("generate").and_then(|()| generate::run(args)),
+        Command::Fleet(c) => fleet::run(&c.args, &merged(&c.config)),
     }
 }
 

@@ -54,6 +54,10 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     }
     let done = done.map_err(apply_error)?;
     let closed = close_records(&config, &done);
+    // Interrupted fleet experiments: their hosts go back through their journal's own argv.
+    let fleet = runtime
+        .block_on(smart_fleet::recover(config.state_dir()))
+        .map_err(crate::fleet::fleet_error)?;
     if args.json {
         let runs: Vec<serde_json::Value> = done
             .iter()
@@ -76,7 +80,14 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         crate::print_json(&json!({"recovered": runs, "closed_records": closed}))?;
         return Ok(ExitCode::SUCCESS);
     }
-    if done.is_empty() {
+    for f in &fleet {
+        println!(
+            "recovered fleet experiment {}: put back [{}]",
+            f.experiment,
+            f.hosts.join(", ")
+        );
+    }
+    if done.is_empty() && fleet.is_empty() {
         println!("nothing to recover: no run was interrupted");
     }
     if !closed.is_empty() {

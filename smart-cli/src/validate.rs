@@ -48,6 +48,12 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     } else {
         args.paths.clone()
     };
+    // Fleet experiment files named on the command line are checked as such (smart-fleet).
+    let (fleet, paths) = crate::fleet::split_fleet_files(paths);
+    crate::fleet::validate_files(&fleet, args.json)?;
+    if paths.is_empty() && !fleet.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = validate_paths(&paths, config.defaults());
     let env = |name: &str| std::env::var(name).ok();
     let coach = smart_coach::CoachConfig::from_agent_config(&config, &env).err();

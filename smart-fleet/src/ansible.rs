@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use rustix::process::{Pid, Signal, kill_process_group};
 use smart_core::experiment::Params;
 use smart_core::template::render;
 
@@ -41,8 +42,16 @@ impl Ran {
 }
 
 /// Runs `argv` in `dir` to completion or `timeout` (then it is killed), with Ansible's JSON
-/// output callback and no colour.
-pub(crate) async fn run(argv: &[String], dir: &Path, timeout: Duration) -> Result<Ran, FleetError> {
+/// output callback and no colour, in a process group of its own that is killed whole when the
+/// run is dropped (a timeout, a stop). With `pid_dir`, the group's id is kept in a file there
+/// while it runs, so that recovery after a SIGKILL of the coordinator can stop a switch still
+/// under way before it reverts (see [`stop_orphans`]).
+pub(crate) async fn run(
+    argv: &[String],
+    dir: &Path,
+    timeout: Duration,
+    pid_dir: Option<&Path>,
+) -> Result<Ran, FleetError> {
     let Some((program, args)) = argv.split_first() else {
         return Err(FleetError::invalid("empty command"));
     };
@@ -56,6 +65,7 @@ pub(crate) async fn run(argv: &[String], dir: &Path, timeout: Duration) -> Resul
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
@@ -66,6 +76,23 @@ pub(crate) async fn run(argv: &[String], dir: &Path, timeout: Duration) -> Resul
             };
             FleetError::invalid(format!("cannot start `{program}`: {e}; {fix}"))
         })?;
+    let pid = child.id().and_then(|id| Pid::from_raw(id as i32));
+    let pid_file = match (pid, pid_dir) {
+        (Some(pid), Some(dir)) => {
+            let file = dir.join(pid.as_raw_nonzero().to_string());
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&file, program))
+                .map_err(|e| {
+                    FleetError::runtime(format!(
+                        "cannot record the running command in {}: {e}; check the state dir",
+                        dir.display()
+                    ))
+                })?;
+            Some(file)
+        }
+        _ => None,
+    };
+    let _group = GroupGuard { pid, pid_file };
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Err(_) => Err(FleetError::runtime(format!(
             "`{program}` ran longer than {} s and was killed; raise fleet.command_timeout_s or \
@@ -83,6 +110,62 @@ pub(crate) async fn run(argv: &[String], dir: &Path, timeout: Duration) -> Resul
     }
 }
 
+/// Kills a command's process group when dropped (its workers must not outlive a timeout or a
+/// stop) and removes its pid file.
+struct GroupGuard {
+    pid: Option<Pid>,
+    pid_file: Option<PathBuf>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            // After a normal exit the group is usually gone already: nothing to do then.
+            let _ = kill_process_group(pid, Signal::KILL);
+        }
+        if let Some(file) = &self.pid_file {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// Stops the commands a killed coordinator left running (their pid files in `pid_dir`), so that
+/// none of them writes a host after recovery reverted it: SIGTERM to each live group whose
+/// leader is still the recorded program, up to 10 s to exit, then SIGKILL.
+pub(crate) async fn stop_orphans(pid_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(pid_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.path();
+        let program = std::fs::read_to_string(&file).unwrap_or_default();
+        let pid = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<i32>().ok())
+            .and_then(Pid::from_raw);
+        if let Some(pid) = pid {
+            let alive = || {
+                let name = Path::new(&program)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                std::fs::read(format!("/proc/{}/cmdline", pid.as_raw_nonzero()))
+                    .is_ok_and(|c| !name.is_empty() && String::from_utf8_lossy(&c).contains(&name))
+            };
+            if alive() {
+                let _ = kill_process_group(pid, Signal::TERM);
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                while alive() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let _ = kill_process_group(pid, Signal::KILL);
+            }
+        }
+        let _ = std::fs::remove_file(&file);
+    }
+}
+
 /// The hosts of `group` (or `all`) in the inventory `inventory`, sorted, read with
 /// `ansible-inventory -i INVENTORY --list`.
 pub async fn inventory_hosts(
@@ -97,7 +180,7 @@ pub async fn inventory_hosts(
         "--list".to_owned(),
     ];
     let dir = inventory.parent().unwrap_or(Path::new("/"));
-    let ran = run(&argv, dir, timeout).await?;
+    let ran = run(&argv, dir, timeout, None).await?;
     if ran.code != Some(0) {
         return Err(FleetError::invalid(format!(
             "fleet.inventory {}: ansible-inventory failed ({}); check the inventory",
@@ -262,6 +345,9 @@ pub struct CommandSwitch {
     pub inventory: PathBuf,
     /// The most one run may take.
     pub timeout: Duration,
+    /// Where the running command's process group id is kept while it runs (the journal's
+    /// `running` dir), or nowhere.
+    pub pid_dir: Option<PathBuf>,
 }
 
 impl Switch for CommandSwitch {
@@ -277,7 +363,7 @@ impl Switch for CommandSwitch {
         let values = argv_values(&self.inventory, arm, params, hosts);
         let argv: Result<Vec<String>, _> = self.argv.iter().map(|a| render(a, &values)).collect();
         let argv = argv.map_err(|e| all(format!("apply.argv does not render: {}", e.message)))?;
-        let ran = run(&argv, &self.dir, self.timeout)
+        let ran = run(&argv, &self.dir, self.timeout, self.pid_dir.as_deref())
             .await
             .map_err(|e| all(e.to_string()))?;
         match failed_hosts(&ran.stdout, hosts) {

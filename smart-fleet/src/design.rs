@@ -31,6 +31,13 @@ impl Group {
 
 /// Splits `hosts` at random into two groups whose sizes differ by at most one (a seeded
 /// Fisher-Yates shuffle, then halves; each half sorted for readable logs).
+///
+/// ```
+/// let hosts: Vec<String> = ["web1", "web2", "web3", "web4", "web5"].map(String::from).to_vec();
+/// let (a, b) = smart_fleet::split(&hosts, 42);
+/// assert_eq!((a.len(), b.len()), (3, 2));
+/// assert!(a.iter().all(|h| !b.contains(h)));
+/// ```
 pub fn split(hosts: &[String], seed: u64) -> (Vec<String>, Vec<String>) {
     let mut shuffled = hosts.to_vec();
     let mut state = seed;
@@ -81,6 +88,11 @@ pub fn stage_counts(rest: usize, stages_pct: &[f64]) -> Vec<usize> {
 
 /// `hosts` as a PromQL regex alternation, each escaped for RE2 inside a double-quoted PromQL
 /// string (a `.` becomes `\\.`, so that `web.1` never matches `web11`).
+///
+/// ```
+/// let hosts = ["web.1".to_string(), "web2".to_string()];
+/// assert_eq!(smart_fleet::hosts_regex(&hosts), r"web\\.1|web2");
+/// ```
 pub fn hosts_regex(hosts: &[String]) -> String {
     hosts
         .iter()

@@ -81,6 +81,7 @@ impl JournalRecord {
             dir: self.dir.clone(),
             inventory: self.inventory.clone(),
             timeout: Duration::from_secs_f64(self.command_timeout_s),
+            pid_dir: None,
         }
     }
 }
@@ -95,6 +96,12 @@ pub struct Journal {
 /// Where fleet journals live under a state dir.
 pub fn journal_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("fleet")
+}
+
+/// Where the coordinator keeps the process group ids of the commands it is running, for
+/// recovery to stop them (see [`CommandSwitch::pid_dir`]).
+pub fn running_dir(state_dir: &Path) -> PathBuf {
+    journal_dir(state_dir).join("running")
 }
 
 impl Journal {
@@ -213,6 +220,8 @@ pub async fn recover_with<S: Switch>(
     state_dir: &Path,
     switch_of: impl Fn(&JournalRecord) -> S,
 ) -> Result<Vec<Recovered>, FleetError> {
+    // A switch a killed coordinator left running would write its hosts after the revert.
+    crate::ansible::stop_orphans(&running_dir(state_dir)).await;
     let dir = journal_dir(state_dir);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Ok(Vec::new());

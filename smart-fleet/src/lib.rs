@@ -21,9 +21,10 @@ pub use design::{Group, first_variant, hosts_regex, position, split, stage_count
 pub use error::{FleetError, FleetErrorKind};
 pub use journal::{
     Finish, HostState, Journal, JournalRecord, Recovered, journal_dir, recover, recover_with,
+    running_dir,
 };
 pub use run::{Event, FleetOutcome, Measure, PrometheusMeasure, run_fleet};
 pub use spec::{
     FleetApply, FleetExperiment, FleetMeasure, FleetSection, FleetSpec, FleetVariant,
-    HOSTS_PLACEHOLDER, HOSTS_REGEX_PLACEHOLDER, INVENTORY_PLACEHOLDER, RESERVED,
+    HOSTS_PLACEHOLDER, HOSTS_REGEX_PLACEHOLDER, INVENTORY_PLACEHOLDER, RESERVED, schema,
 };

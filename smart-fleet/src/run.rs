@@ -227,7 +227,7 @@ impl<S: Switch, M: Measure> Coordinator<'_, S, M> {
         let mut last_variant = Group::A;
         let mut pairs = 0;
         let mut verdict = None;
-        for pair in 0..spec.fleet.max_pairs {
+        'pairs: for pair in 0..spec.fleet.max_pairs {
             let first = first_variant(seed, pair);
             let mut blocks = Vec::with_capacity(4);
             for (period, on_variant) in [(0, first), (1, first.other())] {
@@ -248,6 +248,21 @@ impl<S: Switch, M: Measure> Coordinator<'_, S, M> {
                 });
                 if let Some(p99) = base_m.p99_us {
                     baseline_p99.push(p99 as f64);
+                }
+                if let Some(why) = period_p99_guardrail(&var_m, &base_m, &spec.guardrails) {
+                    // At once: no more of this pair on a variant that hurts.
+                    let why = format!(
+                        "pair {} period {}: the group on the variant [{}]: {why}",
+                        pair + 1,
+                        period + 1,
+                        variant_hosts.join(", ")
+                    );
+                    judge
+                        .guardrail_fired(0, &why)
+                        .map_err(|e| FleetError::runtime(format!("the judge refused: {e}")))?;
+                    verdict = Some(smart_core::engine::Verdict::Revert);
+                    pairs += 1;
+                    break 'pairs;
                 }
                 blocks.push(sample(
                     &var_m,
@@ -531,6 +546,33 @@ fn sample(
     })
 }
 
+/// Answered requests each group needs in a period before its p99 is compared.
+const P99_MIN_ANSWERED: u64 = 100;
+
+/// Why a period breaks the p99 guardrail, if it does: the group on the variant's p99 more than
+/// `max_p99_increase_pct` above the baseline group's over the same window. (The judge's own p99
+/// guardrail pools raw latencies, which a Prometheus histogram does not give.)
+fn period_p99_guardrail(
+    variant: &BlockMeasurement,
+    baseline: &BlockMeasurement,
+    guardrails: &smart_core::experiment::Guardrails,
+) -> Option<String> {
+    let limit = guardrails.max_p99_increase_pct?;
+    let (v, b) = (variant.p99_us?, baseline.p99_us?);
+    let answered = |m: &BlockMeasurement| m.requests.saturating_sub(m.errors);
+    if answered(variant) < P99_MIN_ANSWERED || answered(baseline) < P99_MIN_ANSWERED || b == 0 {
+        return None;
+    }
+    (v as f64 > b as f64 * (1.0 + limit / 100.0)).then(|| {
+        format!(
+            "p99 {:.1} ms is more than {limit} % above the baseline group's {:.1} ms over the \
+             same window (guardrails.max_p99_increase_pct)",
+            v as f64 / 1000.0,
+            b as f64 / 1000.0
+        )
+    })
+}
+
 /// Why a promotion stage's measurement breaks the guardrails, if it does: the error rate above
 /// `abort_error_rate_pct`, or the p99 more than `max_p99_increase_pct` above the baseline's
 /// during the crossover.
@@ -736,8 +778,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn each_pair_runs_the_variant_once_on_each_group_over_the_same_window() {
         let state = tempfile::tempdir().unwrap();
-        let fake = FakeFleet::new(&hosts(4), 50.0);
-        let (_, events) = run(&fake, state.path(), &experiment(0, 50)).await;
+        let fake = FakeFleet::new(&hosts(4), -15.0);
+        let (_, events) = run(&fake, state.path(), &experiment(50, 0)).await;
         let Some(Event::Split { a, b }) = events.first() else {
             panic!("{events:?}")
         };
@@ -785,6 +827,29 @@ mod tests {
         let j = journal(state.path());
         assert_eq!(j.finished, None);
         assert_eq!(j.to_revert(), ["h3"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_p99_far_above_the_other_groups_in_one_period_reverts_after_that_pair() {
+        let state = tempfile::tempdir().unwrap();
+        let fake = FakeFleet::new(&hosts(4), 50.0);
+        let (r, events) = run(&fake, state.path(), &experiment(0, 50)).await;
+        let outcome = r.unwrap();
+        let why = outcome.report.variants[0]
+            .guardrail
+            .clone()
+            .unwrap_or_default();
+        assert!(why.contains("pair 1 period 1"), "{why}");
+        assert!(why.contains("above the baseline group's"), "{why}");
+        let decided = events.iter().find(|e| matches!(e, Event::Decided { .. }));
+        assert_eq!(
+            decided,
+            Some(&Event::Decided {
+                verdict: "revert",
+                pairs: 1
+            })
+        );
+        assert!(fake.runs.borrow().values().all(|a| a == BASELINE));
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_core::experiment::Prometheus;
 use smart_core::experiment::{Decision, Guardrails, Params, Schedule};
@@ -31,10 +32,11 @@ const MAX_PAIRS: u32 = 14;
 pub(crate) const MIN_SCRAPES_PER_PERIOD: f64 = 4.0;
 
 /// A fleet experiment file as written, defaults filled in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSpec {
     /// A short name: `[a-z0-9_-]`, used for the journal's file name.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9_-]+$"))]
     pub name: String,
     /// What the experiment asks, in a sentence.
     #[serde(default)]
@@ -58,7 +60,7 @@ pub struct FleetSpec {
 }
 
 /// The `fleet` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSection {
     /// The Ansible inventory (relative to the experiment file), read with `ansible-inventory`.
@@ -67,12 +69,14 @@ pub struct FleetSection {
     #[serde(default = "default_group")]
     pub group: String,
     /// Seconds each arm is measured per period: at least four scrape intervals.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub period_s: f64,
     /// Seconds between a switch and the start of the period's window.
     #[serde(default = "default_settle_s")]
     pub settle_s: f64,
     /// The most pairs of periods (each pair: every arm once on the variant), 1 to 14.
     #[serde(default = "default_max_pairs")]
+    #[schemars(range(min = 1, max = 14))]
     pub max_pairs: u32,
     /// The promotion stages of a kept variant, cumulative percentages of the hosts outside the
     /// variant arm, increasing, ending at 100.
@@ -106,16 +110,17 @@ fn default_command_timeout_s() -> f64 {
 }
 
 /// The `apply` section: one argv that switches the hosts of `{{ hosts }}` to the params.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetApply {
     /// Typically `["ansible-playbook", "-i", "{{ inventory }}", "-l", "{{ hosts }}",
     /// "playbook.yml", "-e", "param={{ param }}"]`, run in the experiment file's directory.
+    #[schemars(length(min = 1))]
     pub argv: Vec<String>,
 }
 
 /// The `measure` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetMeasure {
     /// The Prometheus source; every query selects the arm with `{{ hosts_regex }}`.
@@ -123,13 +128,19 @@ pub struct FleetMeasure {
 }
 
 /// The variant under test.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetVariant {
     /// Its name, in reports.
     pub name: String,
     /// Its params: the same names as the baseline's.
     pub params: Params,
+}
+
+/// The JSON Schema of the fleet experiment file, generated from these types (committed as
+/// `docs/fleet-experiment.schema.json`, which a test keeps up to date), for editors and tools.
+pub fn schema() -> schemars::Schema {
+    schemars::schema_for!(FleetSpec)
 }
 
 /// A fleet experiment that passed validation: nothing downstream re-checks it.
@@ -505,6 +516,41 @@ pub(crate) mod tests {
         assert_eq!(e.spec().fleet.stages_pct, [25.0, 50.0, 100.0]);
         assert_eq!(e.schedule().max_cycles, 8);
         check(|_| {}, "");
+    }
+
+    fn repo_root() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    #[test]
+    fn the_committed_schema_is_up_to_date_and_takes_the_example() {
+        let path = repo_root().join("docs/fleet-experiment.schema.json");
+        let fresh = serde_json::to_string_pretty(&schema()).unwrap() + "\n";
+        if std::env::var_os("SMART_BLESS").is_some() {
+            std::fs::write(&path, &fresh).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "{} is out of date; regenerate it with `SMART_BLESS=1 cargo test -p smart-fleet \
+             schema` and commit it",
+            path.display()
+        );
+        let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let example = repo_root().join("examples/fleet/fleet-delay.json");
+        let text = std::fs::read_to_string(&example).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        FleetExperiment::parse(&example, &text).unwrap();
+        let mut bad = valid();
+        bad["fleet"]["max_pairs"] = 0.into();
+        assert!(!validator.is_valid(&bad));
+        assert!(validator.is_valid(&valid()));
     }
 
     #[test]

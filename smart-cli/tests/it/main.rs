@@ -10,6 +10,7 @@ mod deploy;
 mod detect;
 mod e2e_nginx;
 mod faults;
+mod fleet;
 mod generate;
 mod hostile;
 mod newcomer;
