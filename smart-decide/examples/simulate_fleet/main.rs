@@ -241,8 +241,8 @@ fn main() {
     );
     println!(
         "seed {}; {} A/A runs and {win_runs} runs per win per design; {} threads; decision: p50, \
-         min_improvement_pct {}, confidence 0.95, max {} cycles; settle {} s, fleet period {} s, \
-         single-host block {} s",
+         min_improvement_pct {}, confidence 0.95, max {} cycles; settle {} s, fleet period {} s \
+         (unless the row says otherwise), single-host block {} s; world: {}",
         args.seed,
         args.runs,
         args.threads,
@@ -251,6 +251,7 @@ fn main() {
         params.settle_s,
         params.period_s,
         params.block_s,
+        if args.quiet { "quiet" } else { "realistic" },
     );
     println!();
     println!(
