@@ -2,5 +2,6 @@
 
 mod engine;
 mod feasibility;
+mod fleet_sim;
 mod judge;
 mod properties;
