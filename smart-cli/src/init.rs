@@ -182,7 +182,7 @@ fn run_detect(args: &Args, out: &Path, _global: &Global) -> Result<ExitCode, Cli
     let postgres = knobs::postgres_config(args.postgres_config.as_deref());
     let proc_sys = Path::new(detect::system::PROC_SYS);
     let found = knobs::Found {
-        nginx: nginx.as_ref().map_err(ToString::to_string),
+        nginx: nginx.as_ref().ok(),
         machine: detect::Machine::read(),
         proc_sys,
         postgres,
