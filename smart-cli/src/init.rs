@@ -182,7 +182,7 @@ fn run_detect(args: &Args, out: &Path, _global: &Global) -> Result<ExitCode, Cli
     let postgres = knobs::postgres_config(args.postgres_config.as_deref());
     let proc_sys = Path::new(detect::system::PROC_SYS);
     let found = knobs::Found {
-        nginx: nginx.as_ref().map_err(ToString::to_string),
+        nginx: nginx.as_ref().ok(),
         machine: detect::Machine::read(),
         proc_sys,
         postgres,
@@ -229,8 +229,7 @@ fn run_detect(args: &Args, out: &Path, _global: &Global) -> Result<ExitCode, Cli
                 summary,
             } => {
                 let path = out.join(file);
-                let mut text = serde_json::to_string_pretty(json).map_err(CliError::runtime)?;
-                text.push('\n');
+                let text = in_file_order(json).map_err(CliError::runtime)?;
                 match write_new(&path, &text) {
                     Ok(()) => {
                         wrote += 1;
@@ -263,6 +262,39 @@ fn run_detect(args: &Args, out: &Path, _global: &Global) -> Result<ExitCode, Cli
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The experiment as pretty JSON with its top-level keys in the order the docs and examples use
+/// (name and description first, then what is measured, how it is applied, the values, the
+/// schedule), not serde_json's alphabetical one.
+fn in_file_order(json: &serde_json::Value) -> serde_json::Result<String> {
+    const ORDER: &[&str] = &[
+        "format_version",
+        "name",
+        "description",
+        "target",
+        "measure",
+        "apply",
+        "baseline",
+        "variants",
+        "search",
+        "schedule",
+        "decision",
+    ];
+    let Some(object) = json.as_object() else {
+        return serde_json::to_string_pretty(json);
+    };
+    let mut keys: Vec<&String> = object.keys().collect();
+    keys.sort_by_key(|k| ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len()));
+    let mut fields = Vec::new();
+    for key in keys {
+        let value = serde_json::to_string_pretty(&object[key.as_str()])?.replace('\n', "\n  ");
+        fields.push(format!(
+            "  {}: {value}",
+            serde_json::Value::from(key.as_str())
+        ));
+    }
+    Ok(format!("{{\n{}\n}}\n", fields.join(",\n")))
 }
 
 /// `--nginx-config` made absolute (nginx resolves `-c` against its prefix, not the cwd).
@@ -374,6 +406,27 @@ mod tests {
             assert!(EXPERIMENT.contains(needle), "{needle}");
         }
         assert!(CONFIG.contains(STOCK_STATE) && CONFIG.contains(STOCK_DASHBOARD));
+    }
+
+    #[test]
+    fn detected_files_keep_the_documented_key_order_and_parse_back() {
+        let value = serde_json::json!({
+            "schedule": {"max_cycles": 16},
+            "apply": {"files": [{"path": "/a", "template": "x\n"}]},
+            "name": "n",
+            "format_version": 1,
+        });
+        let text = in_file_order(&value).unwrap();
+        assert!(
+            text.starts_with(
+                "{\n  \"format_version\": 1,\n  \"name\": \"n\",\n  \"apply\": {\n    \"files\""
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            value
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ use smart_search::catalog::{CATALOG, Component, Deploy, Knob, Values};
 
 /// What `--detect` found on the machine.
 pub(crate) struct Found<'a> {
-    /// The local nginx, or why it was not detected.
-    pub nginx: Result<&'a NginxSetup, String>,
+    /// The local nginx, when detected (the CLI reports why not).
+    pub nginx: Option<&'a NginxSetup>,
     /// CPUs and memory.
     pub machine: Machine,
     /// Where sysctls are read (`/proc/sys`).
@@ -70,15 +70,15 @@ pub(crate) fn plan(found: &Found<'_>) -> Vec<Plan> {
     let mut out = Vec::new();
     for knob in CATALOG {
         let planned = match knob.component {
-            Component::Nginx => match &found.nginx {
-                Ok(setup) => nginx(knob, setup, &found.machine),
-                Err(_) => continue,
+            Component::Nginx => match found.nginx {
+                Some(setup) => nginx(knob, setup, &found.machine),
+                None => continue,
             },
             Component::Kernel => {
                 let Some(current) = system::read_sysctl(found.proc_sys, knob.key) else {
                     continue;
                 };
-                kernel(knob, &current, found.nginx.as_ref().ok().copied())
+                kernel(knob, &current, found.nginx)
             }
             Component::Postgres => match &found.postgres {
                 Some(Ok(config)) => pg(knob, config, &found.machine),
@@ -606,7 +606,7 @@ mod tests {
         }
         let setup = NginxSetup::new(parse_dump(dump).unwrap(), "nginx", None);
         let found = Found {
-            nginx: Ok(&setup),
+            nginx: Some(&setup),
             machine: Machine {
                 cpus: 4,
                 memory_bytes: Some(8 << 30),

@@ -179,6 +179,7 @@ fn detect_on_stock_debian_nginx_writes_files_that_validate_and_never_overwrites(
 
     let validate = smart(dir.path(), &["validate", "out"]);
     assert_eq!(validate.status.code(), Some(0), "{validate:?}");
+    every_nginx_file_renders_configs_nginx_accepts(&out, &config);
 
     // A second run writes nothing: every file is reported skipped, an edited one left as it is.
     let edited = out.join("tune-nginx-sendfile.json");
@@ -197,6 +198,91 @@ fn detect_on_stock_debian_nginx_writes_files_that_validate_and_never_overwrites(
     );
     assert_eq!(fs::read_to_string(&edited).unwrap(), "{\"mine\": true}\n");
     assert_eq!(fs::read_dir(&out).unwrap().count(), written);
+}
+
+/// Each nginx file's extreme values (a search's lowest and highest, every variant), applied to
+/// the copy as the files applier would, pass the copy's own `nginx -t`; the copy is restored
+/// after each.
+fn every_nginx_file_renders_configs_nginx_accepts(out: &Path, config: &Path) {
+    let mut checked = 0;
+    for entry in fs::read_dir(out).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().contains("tune-nginx-") {
+            continue;
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let mut values: Vec<(String, String)> = Vec::new();
+        if let Some(params) = json["search"]["params"].as_object() {
+            let (param, domain) = params.iter().next().unwrap();
+            for bound in ["min", "max"] {
+                if let Some(v) = domain.get(bound) {
+                    values.push((param.clone(), v.to_string()));
+                }
+            }
+            for choice in domain["choices"].as_array().into_iter().flatten() {
+                values.push((param.clone(), choice.as_str().unwrap().to_owned()));
+            }
+        }
+        for variant in json["variants"].as_array().into_iter().flatten() {
+            let (param, value) = variant["params"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap();
+            values.push((param.clone(), value.as_str().unwrap().to_owned()));
+        }
+        assert!(!values.is_empty(), "{}", path.display());
+        let file = &json["apply"]["files"][0];
+        let target = Path::new(file["path"].as_str().unwrap());
+        let found = fs::read_to_string(target).ok();
+        for (param, value) in values {
+            let placeholder = format!("{{{{ {param} }}}}");
+            let rendered = if let Some(template) = file["template"].as_str() {
+                template.replace(&placeholder, &value)
+            } else {
+                let found = found.as_deref().unwrap();
+                let pattern = regex::Regex::new(file["edit"]["pattern"].as_str().unwrap()).unwrap();
+                let lines: Vec<&str> = found.split('\n').collect();
+                assert_eq!(lines.iter().filter(|l| pattern.is_match(l)).count(), 1);
+                let line = file["edit"]["replace"]
+                    .as_str()
+                    .unwrap()
+                    .replace(&placeholder, &value);
+                lines
+                    .iter()
+                    .map(|l| {
+                        if pattern.is_match(l) {
+                            line.as_str()
+                        } else {
+                            l
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            fs::write(target, rendered).unwrap();
+            let test = std::process::Command::new("nginx")
+                .arg("-c")
+                .arg(config)
+                .arg("-t")
+                .output()
+                .unwrap();
+            match &found {
+                Some(text) => fs::write(target, text).unwrap(),
+                None => fs::remove_file(target).unwrap(),
+            }
+            assert!(
+                test.status.success(),
+                "{} with {param} = {value}: {}",
+                path.display(),
+                String::from_utf8_lossy(&test.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9, "{checked}");
 }
 
 /// Without nginx, the nginx knobs are left out with the reason, and what is written validates.
