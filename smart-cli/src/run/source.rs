@@ -149,7 +149,7 @@ pub(crate) fn notes(experiment: &Experiment) -> Vec<String> {
     let mut notes = Vec::new();
     if expectation.parsed == 0 && expectation.unparsed > 0 {
         notes.push(format!(
-            "measure: none of the last {} lines of {} is in the smart_timing format; {}",
+            "measure: warning: none of the last {} lines of {} is in the smart_timing format (it needs $status, then $msec and $request_time at the end); {}",
             expectation.unparsed,
             spec.path,
             smart_source::access_log::FIX
@@ -300,6 +300,27 @@ mod tests {
             serde_json::json!({"block_s": 10, "max_cycles": 20, "max_duration_s": 3600}),
         );
         assert!(!enough.contains("warning"), "{enough}");
+    }
+
+    #[test]
+    fn validate_names_the_fix_for_a_log_in_another_format() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            "127.0.0.1 - - [03/Dec/2026:12:00:00 +0000] \"GET /api/x HTTP/1.1\" 200 5 \"-\" \"curl\"\n",
+        )
+        .unwrap();
+        let notes = notes_for(
+            file.path(),
+            serde_json::json!({}),
+            serde_json::json!({"block_s": 10}),
+        );
+        assert!(
+            notes.contains("warning: none of the last 1 lines")
+                && notes.contains("$msec and $request_time")
+                && notes.contains("smart-log-format.conf"),
+            "{notes}"
+        );
     }
 
     #[test]
