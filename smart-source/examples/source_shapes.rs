@@ -1,11 +1,13 @@
 //! The judge's A/A false keeps and power on the data each metric source gives it: raw latencies
-//! (probe, command), millisecond-resolution log latencies, thin traffic (small blocks), and block
-//! quantiles interpolated from Prometheus histogram buckets. Prints one table row per shape with
+//! (probe, command), millisecond-resolution log latencies, thin traffic (small blocks), thin
+//! traffic topped up by the access log's fill-in, and block quantiles interpolated from
+//! Prometheus histogram buckets. Prints one table row per shape with
 //! a 95 % (Wilson) interval for each rate.
 //!
 //! ```text
 //! nice cargo run --release -p smart-source --example source_shapes
 //! nice cargo run --release -p smart-source --example source_shapes -- --runs 4000 --seed 7
+//! nice cargo run --release -p smart-source --example source_shapes -- --shape fill-in
 //! ```
 //!
 //! Every run draws a server (log-normal latencies, σ 0.6 within a block, a ±5 % log-normal
@@ -44,6 +46,17 @@ struct Shape {
     report: Report,
     median_ms: f64,
     per_block: usize,
+    /// The access log's fill-in, logged beside the visitors' requests.
+    fill: Option<Fill>,
+}
+
+/// smart's fill-in requests in each block: another URL, with its own median.
+#[derive(Debug, Clone, Copy)]
+struct Fill {
+    per_block: usize,
+    median_ms: f64,
+    /// Whether the change moves the fill URL's latency as it moves the visitors'.
+    affected: bool,
 }
 
 const SHAPES: &[Shape] = &[
@@ -52,42 +65,71 @@ const SHAPES: &[Shape] = &[
         report: Report::Raw,
         median_ms: 20.0,
         per_block: 500,
+        fill: None,
     },
     Shape {
         name: "access_log: ms resolution, 2 ms median, 300 a block",
         report: Report::Millis,
         median_ms: 2.0,
         per_block: 300,
+        fill: None,
     },
     Shape {
         name: "access_log: thin traffic, 40 a block",
         report: Report::Millis,
         median_ms: 20.0,
         per_block: 40,
+        fill: None,
     },
     Shape {
         name: "access_log: thin traffic, 100 a block",
         report: Report::Millis,
         median_ms: 20.0,
         per_block: 100,
+        fill: None,
     },
     Shape {
         name: "prometheus: default buckets, 500 a block",
         report: Report::Histogram(&DEFAULT_BUCKETS),
         median_ms: 20.0,
         per_block: 500,
+        fill: None,
     },
     Shape {
         name: "prometheus: fine buckets, 500 a block",
         report: Report::Histogram(&FINE_BUCKETS),
         median_ms: 20.0,
         per_block: 500,
+        fill: None,
     },
     Shape {
         name: "prometheus: default buckets, thin, 60 a block",
         report: Report::Histogram(&DEFAULT_BUCKETS),
         median_ms: 20.0,
         per_block: 60,
+        fill: None,
+    },
+    Shape {
+        name: "access_log: 10 visitors + 90 fill-in a block (a 5 ms URL)",
+        report: Report::Millis,
+        median_ms: 20.0,
+        per_block: 10,
+        fill: Some(Fill {
+            per_block: 90,
+            median_ms: 5.0,
+            affected: true,
+        }),
+    },
+    Shape {
+        name: "access_log: 10 visitors + 90 fill-in a block, the change misses the fill URL",
+        report: Report::Millis,
+        median_ms: 20.0,
+        per_block: 10,
+        fill: Some(Fill {
+            per_block: 90,
+            median_ms: 5.0,
+            affected: false,
+        }),
     },
 ];
 
@@ -124,15 +166,22 @@ fn block(
     let median_us = shape.median_ms * 1000.0 * factor * block_factor;
     let mut latencies = Vec::with_capacity(shape.per_block);
     let mut errors = 0;
-    for _ in 0..shape.per_block {
+    let fill = shape.fill.map_or((0, 0.0), |f| {
+        let moved = if f.affected { factor } else { 1.0 };
+        (f.per_block, f.median_ms * 1000.0 * moved * block_factor)
+    });
+    // The visitors' requests, then the fill-in's: the log mixes them, and so does the block.
+    let medians =
+        std::iter::repeat_n(median_us, shape.per_block).chain(std::iter::repeat_n(fill.1, fill.0));
+    for median in medians {
         if rng.random_bool(0.005) {
             errors += 1;
             continue;
         }
         let z: f64 = StandardNormal.sample(rng);
-        latencies.push(median_us * (0.6 * z).exp());
+        latencies.push(median * (0.6 * z).exp());
     }
-    let requests = shape.per_block as u64;
+    let requests = (shape.per_block + fill.0) as u64;
     let mut sample = BlockSample {
         arm,
         cycle,
@@ -254,13 +303,24 @@ fn main() {
             .unwrap_or(default)
     };
     let runs = flag("--runs", 2000) as usize;
+    // Only the shapes whose name holds this (their seeds stay those of the full table).
+    let only = args
+        .iter()
+        .position(|a| a == "--shape")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_default();
     let seed = flag("--seed", 19);
     println!(
         "default schedule and decision (12 cycles, 10 % minimum win, 95 %); {runs} runs a cell, seed {seed}"
     );
     println!("| source shape | A/A false keeps | 20 % win kept | 30 % win kept |");
     println!("|---|---|---|---|");
-    for (i, &shape) in SHAPES.iter().enumerate() {
+    for (i, &shape) in SHAPES
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.name.contains(only.as_str()))
+    {
         let cell = |factor: f64, salt: u64| {
             let k = count_kept(shape, factor, runs, seed ^ (i as u64) << 32 ^ salt << 48);
             let (p, lo, hi) = wilson(k, runs);

@@ -16,8 +16,10 @@
 //! Thin traffic: with `fill_rps`, smart's own probe sends that many GETs (or HEADs) a second to
 //! `target.urls` during every block, both arms alike, and the web server logs them like any
 //! visitor's; they are measured through the log with everything else, so a block holds one kind
-//! of figure (the server's `$request_time`). Only the fill-in's requests that never reached the
-//! server (connection refused) are counted from the probe, as failures the log cannot show.
+//! of figure (the server's `$request_time`). The caller sends that load (smart-cli, with
+//! smart-probe: this crate depends on smart-core only) and hands [`AccessLogSource::run_block`]
+//! its future; only the fill-in's requests that never reached the server (connection refused)
+//! are counted from it, as failures the log cannot show.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -26,8 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use smart_core::engine::{self, BlockMeasurement, BlockRequest, LiveProgress, PortError};
-use smart_core::experiment::{AccessLog, Target};
-use smart_probe::{BlockPlan, Load, NoProgress, Probe, ProbeConfig};
+use smart_core::experiment::AccessLog;
 
 use crate::error::SourceError;
 use crate::report;
@@ -248,49 +249,37 @@ fn add(spec: &AccessLog, tally: &mut Tally, lines: &[String], from_s: f64, to_s:
     }
 }
 
-/// An access log, as the engine's measurement port.
+/// An access log, as the engine's measurement port (without a fill-in: the engine's port
+/// sends nothing; with `fill_rps`, the caller sends the fill-in through
+/// [`AccessLogSource::run_block`]).
 #[derive(Debug)]
 pub struct AccessLogSource {
     spec: AccessLog,
     follower: Follower,
-    /// The fill-in probe, when `fill_rps` is set.
-    fill: Option<Probe>,
 }
 
+/// What the fill-in's load reports when it ends: how many of its recorded requests never reached
+/// the server (connection refused), or why it failed.
+pub type FillResult = Result<u64, String>;
+
 impl AccessLogSource {
-    /// Follows the log from its current end (refused when it cannot be opened); with
-    /// `fill_rps`, sets up the fill-in probe for `target` (its URLs, method, headers, timeout)
-    /// at that rate. Must be called inside a tokio runtime's context.
-    pub fn new(spec: &AccessLog, target: &Target) -> Result<AccessLogSource, SourceError> {
-        let fill = match spec.fill_rps {
-            Some(rate_per_s) => {
-                let config = ProbeConfig::builder(target)
-                    .load(Load::Open { rate_per_s })
-                    .build()
-                    .and_then(Probe::new)
-                    .map_err(|e| {
-                        SourceError::Setup(format!(
-                            "measure.access_log.fill_rps: cannot set up the fill-in probe ({e}); \
-                             give target.urls of the server that writes the log"
-                        ))
-                    })?;
-                Some(config)
-            }
-            None => None,
-        };
+    /// Follows the log from its current end (refused when it cannot be opened).
+    pub fn new(spec: &AccessLog) -> Result<AccessLogSource, SourceError> {
         Ok(AccessLogSource {
             follower: Follower::open_at_end(Path::new(&spec.path))?,
             spec: spec.clone(),
-            fill,
         })
     }
 
     /// Waits out one block, reading the log every second, and returns the requests that ended in
-    /// its recorded part (after `warmup`, for `duration`).
+    /// its recorded part (after `warmup`, for `duration`). `fill`, when given, is the fill-in's
+    /// load for the same warm-up and block, run beside the reading: its requests reach the block
+    /// through the log, and those it reports unreached count as failures.
     pub async fn run_block(
         &mut self,
         warmup: Duration,
         duration: Duration,
+        fill: Option<impl Future<Output = FillResult>>,
         progress: &mut dyn FnMut(&LiveProgress),
     ) -> Result<BlockMeasurement, SourceError> {
         let now_s = epoch_s(SystemTime::now());
@@ -325,24 +314,16 @@ impl AccessLogSource {
                 }
             }
         };
-        let mut tally = match &self.fill {
+        let mut tally = match fill {
             None => read.await?,
-            Some(probe) => {
-                // The fill-in runs beside the reading, over the same warm-up and block; its
-                // requests reach the tally through the log.
-                let plan = BlockPlan {
-                    warmup,
-                    measure: duration,
-                    guard: None,
-                };
-                let (tally, filled) = tokio::join!(read, probe.run_block(plan, &NoProgress));
+            Some(fill) => {
+                let (tally, unreached) = tokio::join!(read, fill);
                 let mut tally = tally?;
-                let filled = filled.map_err(|e| {
+                tally.unreached = unreached.map_err(|e| {
                     SourceError::Setup(format!(
-                        "measure.access_log.fill_rps: the fill-in probe failed ({e})"
+                        "measure.access_log.fill_rps: the fill-in failed ({e})"
                     ))
                 })?;
-                tally.unreached = filled.counts.connect;
                 tally
             }
         };
@@ -396,9 +377,14 @@ impl engine::Probe for AccessLogSource {
         request: &BlockRequest<'_>,
         progress: &mut dyn FnMut(&LiveProgress),
     ) -> Result<BlockMeasurement, PortError> {
-        self.run_block(request.warmup, request.duration, progress)
-            .await
-            .map_err(PortError::new)
+        self.run_block(
+            request.warmup,
+            request.duration,
+            None::<std::future::Ready<FillResult>>,
+            progress,
+        )
+        .await
+        .map_err(PortError::new)
     }
 }
 

@@ -22,7 +22,7 @@ mod error;
 mod prometheus;
 pub mod report;
 
-pub use access_log::AccessLogSource;
+pub use access_log::{AccessLogSource, FillResult};
 pub use command::{CommandSource, DEFAULT_PATH};
 pub use error::SourceError;
 pub use prometheus::PrometheusSource;

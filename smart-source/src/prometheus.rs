@@ -282,6 +282,9 @@ mod tests {
 
     const SECRET: &str = "Bearer s3cret-token";
 
+    /// How the fake server answers a query.
+    type Answer = fn(&str) -> String;
+
     /// The query API's answer for one finite sample, and for several samples.
     fn one(value: &str) -> String {
         format!(
@@ -293,7 +296,7 @@ mod tests {
 
     /// A fake Prometheus on loopback: answers each query with `answer(query)` and records the
     /// `Authorization` headers it was sent.
-    async fn server(answer: fn(&str) -> String) -> (String, Arc<Mutex<Vec<String>>>) {
+    async fn server(answer: Answer) -> (String, Arc<Mutex<Vec<String>>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -350,9 +353,7 @@ mod tests {
     }
 
     /// Measures one block against a fake server answering with `answer`.
-    async fn block(
-        answer: fn(&str) -> String,
-    ) -> (Result<BlockMeasurement, SourceError>, Vec<String>) {
+    async fn block(answer: Answer) -> (Result<BlockMeasurement, SourceError>, Vec<String>) {
         let (url, seen) = server(answer).await;
         let source = PrometheusSource::new(&spec(&url), Some(SECRET)).unwrap();
         assert!(
@@ -403,7 +404,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_data_nan_several_series_or_no_requests_is_never_a_zero() {
-        let cases: [(fn(&str) -> String, &str); 5] = [
+        let cases: [(Answer, &str); 5] = [
             (
                 |q| {
                     if q.contains("histogram_quantile(0.5") {

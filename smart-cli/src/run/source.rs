@@ -4,7 +4,7 @@
 use smart_core::Experiment;
 use smart_core::engine::{self, BlockMeasurement, BlockRequest, LiveProgress, PortError};
 use smart_core::experiment::SourceKind;
-use smart_probe::{EngineProbe, HostSnapshot};
+use smart_probe::{BlockPlan, EngineProbe, HostSnapshot, Load, NoProgress, ProbeConfig};
 use smart_source::{AccessLogSource, CommandSource, PrometheusSource};
 
 /// The source that measures each block of one experiment.
@@ -14,8 +14,9 @@ pub(crate) enum Source {
     Probe(Box<EngineProbe>),
     /// A command run once per block.
     Command(CommandSource),
-    /// The requests a web server logged during each block.
-    AccessLog(AccessLogSource),
+    /// The requests a web server logged during each block, and the fill-in's probe when
+    /// `fill_rps` is set (its requests are logged and measured with the visitors').
+    AccessLog(AccessLogSource, Option<Box<smart_probe::Probe>>),
     /// PromQL over each block's window.
     Prometheus(PrometheusSource),
 }
@@ -34,9 +35,14 @@ impl Source {
                 None => Err(missing("command")),
             },
             SourceKind::AccessLog => match &measure.access_log {
-                Some(spec) => AccessLogSource::new(spec, experiment.target())
-                    .map(Source::AccessLog)
-                    .map_err(|e| e.to_string()),
+                Some(spec) => {
+                    let log = AccessLogSource::new(spec).map_err(|e| e.to_string())?;
+                    let fill = match spec.fill_rps {
+                        Some(rate_per_s) => Some(Box::new(fill_in(experiment, rate_per_s)?)),
+                        None => None,
+                    };
+                    Ok(Source::AccessLog(log, fill))
+                }
                 None => Err(missing("access_log")),
             },
             SourceKind::Prometheus => match &measure.prometheus {
@@ -73,10 +79,46 @@ impl engine::Probe for Source {
         match self {
             Source::Probe(probe) => probe.measure(request, progress).await,
             Source::Command(command) => with_host(command.measure(request, progress)).await,
-            Source::AccessLog(log) => with_host(log.measure(request, progress)).await,
+            Source::AccessLog(log, None) => with_host(log.measure(request, progress)).await,
+            Source::AccessLog(log, Some(probe)) => {
+                // The fill-in's load over the same warm-up and block, beside the log's reading.
+                let plan = BlockPlan {
+                    warmup: request.warmup,
+                    measure: request.duration,
+                    guard: None,
+                };
+                let fill = async {
+                    probe
+                        .run_block(plan, &NoProgress)
+                        .await
+                        .map(|result| result.counts.connect)
+                        .map_err(|e| e.to_string())
+                };
+                with_host(async {
+                    log.run_block(request.warmup, request.duration, Some(fill), progress)
+                        .await
+                        .map_err(PortError::new)
+                })
+                .await
+            }
             Source::Prometheus(prom) => with_host(prom.measure(request, progress)).await,
         }
     }
+}
+
+/// The access log's fill-in: smart's probe at `rate_per_s` to the experiment's `target` (its
+/// URLs, method, headers and timeout), without a guard (the log's figures are judged).
+fn fill_in(experiment: &Experiment, rate_per_s: f64) -> Result<smart_probe::Probe, String> {
+    ProbeConfig::builder(experiment.target())
+        .load(Load::Open { rate_per_s })
+        .build()
+        .and_then(smart_probe::Probe::new)
+        .map_err(|e| {
+            format!(
+                "measure.access_log.fill_rps: cannot set up the fill-in ({e}); give target.urls \
+                 of the server that writes the log"
+            )
+        })
 }
 
 /// A block's measurement with what the host did meanwhile (the judge compares partner blocks).
@@ -107,7 +149,7 @@ pub(crate) fn notes(experiment: &Experiment) -> Vec<String> {
     let mut notes = Vec::new();
     if expectation.parsed == 0 && expectation.unparsed > 0 {
         notes.push(format!(
-            "measure: none of the last {} lines of {} is in the smart_timing format; {}",
+            "measure: warning: none of the last {} lines of {} is in the smart_timing format (it needs $status, then $msec and $request_time at the end); {}",
             expectation.unparsed,
             spec.path,
             smart_source::access_log::FIX
@@ -258,6 +300,27 @@ mod tests {
             serde_json::json!({"block_s": 10, "max_cycles": 20, "max_duration_s": 3600}),
         );
         assert!(!enough.contains("warning"), "{enough}");
+    }
+
+    #[test]
+    fn validate_names_the_fix_for_a_log_in_another_format() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            "127.0.0.1 - - [03/Dec/2026:12:00:00 +0000] \"GET /api/x HTTP/1.1\" 200 5 \"-\" \"curl\"\n",
+        )
+        .unwrap();
+        let notes = notes_for(
+            file.path(),
+            serde_json::json!({}),
+            serde_json::json!({"block_s": 10}),
+        );
+        assert!(
+            notes.contains("warning: none of the last 1 lines")
+                && notes.contains("$msec and $request_time")
+                && notes.contains("smart-log-format.conf"),
+            "{notes}"
+        );
     }
 
     #[test]
