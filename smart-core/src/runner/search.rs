@@ -272,9 +272,17 @@ pub async fn run_search<K: Clock, B: SearchBench, S: Strategy>(
     let name = experiment.name();
     let mut runs = 0;
     if stored.done {
+        // Over already (a named search run again): say what it kept, change nothing.
+        let kept = match strategy
+            .next(experiment, &mut stored.state, config.apply_by)
+            .map_err(refused)?
+        {
+            SearchStep::Done { keep, .. } => keep.as_ref().and_then(kept_label),
+            SearchStep::Test { .. } => None,
+        };
         return Ok((
             SearchOutcome::Done {
-                kept: None,
+                kept,
                 candidates: candidates_in(&stored),
             },
             0,
@@ -350,13 +358,7 @@ pub async fn run_search<K: Clock, B: SearchBench, S: Strategy>(
                 }
                 stored.done = true;
                 save(&path, &stored).map_err(LoopError::Search)?;
-                let kept = keep.as_ref().and_then(|k| k.variants().first()).map(|v| {
-                    v.params
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                });
+                let kept = keep.as_ref().and_then(kept_label);
                 return Ok((
                     SearchOutcome::Done {
                         kept,
@@ -367,6 +369,17 @@ pub async fn run_search<K: Clock, B: SearchBench, S: Strategy>(
             }
         }
     }
+}
+
+/// A one-variant experiment's variant params as `name=value, ...`.
+fn kept_label(keep: &Experiment) -> Option<String> {
+    keep.variants().first().map(|v| {
+        v.params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// Candidates judged so far, from the strategy's state as stored (its `trials`), if it has them.

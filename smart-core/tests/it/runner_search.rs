@@ -270,8 +270,28 @@ fn a_search_runs_every_candidate_through_the_engine_and_undoes_its_keeps_before_
         s.bench.outcomes[..],
         [SearchOutcome::Done { kept: Some(ref k), .. }] if k == "level=1"
     ));
-    // Over: the queue leaves it out.
+    // Over: the queue leaves it out; named, it says what it kept and runs nothing.
     assert!(Runner::new(config(&s)).unwrap().searches().is_empty());
+    let mut named = config(&s);
+    named.selection = Selection::Named(vec!["tune".to_owned()]);
+    let runner = Runner::new(named).unwrap();
+    let clock = s.bench.world.clock.clone();
+    let cancel: CancelToken = s.bench.world.cancel.clone();
+    let logged = s.bench.log.borrow().len();
+    let end = block_on(
+        &clock,
+        runner.run_searching(&clock, &cancel, &mut s.bench, &Scripted),
+    )
+    .unwrap();
+    assert_eq!(end.runs, 0);
+    assert_eq!(s.bench.log.borrow().len(), logged);
+    assert_eq!(
+        s.bench.outcomes.last(),
+        Some(&SearchOutcome::Done {
+            kept: Some("level=1".to_owned()),
+            candidates: 3
+        })
+    );
 }
 
 #[test]
