@@ -243,7 +243,7 @@ fn coach_keep_refused(judgement: &Judgement, experiment: &Experiment) -> Option<
         return Some(format!("a guardrail fired: {guardrail}"));
     }
     let max = experiment.decision().max_error_increase_pp;
-    match judgement.error_rate_change_bounds_pp {
+    match judgement.estimates.error_rate_change_bounds_pp {
         None => return Some("the error-rate bound is unknown".to_owned()),
         Some(bounds) if bounds.upper > max => {
             return Some(format!(
