@@ -11,14 +11,8 @@ use crate::engine::types::{Conclusion, Estimates, Judgement, Verdict};
 use crate::engine::{EngineError, LiveConfig, RunEnd, RunReport};
 use crate::records::{DecisionKind, DecisionRecord};
 
-impl<P, A, J, K, C, O> Runner<'_, '_, P, A, J, K, C, O>
-where
-    P: Probe,
-    A: Applier,
-    J: Judge,
-    K: Clock,
-    C: Coach,
-    O: Observer,
+impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+    Runner<'_, '_, P, A, J, K, C, O>
 {
     /// Records the decisions, reports them, and builds the run's report.
     pub(super) async fn finish(

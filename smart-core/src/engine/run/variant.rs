@@ -12,14 +12,8 @@ use crate::engine::types::{
 };
 use crate::records::DecisionKind;
 
-impl<P, A, J, K, C, O> Runner<'_, '_, P, A, J, K, C, O>
-where
-    P: Probe,
-    A: Applier,
-    J: Judge,
-    K: Clock,
-    C: Coach,
-    O: Observer,
+impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+    Runner<'_, '_, P, A, J, K, C, O>
 {
     /// Tests one variant until the judge stops it, a guardrail fires, a switch fails or the run
     /// must stop.
