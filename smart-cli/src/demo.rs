@@ -377,12 +377,16 @@ fn table(outcomes: &[Outcome], search_rows: &[[String; 7]], interrupted: bool) -
 }
 
 fn row(o: &Outcome, d: &DecisionRecord, interrupted: bool) -> [String; 7] {
-    let p50 = match (d.p50_change_pct, d.p50_change_bounds_pct) {
+    let p50 = match (
+        d.estimates.p50_change_pct,
+        d.estimates.p50_change_bounds_pct,
+    ) {
         (Some(x), Some(b)) => format!("{x:+.1} % [{:+.1}, {:+.1}]", b.lower, b.upper),
         (Some(x), None) => format!("{x:+.1} %"),
         (None, _) => "-".to_owned(),
     };
     let errors = d
+        .estimates
         .error_rate_change_pp
         .map_or_else(|| "-".to_owned(), |e| format!("{e:+.2} pp"));
     [

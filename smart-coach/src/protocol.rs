@@ -4,7 +4,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use smart_core::engine::{Advice, AdviceAction, AdviceRequest, Bounds, Judgement};
+use smart_core::engine::{Advice, AdviceAction, AdviceRequest, Bounds, Estimates, Judgement};
 use smart_core::records::DecisionRecord;
 
 /// The protocol's version, sent in every message; it changes only when a field changes meaning
@@ -99,11 +99,14 @@ impl AdviceQuestion {
             verdict: _,
             cycles,
             metric_change_pct,
-            p50_change_pct,
-            p50_change_bounds_pct,
-            error_rate_change_pp,
-            error_rate_change_bounds_pp,
-            p_value,
+            estimates:
+                Estimates {
+                    p50_change_pct,
+                    p50_change_bounds_pct,
+                    error_rate_change_pp,
+                    error_rate_change_bounds_pp,
+                    p_value,
+                },
             guardrail,
             reasons,
             report,

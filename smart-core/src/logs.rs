@@ -51,6 +51,7 @@ impl Default for LogRotation {
 }
 
 /// The rotated files `PREFIX*SUFFIX` in `dir` (not `live`), oldest first: their names sort by age.
+#[doc(hidden)] // public for sibling crates only, not part of the embedding API
 pub fn rotated_files(
     dir: &Path,
     prefix: &str,

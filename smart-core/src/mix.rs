@@ -3,6 +3,7 @@
 
 /// SplitMix64's output function: a fast, well-mixed 64-bit hash of `x` (Steele, Lea & Flood
 /// 2014), enough to draw a fair bit per cycle; no need for a PRNG crate.
+#[doc(hidden)] // public for sibling crates only, not part of the embedding API
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -7,6 +7,7 @@ use std::fmt;
 use crate::experiment::Schedule;
 
 /// The blocks of one ABBA cycle: baseline, variant, variant, baseline.
+#[doc(hidden)] // public for sibling crates only, not part of the embedding API
 pub const BLOCKS_PER_CYCLE: u32 = 4;
 
 /// What the schedule's duration depends on besides the schedule itself.

@@ -60,10 +60,10 @@ pub(crate) fn what_changed(d: &DecisionRecord, definition: Option<&Value>) -> St
         what.push_str(&format!(" by running `{}`", command.join(" ")));
     }
     let mut effects = Vec::new();
-    if let Some(p) = d.p50_change_pct {
+    if let Some(p) = d.estimates.p50_change_pct {
         effects.push(format!("p50 {}", format::signed_pct(p)));
     }
-    if let Some(e) = d.error_rate_change_pp {
+    if let Some(e) = d.estimates.error_rate_change_pp {
         effects.push(format!("errors {}", format::signed_pp(e)));
     }
     let outcome = match d.decision {

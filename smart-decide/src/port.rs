@@ -3,7 +3,9 @@
 //! reports into the engine's [`Judgement`]s (with the full [`VariantReport`] as JSON).
 
 use smart_core::Experiment;
-use smart_core::engine::{self, Bounds, Conclusion, CycleBlock, JudgeStep, Judgement, PortError};
+use smart_core::engine::{
+    self, Bounds, Conclusion, CycleBlock, Estimates, JudgeStep, Judgement, PortError,
+};
 use smart_core::experiment::Metric;
 
 use crate::{Arm, BlockSample, Judge, Step, VariantReport};
@@ -133,18 +135,20 @@ fn judgement(report: &VariantReport) -> Judgement {
         // figure and its bounds shown side by side (history, dashboard) are one interval and
         // agree with the reasons' (issue 16 saw "-24.8 % [-39.8, +9.4]" beside a reason's
         // "-13.8 % (bounds -39.8 % to +9.4 %)").
-        p50_change_pct: match (report.metric, &report.metric_change_pct) {
-            (Metric::P50, Some(interval)) => Some(interval.estimate),
-            _ => report.p50_change_pct,
+        estimates: Estimates {
+            p50_change_pct: match (report.metric, &report.metric_change_pct) {
+                (Metric::P50, Some(interval)) => Some(interval.estimate),
+                _ => report.p50_change_pct,
+            },
+            // The sequential bounds are computed for the decision metric only.
+            p50_change_bounds_pct: match report.metric {
+                Metric::P50 => report.metric_change_pct.as_ref().map(bounds),
+                _ => None,
+            },
+            error_rate_change_pp: report.error_rate_change_pp.map(|i| i.estimate),
+            error_rate_change_bounds_pp: report.error_rate_change_pp.as_ref().map(bounds),
+            p_value: report.p_value,
         },
-        // The sequential bounds are computed for the decision metric only.
-        p50_change_bounds_pct: match report.metric {
-            Metric::P50 => report.metric_change_pct.as_ref().map(bounds),
-            _ => None,
-        },
-        error_rate_change_pp: report.error_rate_change_pp.map(|i| i.estimate),
-        error_rate_change_bounds_pp: report.error_rate_change_pp.as_ref().map(bounds),
-        p_value: report.p_value,
         guardrail: report.guardrail.clone(),
         reasons: report.reasons.clone(),
         report: serde_json::to_value(report).expect("a report always serializes"),
@@ -262,13 +266,13 @@ mod tests {
         assert_eq!(conclusion.kept, Some(0));
         let j = &conclusion.variants[0];
         assert_eq!(j.verdict, engine::Verdict::Keep);
-        let change = j.p50_change_pct.unwrap();
+        let change = j.estimates.p50_change_pct.unwrap();
         assert!((-32.0..-28.0).contains(&change), "{change}");
-        let bounds = j.p50_change_bounds_pct.unwrap();
+        let bounds = j.estimates.p50_change_bounds_pct.unwrap();
         assert!(bounds.lower <= change && change <= bounds.upper);
         // The figure is the estimate its bounds belong to (the one the reasons quote).
         assert_eq!(Some(change), j.metric_change_pct);
-        assert_eq!(j.error_rate_change_pp, Some(0.0));
+        assert_eq!(j.estimates.error_rate_change_pp, Some(0.0));
         assert_eq!(j.report["variant"], "v");
         assert_eq!(j.report["verdict"], "keep");
         assert!(!j.reasons.is_empty());

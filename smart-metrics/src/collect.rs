@@ -265,7 +265,7 @@ fn run_families(runs: &[RunRecord], live_run: Option<&str>) -> Vec<Family> {
                 ("decision", d.decision.as_str().to_owned()),
             ]
         };
-        if let Some(pct) = d.p50_change_pct {
+        if let Some(pct) = d.estimates.p50_change_pct {
             p50.push(labels(), pct / 100.0);
         }
         if let Some(t) = parse_utc(&d.finished) {

@@ -150,7 +150,7 @@ impl Bench for InMemoryBench {
                 "{}: {} (p50 {:+.1} %): {}",
                 d.variant,
                 d.decision.as_str(),
-                d.p50_change_pct.unwrap_or(f64::NAN),
+                d.estimates.p50_change_pct.unwrap_or(f64::NAN),
                 d.reasons.first().map_or("", String::as_str)
             );
         }

@@ -257,7 +257,11 @@ fn check_audit(lines: &[Line], decision: &DecisionRecord, run: &RunRecord, want:
     let d = &decisions[0].details;
     assert_eq!(d["variant"], decision.variant.as_str(), "{d}");
     assert_eq!(d["decision"], want, "{d}");
-    assert_eq!(d["p50_change_pct"], json!(decision.p50_change_pct), "{d}");
+    assert_eq!(
+        d["p50_change_pct"],
+        json!(decision.estimates.p50_change_pct),
+        "{d}"
+    );
     assert_eq!(d["reasons"], json!(decision.reasons), "{d}");
     // The decision is logged after every block it rests on.
     let position = |line: &Line| lines.iter().position(|l| l.seq == line.seq).unwrap();
@@ -282,7 +286,7 @@ fn a_throttle_taken_away_is_kept_and_stays_live() {
     assert!(stdout.contains("no-throttle: keep"), "{stdout}");
     let (decision, run) = site.decision();
     assert_eq!(decision.decision, DecisionKind::Keep, "{decision:?}");
-    let change = decision.p50_change_pct.unwrap();
+    let change = decision.estimates.p50_change_pct.unwrap();
     assert!(change < -50.0, "p50 change {change} %");
     // The variant's file is on disk and nginx serves it.
     assert_eq!(

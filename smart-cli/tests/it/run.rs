@@ -172,7 +172,10 @@ fn a_real_win_runs_and_what_is_live_matches_the_decision() {
     let history = site.run(&["history", "--json"]);
     let decisions: Vec<records::DecisionRecord> = serde_json::from_slice(&history.stdout).unwrap();
     assert_eq!(decisions.len(), 1);
-    assert!(decisions[0].p50_change_pct.is_some(), "{decisions:?}");
+    assert!(
+        decisions[0].estimates.p50_change_pct.is_some(),
+        "{decisions:?}"
+    );
     let show = text(&site.run(&["show", "last"]).stdout);
     assert!(show.contains(&decisions[0].run_id), "{show}");
     assert!(show.contains(&said), "{show}");

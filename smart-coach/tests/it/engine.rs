@@ -174,6 +174,7 @@ async fn a_coach_keep_never_overrides_a_guardrail() {
         let mut judge = ScriptedJudge::new(1, 2, 6);
         judge
             .judgement
+            .estimates
             .error_rate_change_bounds_pp
             .as_mut()
             .unwrap()

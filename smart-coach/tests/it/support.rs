@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::json;
 use smart_coach::{CoachConfig, RemoteCoach};
 use smart_core::audit::{Action, Line};
-use smart_core::engine::{Bounds, Judgement, Verdict};
+use smart_core::engine::{Bounds, Estimates, Judgement, Verdict};
 use smart_core::records::DecisionRecord;
 
 /// The token every test uses; no file a run writes may contain it.
@@ -43,17 +43,19 @@ pub(crate) fn judgement() -> Judgement {
         verdict: Verdict::Inconclusive,
         cycles: 3,
         metric_change_pct: Some(-1.5),
-        p50_change_pct: Some(-1.5),
-        p50_change_bounds_pct: Some(Bounds {
-            lower: -4.0,
-            upper: 1.0,
-        }),
-        error_rate_change_pp: Some(0.0),
-        error_rate_change_bounds_pp: Some(Bounds {
-            lower: -0.1,
-            upper: 0.1,
-        }),
-        p_value: Some(0.2),
+        estimates: Estimates {
+            p50_change_pct: Some(-1.5),
+            p50_change_bounds_pct: Some(Bounds {
+                lower: -4.0,
+                upper: 1.0,
+            }),
+            error_rate_change_pp: Some(0.0),
+            error_rate_change_bounds_pp: Some(Bounds {
+                lower: -0.1,
+                upper: 0.1,
+            }),
+            p_value: Some(0.2),
+        },
         guardrail: None,
         reasons: vec!["not enough evidence".to_owned()],
         report: json!({"judge": "test"}),

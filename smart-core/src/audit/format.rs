@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The `prev` of the first line of a chain: 64 zeros.
+#[doc(hidden)] // public for sibling crates only, not part of the embedding API
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The name of the live log file in the state dir.
 pub const LOG_FILE: &str = "audit.jsonl";
 
 /// The name of the head file in the state dir.
+#[doc(hidden)] // public for sibling crates only, not part of the embedding API
 pub const HEAD_FILE: &str = "audit.head";
 
 /// The name of the lock file appenders (exclusive) and [`verify`](super::verify) (shared) take.
@@ -275,11 +277,13 @@ pub(super) fn parse_line(path: &Path, lineno: u64, raw: &[u8]) -> Result<Line, A
 }
 
 /// SHA-256 of `bytes` in lowercase hex.
+#[doc(hidden)] // public for sibling crates only, not part of the embedding API
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
 /// Lowercase hex of `bytes`.
+#[doc(hidden)] // public for sibling crates only, not part of the embedding API
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);

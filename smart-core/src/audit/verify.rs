@@ -190,6 +190,7 @@ pub fn verify(state_dir: &Path) -> Result<Summary, AuditError> {
 /// The hash of the line with `seq` in the chain of `state_dir` (rotated files, then the live
 /// one), or `None` when no file holds it (it was dropped by rotation, or never written). For
 /// comparing an anchor kept elsewhere with a chain that has grown since.
+#[doc(hidden)] // public for sibling crates only, not part of the embedding API
 pub fn line_hash(state_dir: &Path, seq: u64) -> Result<Option<String>, AuditError> {
     let mut files = logs::rotated_files(state_dir, "audit-", ".jsonl", LOG_FILE)
         .map_err(|e| AuditError::io(state_dir, e))?;

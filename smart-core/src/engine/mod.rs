@@ -34,8 +34,8 @@ pub use ports::{
 pub use run::run;
 pub use types::{
     Advice, AdviceAction, AdviceRequest, ApplyFailure, Arm, BlockMeasurement, BlockRequest, Bounds,
-    Conclusion, CycleBlock, FailureCause, HostPressure, JudgeStep, Judgement, LiveProgress,
-    PortError, Verdict,
+    Conclusion, CycleBlock, Estimates, FailureCause, HostPressure, JudgeStep, Judgement,
+    LiveProgress, PortError, Verdict,
 };
 
 use crate::records::DecisionRecord;

@@ -176,6 +176,25 @@ pub struct Bounds {
     pub upper: f64,
 }
 
+/// The judge's estimates for one variant: the changes it measured, their confidence bounds and
+/// its p-value. One type, shared by the engine's [`Judgement`], the run records
+/// ([`DecisionRecord`](crate::records::DecisionRecord)) and every front end that shows them;
+/// flattened into those, so their JSON keeps its fields where they always were.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Estimates {
+    /// Relative change of the median latency in percent (negative is faster); `null` when there
+    /// was too little data.
+    pub p50_change_pct: Option<f64>,
+    /// Confidence bounds of `p50_change_pct`, when the decision metric is the median.
+    pub p50_change_bounds_pct: Option<Bounds>,
+    /// Error-rate difference in percentage points (variant − baseline).
+    pub error_rate_change_pp: Option<f64>,
+    /// Confidence bounds of `error_rate_change_pp`.
+    pub error_rate_change_bounds_pp: Option<Bounds>,
+    /// The judge's p-value of "no change", for orientation (see `docs/statistics.md`).
+    pub p_value: Option<f64>,
+}
+
 /// The judge's figures and verdict for one variant, in the form the engine records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
@@ -185,16 +204,9 @@ pub struct Judgement {
     pub cycles: u32,
     /// Relative change of the decision metric, `(variant − baseline) / baseline × 100`.
     pub metric_change_pct: Option<f64>,
-    /// Relative change of the median in percent (negative is faster).
-    pub p50_change_pct: Option<f64>,
-    /// Confidence bounds of the median's change, when the judge computes them.
-    pub p50_change_bounds_pct: Option<Bounds>,
-    /// Error-rate difference in percentage points, variant − baseline.
-    pub error_rate_change_pp: Option<f64>,
-    /// Confidence bounds of the error-rate difference.
-    pub error_rate_change_bounds_pp: Option<Bounds>,
-    /// The p-value the judge reports (for orientation; see the judge's documentation).
-    pub p_value: Option<f64>,
+    /// The median's and the error rate's change, their bounds, the p-value.
+    #[serde(flatten)]
+    pub estimates: Estimates,
     /// The guardrail that fired, in words, if any.
     pub guardrail: Option<String>,
     /// Why, in plain English with the numbers.

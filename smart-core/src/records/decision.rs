@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Bounds;
+use crate::engine::Estimates;
 use crate::experiment::Metric;
 
 /// What was decided for a variant.
@@ -67,17 +67,10 @@ pub struct DecisionRecord {
     pub metric: Metric,
     /// ABBA cycles measured (pairs of blocks in the seed's design).
     pub cycles: u32,
-    /// Relative change of the median latency in percent (negative is faster); `null` when there
-    /// was too little data.
-    pub p50_change_pct: Option<f64>,
-    /// Confidence bounds of `p50_change_pct`, when the decision metric is the median.
-    pub p50_change_bounds_pct: Option<Bounds>,
-    /// Error-rate difference in percentage points (variant − baseline).
-    pub error_rate_change_pp: Option<f64>,
-    /// Confidence bounds of `error_rate_change_pp`.
-    pub error_rate_change_bounds_pp: Option<Bounds>,
-    /// The judge's p-value of "no change", for orientation (see `docs/statistics.md`).
-    pub p_value: Option<f64>,
+    /// The judge's estimates: the median's and the error rate's change, their bounds, the
+    /// p-value.
+    #[serde(flatten)]
+    pub estimates: Estimates,
     /// Why, in plain English with the numbers.
     pub reasons: Vec<String>,
     /// When the variant's test started (RFC 3339 UTC).

@@ -42,8 +42,10 @@ use crate::audit::{Action, AuditLog, Entry, Outcome, format_utc};
 use crate::engine::LiveConfig;
 
 /// Where a pass moves run directories before deleting them, in the state dir.
+#[doc(hidden)] // public for sibling crates only, not part of the embedding API
 pub const PRUNING_DIR: &str = ".pruning";
 /// The count of pruned runs, in the state dir.
+#[doc(hidden)] // public for sibling crates only, not part of the embedding API
 pub const PRUNED_FILE: &str = "pruned.json";
 
 /// How long run records are kept (`[retention]` in `smart.toml`).

@@ -318,8 +318,8 @@ fn decision_details(decision: &super::DecisionRecord) -> (Outcome, serde_json::V
         "variant": decision.variant,
         "decision": decision.decision,
         "cycles": decision.cycles,
-        "p50_change_pct": decision.p50_change_pct,
-        "error_rate_change_pp": decision.error_rate_change_pp,
+        "p50_change_pct": decision.estimates.p50_change_pct,
+        "error_rate_change_pp": decision.estimates.error_rate_change_pp,
         "reasons": decision.reasons,
     });
     (Outcome::Ok, details)

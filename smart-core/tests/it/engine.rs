@@ -141,7 +141,7 @@ fn a_clear_win_is_soaked_then_kept() {
     assert_eq!(soak.len(), 3);
     assert!(soak.iter().all(|b| b.1 == "fast"));
     let d = &report.decisions[0];
-    assert!(d.p50_change_pct.unwrap() < -20.0, "{d:?}");
+    assert!(d.estimates.p50_change_pct.unwrap() < -20.0, "{d:?}");
     assert!(
         d.reasons.iter().any(|r| r.contains("soaked for 30 s")),
         "{:?}",

@@ -11,8 +11,8 @@ use serde_json::json;
 use smart_core::engine::sim::SimClock;
 use smart_core::engine::{
     Advice, AdviceAction, AdviceRequest, Applier, ApplyFailure, Arm, BlockMeasurement,
-    BlockRequest, Bounds, CancelToken, Clock, Coach, Conclusion, CycleBlock, FailureCause, Judge,
-    JudgeStep, Judgement, LiveProgress, PortError, Probe, Verdict,
+    BlockRequest, Bounds, CancelToken, Clock, Coach, Conclusion, CycleBlock, Estimates,
+    FailureCause, Judge, JudgeStep, Judgement, LiveProgress, PortError, Probe, Verdict,
 };
 use smart_core::records::DecisionRecord;
 use smart_core::{Defaults, Experiment, validate};
@@ -456,17 +456,19 @@ impl Judge for ToyJudge {
                     verdict,
                     cycles: s.ratios.len() as u32,
                     metric_change_pct: change,
-                    p50_change_pct: change,
-                    p50_change_bounds_pct: change.map(|c| Bounds {
-                        lower: c - 3.0,
-                        upper: c + 3.0,
-                    }),
-                    error_rate_change_pp: errors,
-                    error_rate_change_bounds_pp: errors.map(|e| Bounds {
-                        lower: e - 0.5,
-                        upper: e + 0.5,
-                    }),
-                    p_value: change.map(|c| if c.abs() > 10.0 { 0.001 } else { 0.5 }),
+                    estimates: Estimates {
+                        p50_change_pct: change,
+                        p50_change_bounds_pct: change.map(|c| Bounds {
+                            lower: c - 3.0,
+                            upper: c + 3.0,
+                        }),
+                        error_rate_change_pp: errors,
+                        error_rate_change_bounds_pp: errors.map(|e| Bounds {
+                            lower: e - 0.5,
+                            upper: e + 0.5,
+                        }),
+                        p_value: change.map(|c| if c.abs() > 10.0 { 0.001 } else { 0.5 }),
+                    },
                     guardrail: s.aborted.clone(),
                     reasons: vec![match change {
                         Some(c) => format!(

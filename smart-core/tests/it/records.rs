@@ -146,7 +146,10 @@ fn every_block_and_decision_is_an_audit_line_in_the_chain() {
         assert_eq!(line.outcome, Outcome::Ok);
         assert_eq!(line.details["variant"], d.variant.as_str());
         assert_eq!(line.details["decision"], json!(d.decision));
-        assert_eq!(line.details["p50_change_pct"], json!(d.p50_change_pct));
+        assert_eq!(
+            line.details["p50_change_pct"],
+            json!(d.estimates.p50_change_pct)
+        );
         assert_eq!(line.details["reasons"], json!(d.reasons));
     }
     let kinds: Vec<&serde_json::Value> = decisions.iter().map(|l| &l.details["decision"]).collect();

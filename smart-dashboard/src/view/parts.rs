@@ -95,22 +95,27 @@ pub(super) fn decision_row(root: &str, d: &DecisionRecord, run: &Run) -> Decisio
         result: d.decision.as_str(),
         result_label: label(d.decision),
         p50: d
+            .estimates
             .p50_change_pct
             .map(format::signed_pct)
             .unwrap_or_else(|| "–".to_owned()),
         p50_bounds: d
+            .estimates
             .p50_change_bounds_pct
             .map(|b| format::bounds(b.lower, b.upper, 1))
             .unwrap_or_default(),
         errors: d
+            .estimates
             .error_rate_change_pp
             .map(format::signed_pp)
             .unwrap_or_else(|| "–".to_owned()),
         errors_bounds: d
+            .estimates
             .error_rate_change_bounds_pp
             .map(|b| format::bounds(b.lower, b.upper, 2))
             .unwrap_or_default(),
         p_value: d
+            .estimates
             .p_value
             .map(|p| format!("{p:.3}"))
             .unwrap_or_else(|| "–".to_owned()),

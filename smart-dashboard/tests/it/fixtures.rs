@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use smart_core::audit::{Action, AuditLog, Entry, Outcome, format_utc};
 use smart_core::engine::{
-    Arm, BlockInfo, BlockKind, Bounds, LiveConfig, LiveProgress, Phase, RunEnd, RunPlan, RunReport,
+    Arm, BlockInfo, BlockKind, Bounds, Estimates, LiveConfig, LiveProgress, Phase, RunEnd, RunPlan,
+    RunReport,
 };
 use smart_core::experiment::Metric;
 use smart_core::records::{
@@ -308,17 +309,19 @@ pub(crate) fn write_run(state_dir: &Path, spec: &RunSpec) -> String {
             decision: variant.decision,
             metric: Metric::P50,
             cycles: spec.cycles,
-            p50_change_pct: Some(change),
-            p50_change_bounds_pct: Some(Bounds {
-                lower: change - 1.5,
-                upper: change + 1.5,
-            }),
-            error_rate_change_pp: Some(variant.error_pct - 0.05),
-            error_rate_change_bounds_pp: Some(Bounds {
-                lower: variant.error_pct - 0.15,
-                upper: variant.error_pct + 0.05,
-            }),
-            p_value: Some(if change.abs() > 3.0 { 0.004 } else { 0.41 }),
+            estimates: Estimates {
+                p50_change_pct: Some(change),
+                p50_change_bounds_pct: Some(Bounds {
+                    lower: change - 1.5,
+                    upper: change + 1.5,
+                }),
+                error_rate_change_pp: Some(variant.error_pct - 0.05),
+                error_rate_change_bounds_pp: Some(Bounds {
+                    lower: variant.error_pct - 0.15,
+                    upper: variant.error_pct + 0.05,
+                }),
+                p_value: Some(if change.abs() > 3.0 { 0.004 } else { 0.41 }),
+            },
             reasons,
             started: utc(variant_start),
             finished: utc(t),

@@ -285,12 +285,16 @@ fn live_config(live: &LiveConfig) -> String {
 /// One line for a decision: the verdict, the change with its bounds, the error change, and the
 /// first reason.
 pub(crate) fn summary(d: &DecisionRecord) -> String {
-    let p50 = match (d.p50_change_pct, d.p50_change_bounds_pct) {
+    let p50 = match (
+        d.estimates.p50_change_pct,
+        d.estimates.p50_change_bounds_pct,
+    ) {
         (Some(x), Some(b)) => format!("p50 {x:+.1} % [{:+.1}, {:+.1}]", b.lower, b.upper),
         (Some(x), None) => format!("p50 {x:+.1} %"),
         (None, _) => "p50 -".to_owned(),
     };
     let errors = d
+        .estimates
         .error_rate_change_pp
         .map_or_else(|| "errors -".to_owned(), |e| format!("errors {e:+.2} pp"));
     let reason = d.reasons.first().map_or("", String::as_str);
@@ -303,7 +307,9 @@ pub(crate) fn summary(d: &DecisionRecord) -> String {
 
 #[cfg(test)]
 mod tests {
-    use smart_core::engine::{Advice, AdviceAction, Arm, Bounds, RunEnd, RunReport, Verdict};
+    use smart_core::engine::{
+        Advice, AdviceAction, Arm, Bounds, Estimates, RunEnd, RunReport, Verdict,
+    };
     use smart_core::records::DecisionKind;
 
     use super::*;
@@ -373,14 +379,16 @@ mod tests {
             decision: kind,
             metric: smart_core::experiment::Metric::P50,
             cycles: 3,
-            p50_change_pct: p50,
-            p50_change_bounds_pct: bounds.then_some(Bounds {
-                lower: -20.04,
-                upper: -5.0,
-            }),
-            error_rate_change_pp: errors,
-            error_rate_change_bounds_pp: None,
-            p_value: None,
+            estimates: Estimates {
+                p50_change_pct: p50,
+                p50_change_bounds_pct: bounds.then_some(Bounds {
+                    lower: -20.04,
+                    upper: -5.0,
+                }),
+                error_rate_change_pp: errors,
+                error_rate_change_bounds_pp: None,
+                p_value: None,
+            },
             reasons: vec!["faster by 12 %".to_owned(), "second".to_owned()],
             started: "2026-11-26T21:00:00Z".to_owned(),
             finished: "2026-11-26T21:05:00Z".to_owned(),

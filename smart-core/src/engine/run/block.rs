@@ -12,14 +12,8 @@ use crate::engine::race::{Either, race};
 use crate::engine::types::{Arm, BlockRequest, FailureCause, LiveProgress};
 use crate::records::DecisionKind;
 
-impl<P, A, J, K, C, O> Runner<'_, '_, P, A, J, K, C, O>
-where
-    P: Probe,
-    A: Applier,
-    J: Judge,
-    K: Clock,
-    C: Coach,
-    O: Observer,
+impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+    Runner<'_, '_, P, A, J, K, C, O>
 {
     pub(super) fn arm_name(&self, i: usize, arm: Arm) -> String {
         match arm {

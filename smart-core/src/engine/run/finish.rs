@@ -7,18 +7,12 @@ use crate::audit::format_utc;
 use crate::engine::event::{EventKind, Phase, RunPlan};
 use crate::engine::ports::{Applier, Clock, Coach, Judge, Observer, Probe};
 use crate::engine::race::{Either, race};
-use crate::engine::types::{Conclusion, Judgement, Verdict};
+use crate::engine::types::{Conclusion, Estimates, Judgement, Verdict};
 use crate::engine::{EngineError, LiveConfig, RunEnd, RunReport};
 use crate::records::{DecisionKind, DecisionRecord};
 
-impl<P, A, J, K, C, O> Runner<'_, '_, P, A, J, K, C, O>
-where
-    P: Probe,
-    A: Applier,
-    J: Judge,
-    K: Clock,
-    C: Coach,
-    O: Observer,
+impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+    Runner<'_, '_, P, A, J, K, C, O>
 {
     /// Records the decisions, reports them, and builds the run's report.
     pub(super) async fn finish(
@@ -172,11 +166,7 @@ where
             decision: kind,
             metric: self.exp.decision().metric,
             cycles: judgement.cycles,
-            p50_change_pct: judgement.p50_change_pct,
-            p50_change_bounds_pct: judgement.p50_change_bounds_pct,
-            error_rate_change_pp: judgement.error_rate_change_pp,
-            error_rate_change_bounds_pp: judgement.error_rate_change_bounds_pp,
-            p_value: judgement.p_value,
+            estimates: judgement.estimates,
             reasons,
             started: state
                 .started
@@ -195,11 +185,7 @@ fn empty_judgement() -> Judgement {
         verdict: Verdict::Inconclusive,
         cycles: 0,
         metric_change_pct: None,
-        p50_change_pct: None,
-        p50_change_bounds_pct: None,
-        error_rate_change_pp: None,
-        error_rate_change_bounds_pp: None,
-        p_value: None,
+        estimates: Estimates::default(),
         guardrail: None,
         reasons: Vec::new(),
         report: serde_json::Value::Null,

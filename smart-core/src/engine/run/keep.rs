@@ -8,14 +8,8 @@ use crate::engine::ports::{Applier, Clock, Coach, Judge, Observer, Probe};
 use crate::engine::types::Arm;
 use crate::records::DecisionKind;
 
-impl<P, A, J, K, C, O> Runner<'_, '_, P, A, J, K, C, O>
-where
-    P: Probe,
-    A: Applier,
-    J: Judge,
-    K: Clock,
-    C: Coach,
-    O: Observer,
+impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+    Runner<'_, '_, P, A, J, K, C, O>
 {
     /// Makes the winner live, soaks it under the guardrails, and keeps it; any failure reverts.
     pub(super) async fn keep_winner(&mut self, w: usize) -> Result<(), Fatal> {

@@ -229,14 +229,8 @@ struct Runner<'a, 'e, P, A, J, K, C, O> {
     kept: Option<usize>,
 }
 
-impl<P, A, J, K, C, O> Runner<'_, '_, P, A, J, K, C, O>
-where
-    P: Probe,
-    A: Applier,
-    J: Judge,
-    K: Clock,
-    C: Coach,
-    O: Observer,
+impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+    Runner<'_, '_, P, A, J, K, C, O>
 {
     /// The whole sequence; `Err` only when restoring the original failed.
     async fn execute(&mut self) -> Result<(), Fatal> {

@@ -12,14 +12,8 @@ use crate::engine::types::{
 };
 use crate::records::DecisionKind;
 
-impl<P, A, J, K, C, O> Runner<'_, '_, P, A, J, K, C, O>
-where
-    P: Probe,
-    A: Applier,
-    J: Judge,
-    K: Clock,
-    C: Coach,
-    O: Observer,
+impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+    Runner<'_, '_, P, A, J, K, C, O>
 {
     /// Tests one variant until the judge stops it, a guardrail fires, a switch fails or the run
     /// must stop.
@@ -243,7 +237,7 @@ fn coach_keep_refused(judgement: &Judgement, experiment: &Experiment) -> Option<
         return Some(format!("a guardrail fired: {guardrail}"));
     }
     let max = experiment.decision().max_error_increase_pp;
-    match judgement.error_rate_change_bounds_pp {
+    match judgement.estimates.error_rate_change_bounds_pp {
         None => return Some("the error-rate bound is unknown".to_owned()),
         Some(bounds) if bounds.upper > max => {
             return Some(format!(
