@@ -67,8 +67,8 @@ pub enum QueueError {
     Records(#[from] RecordsError),
     /// Some experiments' time boxes are longer than the run window, so they could never start.
     #[error(
-        "run_window {window} is open {} h a day, less than the time box of {}; shorten their schedule.max_duration_s or widen run_window in smart.toml",
-        window.length().as_secs_f64() / 3600.0,
+        "run_window {window} is open {} a day, less than the time box of {}; shorten their schedule.max_duration_s or widen run_window in smart.toml",
+        crate::schedule::Human(window.length().as_secs_f64()),
         experiments.join(", ")
     )]
     LongerThanWindow {

@@ -279,7 +279,7 @@ fn a_stop_while_waiting_for_the_window_ends_the_loop_and_an_unfitting_time_box_i
     assert!(err.is_bad_input());
     assert_eq!(
         err.to_string(),
-        "run_window 02:00-03:30 UTC is open 1.5 h a day, less than the time box of alpha \
+        "run_window 02:00-03:30 UTC is open 1h 30m a day, less than the time box of alpha \
          (max_duration_s = 7200); shorten their schedule.max_duration_s or widen run_window in \
          smart.toml"
     );
