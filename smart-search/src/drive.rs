@@ -97,7 +97,8 @@ impl Strategy for PatternSearch {
 }
 
 /// The judge's answer on a candidate from its run's decision. A coach's keep is a keep (the
-/// engine left the candidate live); a run that ended before the judge concluded is inconclusive.
+/// engine left the candidate live); a run that ended before the judge concluded is inconclusive;
+/// a guardrail fired when a reason says so (never on a keep).
 pub fn judged(decision: Option<&DecisionRecord>, seconds: f64) -> Judged {
     let Some(d) = decision else {
         return Judged {
@@ -115,9 +116,15 @@ pub fn judged(decision: Option<&DecisionRecord>, seconds: f64) -> Judged {
             _ => Verdict::Inconclusive,
         }
     };
+    // A guardrail's reason starts `guardrail:` (the judge's) or says one fired (the engine's, in
+    // a block or the soak); a keep's reasons may mention the guardrails that did not fire.
+    let guardrail = verdict != Verdict::Keep
+        && d.reasons
+            .iter()
+            .any(|r| r.starts_with("guardrail:") || r.contains("guardrail fired"));
     Judged {
         verdict,
-        guardrail: d.reasons.iter().any(|r| r.contains("guardrail")),
+        guardrail,
         seconds,
         change_pct: d
             .report
@@ -211,6 +218,49 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../examples/experiments/nginx-gzip-search.json");
         validate_file(&path, &Defaults::default()).expect("the example validates")
+    }
+
+    #[test]
+    fn only_a_guardrail_that_fired_fences() {
+        use smart_core::records::{DecisionKind, DecisionRecord};
+        let decision = |kind: DecisionKind, reason: &str| -> DecisionRecord {
+            serde_json::from_value(serde_json::json!({
+                "run_id": "r", "experiment": "e", "definition_hash": "h", "variant": "v",
+                "decision": kind.as_str(), "metric": "p50", "cycles": 6,
+                "p50_change_pct": null, "p50_change_bounds_pct": null,
+                "error_rate_change_pp": null, "error_rate_change_bounds_pp": null,
+                "p_value": null, "reasons": [reason], "started": "", "finished": "",
+                "report": {"metric_change_pct": {"estimate": -9.0, "lower": -11.0, "upper": -7.0}}
+            }))
+            .unwrap()
+        };
+        for (kind, reason, fired) in [
+            (
+                DecisionKind::Keep,
+                "soaked for 1 s under the guardrails with none firing, then kept",
+                false,
+            ),
+            (
+                DecisionKind::Revert,
+                "guardrail: a variant block had 56.0 % errors (56 of 100 requests), above the 20.0 % limit",
+                true,
+            ),
+            (
+                DecisionKind::Revert,
+                "a guardrail fired while the variant was live, so it was reverted at once: 503s",
+                true,
+            ),
+            (
+                DecisionKind::Revert,
+                "the variant is slower: p50 +11.1 %",
+                false,
+            ),
+        ] {
+            let judged = super::judged(Some(&decision(kind, reason)), 10.0);
+            assert_eq!(judged.guardrail, fired, "{reason}");
+            assert_eq!(judged.change_pct.map(|c| c.estimate), Some(-9.0));
+        }
+        assert!(!super::judged(None, 1.0).guardrail);
     }
 
     #[test]

@@ -116,8 +116,9 @@ fn the_demo_serves_exactly_what_it_decided_and_exits_by_its_expectations() {
         .lines()
         .filter(|l| l.starts_with("demo-search"))
         .find_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("found level="))
+            l.split("found level=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
                 .map(str::to_owned)
         });
     let found = found.unwrap_or_else(|| panic!("no search result row\n{stdout}"));
