@@ -176,15 +176,21 @@ impl Site {
         (status, header, response[split + 4..].to_vec())
     }
 
-    /// Asserts that nginx serves `limit` (on disk, in its header, the whole file).
+    /// Asserts that nginx serves `limit` (on disk, in its header, the whole file). `nginx -s
+    /// reload` is asynchronous (the old workers finish what they serve), and this experiment has
+    /// no live check, so the header is given a few seconds to turn over.
     fn assert_serves(&self, limit: &str) {
         assert_eq!(
             String::from_utf8_lossy(&self.site_conf()),
             String::from_utf8_lossy(&self.conf_of(limit))
         );
-        let (status, header) = {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let (status, header) = loop {
             let (s, h, _) = self.get("/health");
-            (s, h)
+            if h.as_deref() == Some(limit) || Instant::now() > deadline {
+                break (s, h);
+            }
+            std::thread::sleep(Duration::from_millis(200));
         };
         assert_eq!((status, header.as_deref()), (200, Some(limit)));
         let (status, _, file) = self.get("/big.bin");
