@@ -183,7 +183,7 @@ impl Site {
             },
             "baseline": {"rate": baseline},
             "variants": [{"name": format!("rate-{variant}"), "params": {"rate": variant}}],
-            "schedule": {"cooldown_s": 0.5, "block_s": 2, "max_cycles": 8, "soak_s": 1,
+            "schedule": {"cooldown_s": 0.5, "block_s": 2, "max_cycles": 12, "soak_s": 1,
                          "max_duration_s": 300},
         })
     }

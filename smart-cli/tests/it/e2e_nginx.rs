@@ -87,10 +87,12 @@ impl Site {
         schedule: Value,
         guardrails: Value,
     ) {
-        // 2 s blocks at 50 req/s and 8 cycles: the exact test can keep after cycle 6, with the
-        // 1,000 requests per arm a keep needs.
-        let mut schedule_json = json!({"cooldown_s": 0.5, "block_s": 2, "max_cycles": 8,
-                                       "soak_s": 1, "max_duration_s": 120});
+        // 2 s blocks at 50 req/s and 12 cycles: the exact test can keep (or revert) from cycle 8,
+        // with the 1,000 requests per arm a keep needs, and a few cycles to spare for those a
+        // neighbour's burst leaves out on a busy machine, so a large effect is decided whatever
+        // the load.
+        let mut schedule_json = json!({"cooldown_s": 0.5, "block_s": 2, "max_cycles": 12,
+                                       "soak_s": 1, "max_duration_s": 240});
         for (k, v) in schedule.as_object().unwrap() {
             schedule_json[k] = v.clone();
         }

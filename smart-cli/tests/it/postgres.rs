@@ -212,7 +212,7 @@ impl Cluster {
             },
             "baseline": {"delay_us": 5000},
             "variants": variants,
-            "schedule": {"cooldown_s": 0.3, "block_s": 1, "max_cycles": 8, "soak_s": 1,
+            "schedule": {"cooldown_s": 0.3, "block_s": 1, "max_cycles": 12, "soak_s": 1,
                          "max_duration_s": 300},
         });
         fs::write(

@@ -74,7 +74,7 @@ impl Site {
                                "equals": "{{ level }}"}
             },
             "variants": variants,
-            "schedule": {"cooldown_s": 0.3, "block_s": 1, "max_cycles": 8, "soak_s": 1,
+            "schedule": {"cooldown_s": 0.3, "block_s": 1, "max_cycles": 12, "soak_s": 1,
                          "max_duration_s": 120}
         });
         fs::write(

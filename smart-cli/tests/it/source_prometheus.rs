@@ -143,7 +143,7 @@ impl Site {
             },
             "baseline": {"delay": baseline},
             "variants": [{"name": format!("delay-{variant}"), "params": {"delay": variant}}],
-            "schedule": {"cooldown_s": 0.5, "block_s": 2, "max_cycles": 8, "soak_s": 1,
+            "schedule": {"cooldown_s": 0.5, "block_s": 2, "max_cycles": 12, "soak_s": 1,
                          "max_duration_s": 400},
         });
         crate::support::only_experiment(&self.path("experiments"), name, &experiment);
