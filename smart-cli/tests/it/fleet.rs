@@ -7,10 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -18,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use smart_demo_target::DemoTarget;
-use smart_testkit::{free_port, require_tool};
+use smart_testkit::require_tool;
 
-use crate::support::output_text;
+use crate::support::{Prometheus, http_get, output_text};
 
 const HOSTS: [&str; 4] = ["h1", "h2", "h3", "h4"];
 
@@ -31,8 +29,7 @@ fn config(delay_ms: u32) -> String {
 struct Fleet {
     dir: tempfile::TempDir,
     targets: Vec<(tokio::runtime::Runtime, Option<DemoTarget>)>,
-    prometheus: Child,
-    prometheus_port: u16,
+    prometheus: Prometheus,
     stop: Arc<AtomicBool>,
     visitors: Vec<JoinHandle<()>>,
 }
@@ -80,57 +77,18 @@ impl Fleet {
             "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
         )
         .unwrap();
-        fs::write(
-            dir.path().join("prometheus.yml"),
-            format!(
-                "global:\n  scrape_interval: 500ms\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: demo\n    static_configs:\n{scrape}"
-            ),
-        )
-        .unwrap();
-        let prometheus_port = free_port();
-        let prometheus = Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap();
+        let prometheus = Prometheus::start(dir.path(), &scrape);
         let mut fleet = Fleet {
             dir,
             targets,
             prometheus,
-            prometheus_port,
             stop: Arc::new(AtomicBool::new(false)),
             visitors: Vec::new(),
         };
-        fleet.wait_ready();
         fleet.visit();
         // A few scrapes of traffic before the first period.
         std::thread::sleep(Duration::from_secs(3));
         Some(fleet)
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if http_get(self.prometheus_port, "/-/ready").is_some_and(|r| r.contains("Ready")) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "prometheus did not get ready within 60 s: {}",
-            fs::read_to_string(self.path("prometheus.log")).unwrap_or_default()
-        );
     }
 
     /// Three visitors per host in a closed loop with a 10 ms pause.
@@ -166,7 +124,7 @@ impl Fleet {
         e["fleet"]["seed"] = json!(7);
         e["fleet"]["command_timeout_s"] = json!(120);
         e["measure"]["prometheus"]["url"] =
-            json!(format!("http://127.0.0.1:{}", self.prometheus_port));
+            json!(format!("http://127.0.0.1:{}", self.prometheus.port));
         e["measure"]["prometheus"]["scrape_interval_s"] = json!(0.5);
         e["decision"]["confidence"] = json!(0.9);
         e["baseline"]["delay_ms"] = json!(baseline);
@@ -212,8 +170,6 @@ impl Drop for Fleet {
         for v in self.visitors.drain(..) {
             let _ = v.join();
         }
-        let _ = self.prometheus.kill();
-        let _ = self.prometheus.wait();
         for (runtime, target) in &mut self.targets {
             if let Some(target) = target.take() {
                 runtime.block_on(target.shutdown());
@@ -229,16 +185,6 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// A GET over HTTP/1.0; the whole response, or `None`.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut body = Vec::new();
-    s.read_to_end(&mut body).ok()?;
-    Some(String::from_utf8_lossy(&body).into_owned())
-}
-
 #[test]
 fn the_example_fleet_experiment_validates() {
     let out = crate::support::smart(

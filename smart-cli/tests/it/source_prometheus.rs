@@ -5,21 +5,19 @@
 //! the original back, never a zero.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use smart_core::records::DecisionKind;
 
-use crate::support::{decisions, output_text};
+use crate::support::{Prometheus, decisions, http_get, output_text};
 use smart_demo_target::DemoTarget;
-use smart_testkit::{free_port, require_tool};
+use smart_testkit::require_tool;
 
 const FOUND: &str = "cache = true\ncompression_level = 0\ndelay_ms = 0\n";
 
@@ -27,8 +25,7 @@ struct Site {
     dir: tempfile::TempDir,
     runtime: tokio::runtime::Runtime,
     target: Option<DemoTarget>,
-    prometheus: Child,
-    prometheus_port: u16,
+    prometheus: Prometheus,
     stop: Arc<AtomicBool>,
     visitors: Vec<JoinHandle<()>>,
 }
@@ -47,61 +44,22 @@ impl Site {
         )
         .unwrap();
         let (runtime, target) = crate::support::demo_target(&dir.path().join("demo.toml"));
-        let prometheus_port = free_port();
-        fs::write(
-            dir.path().join("prometheus.yml"),
-            format!(
-                "global:\n  scrape_interval: 500ms\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{}']\n",
-                target.addr()
-            ),
-        )
-        .unwrap();
-        let prometheus = Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap();
+        let prometheus = Prometheus::start(
+            dir.path(),
+            &format!("      - targets: ['{}']\n", target.addr()),
+        );
         let mut site = Site {
             dir,
             runtime,
             target: Some(target),
             prometheus,
-            prometheus_port,
             stop: Arc::new(AtomicBool::new(false)),
             visitors: Vec::new(),
         };
-        site.wait_ready();
         site.visit();
         // A few scrapes of traffic before the first block.
         std::thread::sleep(Duration::from_secs(3));
         Some(site)
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut last = None;
-        while Instant::now() < deadline {
-            last = http_get(self.prometheus_port, "/-/ready");
-            if last.as_deref().is_some_and(|r| r.contains("Ready")) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "prometheus did not get ready within 30 s (last answer {last:?}): {}",
-            fs::read_to_string(self.path("prometheus.log")).unwrap_or_default()
-        );
     }
 
     /// Four visitors in a closed loop with a 10 ms pause.
@@ -127,7 +85,7 @@ impl Site {
         let experiment = json!({
             "name": name,
             "measure": {"source": "prometheus", "prometheus": {
-                "url": format!("http://127.0.0.1:{}", self.prometheus_port),
+                "url": format!("http://127.0.0.1:{}", self.prometheus.port),
                 "latency_quantile": "histogram_quantile($quantile, sum by (le) (rate(demo_request_duration_seconds_bucket[$window])))",
                 "latency_mean": "sum(rate(demo_request_duration_seconds_sum[$window])) / sum(rate(demo_request_duration_seconds_count[$window]))",
                 "requests": requests,
@@ -160,8 +118,6 @@ impl Drop for Site {
         for v in self.visitors.drain(..) {
             let _ = v.join();
         }
-        let _ = self.prometheus.kill();
-        let _ = self.prometheus.wait();
         if let Some(target) = self.target.take() {
             self.runtime.block_on(target.shutdown());
         }
@@ -169,16 +125,6 @@ impl Drop for Site {
 }
 
 /// A GET over HTTP/1.0; the whole response, or `None`.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut body = Vec::new();
-    s.read_to_end(&mut body).ok()?;
-    Some(String::from_utf8_lossy(&body).into_owned())
-}
-
 const REQUESTS: &str = "sum(increase(demo_requests_total[$window]))";
 
 #[test]

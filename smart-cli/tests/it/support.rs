@@ -80,3 +80,76 @@ pub(crate) fn only_experiment(dir: &Path, name: &str, experiment: &serde_json::V
     )
     .unwrap();
 }
+
+/// `GET path` over HTTP/1.0 on a loopback port: the whole answer (status line, headers, body), or
+/// `None` when nothing answers within 5 s. For the tests' visitors and readiness checks.
+pub(crate) fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut body = Vec::new();
+    s.read_to_end(&mut body).ok()?;
+    Some(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A real Prometheus (Debian's package) started by a test: its config, data dir and log under
+/// the test's own dir, a free loopback port, scraping every 500 ms; killed when dropped.
+pub(crate) struct Prometheus {
+    child: std::process::Child,
+    /// The loopback port its HTTP API listens on.
+    pub(crate) port: u16,
+}
+
+impl Prometheus {
+    /// Starts it with one scrape job, `demo`, whose `static_configs:` list is
+    /// `static_configs` (YAML lines indented by six spaces), and waits until it says it is
+    /// ready (at most 60 s; a panic with its log otherwise).
+    pub(crate) fn start(dir: &Path, static_configs: &str) -> Prometheus {
+        use std::process::{Command, Stdio};
+        let config = dir.join("prometheus.yml");
+        fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 500ms\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: demo\n    static_configs:\n{static_configs}"
+            ),
+        )
+        .unwrap();
+        let port = smart_testkit::free_port();
+        let log = dir.join("prometheus.log");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let prometheus = Prometheus { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if http_get(port, "/-/ready").is_some_and(|r| r.contains("Ready")) {
+                return prometheus;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "prometheus did not get ready within 60 s: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
