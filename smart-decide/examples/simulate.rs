@@ -465,15 +465,10 @@ fn splitmix(x: u64) -> u64 {
     smart_core::engine::splitmix64(x)
 }
 
-/// Wilson's 95 % interval of `k` in `n`, in percent.
+/// Wilson's 95 % interval of `k` in `n`, in percent (the judge's own [`smart_decide::wilson`]).
 fn wilson95(k: usize, n: usize) -> (f64, f64) {
-    let (n, p, z) = (n as f64, k as f64 / n.max(1) as f64, 1.959_964);
-    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
-    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
-    (
-        100.0 * (centre - half).max(0.0),
-        100.0 * (centre + half).min(1.0),
-    )
+    let (_, lo, hi) = smart_decide::wilson(k as u64, n as u64, 1.959_964);
+    (100.0 * lo, 100.0 * hi)
 }
 
 #[expect(clippy::print_stdout, reason = "an example program prints its table")]

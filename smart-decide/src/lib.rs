@@ -28,3 +28,4 @@ pub use judge::Judge;
 pub use port::EngineJudge;
 pub use report::{ArmSummary, Interval, Outcome, Step, VariantReport, Verdict};
 pub use sample::{Arm, BlockQuantiles, BlockSample, block_location};
+pub use stats::wilson;

@@ -66,8 +66,9 @@ pub(crate) fn t_two_sided_p(t_stat: f64, df: f64) -> f64 {
 
 /// Wilson's score interval for a proportion of `x` in `n` at normal quantile `z`: `(p̂, lower,
 /// upper)`; `(0, 0, 1)` when `n` is 0. Unlike the Wald interval it stays sensible at 0 and few
-/// events (E. B. Wilson, JASA 22, 1927).
-pub(crate) fn wilson(x: u64, n: u64, z: f64) -> (f64, f64, f64) {
+/// events (E. B. Wilson, JASA 22, 1927). Public for the simulations that report their shares
+/// with the same interval the judge uses.
+pub fn wilson(x: u64, n: u64, z: f64) -> (f64, f64, f64) {
     if n == 0 {
         return (0.0, 0.0, 1.0);
     }

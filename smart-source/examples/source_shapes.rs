@@ -252,17 +252,11 @@ fn kept(shape: Shape, factor: f64, seed: u64) -> bool {
     judge.conclude().kept.is_some()
 }
 
-/// The Wilson 95 % interval of `k` in `n`, in percent.
+/// The share `k` in `n` and its Wilson 95 % interval, in percent (the judge's own
+/// [`smart_decide::wilson`]).
 fn wilson(k: usize, n: usize) -> (f64, f64, f64) {
-    let (k, n, z) = (k as f64, n as f64, 1.959_964);
-    let p = k / n;
-    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
-    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
-    (
-        100.0 * p,
-        100.0 * (centre - half).max(0.0),
-        100.0 * (centre + half).min(1.0),
-    )
+    let (p, lo, hi) = smart_decide::wilson(k as u64, n as u64, 1.959_964);
+    (100.0 * p, 100.0 * lo, 100.0 * hi)
 }
 
 /// Runs `runs` experiments on all cores; how many kept.

@@ -352,27 +352,10 @@ fn calibrate_measures_through_the_access_log() {
         "4",
         "--json",
     ]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    crate::support::assert_schema("calibrate", &value);
-    assert_eq!(value["source"], "access_log", "{value}");
-    assert_eq!(value["pairs"], 4, "{value}");
-    assert!(
-        value["pair_sd"]
-            .as_f64()
-            .is_some_and(|sd| sd.is_finite() && sd >= 0.0),
-        "{value}"
-    );
+    let value = crate::support::assert_calibrated(&out, "access_log", 4);
     assert_eq!(
         value["error_rate"], 0.0,
         "every logged request was a 200: {value}"
-    );
-    let stored: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(value["file"].as_str().unwrap()).unwrap())
-            .unwrap();
-    assert_eq!(
-        (&stored["source"], &stored["pair_sd"]),
-        (&value["source"], &value["pair_sd"])
     );
     // 8 blocks of 2.5 s at 50 a second, all through the log, and none of them a visitor.
     let log = fs::read_to_string(site.log()).unwrap();

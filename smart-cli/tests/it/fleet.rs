@@ -9,16 +9,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use smart_demo_target::DemoTarget;
 use smart_testkit::require_tool;
 
-use crate::support::{Prometheus, http_get, output_text};
+use crate::support::{Prometheus, Visitors, output_text};
 
 const HOSTS: [&str; 4] = ["h1", "h2", "h3", "h4"];
 
@@ -30,8 +27,7 @@ struct Fleet {
     dir: tempfile::TempDir,
     targets: Vec<(tokio::runtime::Runtime, Option<DemoTarget>)>,
     prometheus: Prometheus,
-    stop: Arc<AtomicBool>,
-    visitors: Vec<JoinHandle<()>>,
+    visitors: Option<Visitors>,
 }
 
 impl Fleet {
@@ -82,8 +78,7 @@ impl Fleet {
             dir,
             targets,
             prometheus,
-            stop: Arc::new(AtomicBool::new(false)),
-            visitors: Vec::new(),
+            visitors: None,
         };
         fleet.visit();
         // A few scrapes of traffic before the first period.
@@ -93,18 +88,12 @@ impl Fleet {
 
     /// Three visitors per host in a closed loop with a 10 ms pause.
     fn visit(&mut self) {
-        for (_, target) in &self.targets {
-            let port = target.as_ref().unwrap().addr().port();
-            for _ in 0..3 {
-                let stop = self.stop.clone();
-                self.visitors.push(std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let _ = http_get(port, "/");
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                }));
-            }
-        }
+        let ports: Vec<u16> = self
+            .targets
+            .iter()
+            .map(|(_, t)| t.as_ref().unwrap().addr().port())
+            .collect();
+        self.visitors = Some(Visitors::start(&ports, 3));
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -166,10 +155,7 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for v in self.visitors.drain(..) {
-            let _ = v.join();
-        }
+        drop(self.visitors.take());
         for (runtime, target) in &mut self.targets {
             if let Some(target) = target.take() {
                 runtime.block_on(target.shutdown());

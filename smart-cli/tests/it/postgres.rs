@@ -358,24 +358,7 @@ fn calibrate_measures_with_pgbench() {
         "4",
         "--json",
     ]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    crate::support::assert_schema("calibrate", &value);
-    assert_eq!(value["source"], "command", "{value}");
-    assert_eq!(value["pairs"], 4, "{value}");
-    assert!(
-        value["pair_sd"]
-            .as_f64()
-            .is_some_and(|sd| sd.is_finite() && sd >= 0.0),
-        "{value}"
-    );
-    let stored: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(value["file"].as_str().unwrap()).unwrap())
-            .unwrap();
-    assert_eq!(
-        (&stored["source"], &stored["pair_sd"]),
-        (&value["source"], &value["pair_sd"])
-    );
+    crate::support::assert_calibrated(&out, "command", 4);
     assert!(!pg.owned().exists(), "calibrate changes nothing");
     assert_eq!(pg.show("commit_delay"), "0");
 }

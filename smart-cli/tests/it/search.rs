@@ -10,8 +10,7 @@
 //! judged candidates kept, the next one numbered on) and ends with `0` live, served, on disk.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -152,28 +151,7 @@ impl Site {
 
     /// A plain HTTP/1.0 GET of `path`: the status code, the live `limit_rate` and the body.
     fn get(&self, path: &str) -> (u16, Option<String>, Vec<u8>) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.nginx.port())).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a complete response head");
-        let head = String::from_utf8_lossy(&response[..split]).into_owned();
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap();
-        let header = head.lines().find_map(|l| {
-            l.strip_prefix("X-Smart-Limit: ")
-                .map(|v| v.trim().to_owned())
-        });
-        (status, header, response[split + 4..].to_vec())
+        crate::support::get_with_header(self.nginx.port(), path, "X-Smart-Limit")
     }
 
     /// Asserts that nginx serves `limit` (on disk, in its header, the whole file). `nginx -s

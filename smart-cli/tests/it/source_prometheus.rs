@@ -7,15 +7,12 @@
 use std::fs;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::json;
 use smart_core::records::DecisionKind;
 
-use crate::support::{Prometheus, decisions, http_get, output_text};
+use crate::support::{Prometheus, Visitors, decisions, output_text};
 use smart_demo_target::DemoTarget;
 use smart_testkit::require_tool;
 
@@ -26,8 +23,7 @@ struct Site {
     runtime: tokio::runtime::Runtime,
     target: Option<DemoTarget>,
     prometheus: Prometheus,
-    stop: Arc<AtomicBool>,
-    visitors: Vec<JoinHandle<()>>,
+    visitors: Option<Visitors>,
 }
 
 impl Site {
@@ -53,8 +49,7 @@ impl Site {
             runtime,
             target: Some(target),
             prometheus,
-            stop: Arc::new(AtomicBool::new(false)),
-            visitors: Vec::new(),
+            visitors: None,
         };
         site.visit();
         // A few scrapes of traffic before the first block.
@@ -65,15 +60,7 @@ impl Site {
     /// Four visitors in a closed loop with a 10 ms pause.
     fn visit(&mut self) {
         let port = self.target.as_ref().unwrap().addr().port();
-        for _ in 0..4 {
-            let stop = self.stop.clone();
-            self.visitors.push(std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = http_get(port, "/");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }));
-        }
+        self.visitors = Some(Visitors::start(&[port], 4));
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -114,10 +101,7 @@ impl Site {
 
 impl Drop for Site {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for v in self.visitors.drain(..) {
-            let _ = v.join();
-        }
+        drop(self.visitors.take());
         if let Some(target) = self.target.take() {
             self.runtime.block_on(target.shutdown());
         }

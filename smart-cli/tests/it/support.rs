@@ -153,3 +153,101 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
+
+/// Visitors of a test's service: threads in a closed loop (`GET /`, then a 10 ms pause) until the
+/// value is dropped, which stops and joins them. Load that smart itself does not send, for the
+/// sources that measure a server's own traffic.
+pub(crate) struct Visitors {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Visitors {
+    /// `per_port` visitors for each loopback port in `ports`.
+    pub(crate) fn start(ports: &[u16], per_port: usize) -> Visitors {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for &port in ports {
+            for _ in 0..per_port {
+                let stop = stop.clone();
+                threads.push(std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = http_get(port, "/");
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                }));
+            }
+        }
+        Visitors { stop, threads }
+    }
+}
+
+impl Drop for Visitors {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET of `path` on a loopback port: the status code, the value of response
+/// header `header` (when sent) and the body. Panics when nothing answers within 10 s.
+pub(crate) fn get_with_header(
+    port: u16,
+    path: &str,
+    header: &str,
+) -> (u16, Option<String>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response head");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let prefix = format!("{header}: ");
+    let value = head
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()).map(|v| v.trim().to_owned()));
+    (status, value, response[split + 4..].to_vec())
+}
+
+/// Asserts that `smart calibrate --json` succeeded through `source` with `pairs` pairs, that its
+/// output matches docs/calibrate.schema.json, and that the file it names stores the same noise;
+/// returns the output for the caller's own checks.
+pub(crate) fn assert_calibrated(
+    out: &std::process::Output,
+    source: &str,
+    pairs: u64,
+) -> serde_json::Value {
+    assert!(out.status.success(), "{}", output_text(out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_schema("calibrate", &value);
+    assert_eq!(value["source"], source, "{value}");
+    assert_eq!(value["pairs"], pairs, "{value}");
+    assert!(
+        value["pair_sd"]
+            .as_f64()
+            .is_some_and(|sd| sd.is_finite() && sd >= 0.0),
+        "{value}"
+    );
+    let stored: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(value["file"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(
+        (&stored["source"], &stored["pair_sd"]),
+        (&value["source"], &value["pair_sd"])
+    );
+    value
+}
