@@ -152,6 +152,10 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         "block_s": schedule.block_s,
         "cooldown_s": schedule.cooldown_s,
         "rate_per_s": experiment.target().rate_per_s,
+        // The answers a second the source reported: what a run of this experiment can expect
+        // per block (the probe's own rate for the probe; visitors and fill-in, Prometheus's
+        // count or the command's for the others).
+        "answers_per_s": requests as f64 / (2 * args.pairs) as f64 / schedule.block_s,
         "pairs": ratios.len(),
         "pair_sd": pair_sd,
         "error_rate": error_rate,
@@ -174,12 +178,15 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             path.display()
         ))
     })?;
-    let noise = smart_decide::Noise {
-        pair_sd,
-        error_rate,
-        disturbed_share,
+    let measured = Measured {
+        noise: smart_decide::Noise {
+            pair_sd,
+            error_rate,
+            disturbed_share,
+        },
+        answers_per_s: record["answers_per_s"].as_f64(),
     };
-    let notes = stored_notes(config.state_dir(), &experiment, Some(noise));
+    let notes = stored_notes(config.state_dir(), &experiment, Some(measured));
     if args.json {
         let mut shown = record;
         shown["file"] = path.display().to_string().into();
@@ -210,12 +217,17 @@ fn calibration_path(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join(CALIBRATION_DIR).join(format!("{name}.json"))
 }
 
+/// What `smart calibrate` measured for an experiment: the noise, and the answers a second its
+/// source reported (`None` in a calibration stored before that was recorded).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Measured {
+    pub(crate) noise: smart_decide::Noise,
+    pub(crate) answers_per_s: Option<f64>,
+}
+
 /// The block-pair noise `smart calibrate` measured for this experiment, when it was measured with
 /// the same source, block length, cool-down and rate (another schedule has other noise).
-pub(crate) fn measured_noise(
-    state_dir: &Path,
-    experiment: &Experiment,
-) -> Option<smart_decide::Noise> {
+pub(crate) fn measured_noise(state_dir: &Path, experiment: &Experiment) -> Option<Measured> {
     let text = std::fs::read_to_string(calibration_path(state_dir, experiment.name())).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     let same = |key: &str, want: f64| v[key].as_f64().is_some_and(|x| (x - want).abs() < 1e-9);
@@ -229,18 +241,23 @@ pub(crate) fn measured_noise(
     .then(|| v["pair_sd"].as_f64())
     .flatten()
     .filter(|sd| sd.is_finite() && *sd >= 0.0)
-    .map(|pair_sd| smart_decide::Noise {
-        pair_sd,
-        // A calibration stored before error rates were recorded assumes the typical rate.
-        error_rate: v["error_rate"]
+    .map(|pair_sd| Measured {
+        noise: smart_decide::Noise {
+            pair_sd,
+            // A calibration stored before error rates were recorded assumes the typical rate.
+            error_rate: v["error_rate"]
+                .as_f64()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(smart_decide::TYPICAL_ERROR_RATE),
+            // Before host pressure was counted: none assumed.
+            disturbed_share: v["disturbed_share"]
+                .as_f64()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(0.0),
+        },
+        answers_per_s: v["answers_per_s"]
             .as_f64()
-            .filter(|r| (0.0..=1.0).contains(r))
-            .unwrap_or(smart_decide::TYPICAL_ERROR_RATE),
-        // Before host pressure was counted: none assumed.
-        disturbed_share: v["disturbed_share"]
-            .as_f64()
-            .filter(|r| (0.0..=1.0).contains(r))
-            .unwrap_or(0.0),
+            .filter(|r| r.is_finite() && *r >= 0.0),
     })
 }
 
@@ -259,7 +276,7 @@ fn measured_at(state_dir: &Path, name: &str) -> Option<String> {
 fn stored_notes(
     state_dir: &Path,
     experiment: &Experiment,
-    measured: Option<smart_decide::Noise>,
+    measured: Option<Measured>,
 ) -> Vec<String> {
     let result = feasibility_of(experiment, measured);
     if let Ok(f) = &result {
@@ -283,7 +300,7 @@ fn stored_notes(
             tracing::debug!("cannot store {}: {e}", path.display());
         }
     }
-    notes_of(result, measured.is_some())
+    notes_of(experiment, result, measured)
 }
 
 /// Prints, before `smart run` starts an experiment, what its schedule can detect (from the
@@ -311,41 +328,71 @@ pub(crate) fn print_run_notes(state_dir: &Path, experiment: &Experiment) {
 /// smart-decide's typical figure (and the notes say which).
 pub(crate) fn feasibility_notes(
     experiment: &Experiment,
-    measured: Option<smart_decide::Noise>,
+    measured: Option<Measured>,
 ) -> Vec<String> {
-    notes_of(feasibility_of(experiment, measured), measured.is_some())
+    notes_of(experiment, feasibility_of(experiment, measured), measured)
 }
 
-/// What the schedule can decide with the measured noise, or the typical one.
+/// What the schedule can decide with the measured noise, or the typical one, at the answer rate
+/// of [`answer_rate`].
 fn feasibility_of(
     experiment: &Experiment,
-    measured: Option<smart_decide::Noise>,
+    measured: Option<Measured>,
 ) -> Result<smart_decide::Feasibility, smart_decide::DecideError> {
     smart_decide::feasibility(
         experiment.schedule(),
         experiment.decision(),
         experiment.guardrails(),
         experiment.variants().len(),
-        experiment.target().rate_per_s,
-        measured.unwrap_or(smart_decide::Noise::TYPICAL),
+        answer_rate(experiment, measured).0,
+        measured.map_or(smart_decide::Noise::TYPICAL, |m| m.noise),
     )
 }
 
-/// A feasibility as notes, saying whether the noise was measured.
+/// The answers a second a run of `experiment` can expect per block, and whether they were
+/// measured: the probe sends `target.rate_per_s` itself; another source answers at the rate of
+/// the server's own traffic (or the command's), which only `smart calibrate` knows — until it
+/// has measured it, the probe's rate stands in and the notes say so.
+fn answer_rate(experiment: &Experiment, measured: Option<Measured>) -> (f64, bool) {
+    match (
+        experiment.measure().source.as_str(),
+        measured.and_then(|m| m.answers_per_s),
+    ) {
+        ("probe", _) => (experiment.target().rate_per_s, true),
+        (_, Some(rate)) => (rate, true),
+        (_, None) => (experiment.target().rate_per_s, false),
+    }
+}
+
+/// A feasibility as notes, saying whether the noise (and for a source other than the probe, its
+/// answer rate) was measured.
 fn notes_of(
+    experiment: &Experiment,
     result: Result<smart_decide::Feasibility, smart_decide::DecideError>,
-    measured: bool,
+    measured: Option<Measured>,
 ) -> Vec<String> {
     match result {
         Ok(f) => {
             let label = if f.reachable { "decision" } else { "warning" };
-            let source = if measured {
+            let noise = if measured.is_some() {
                 "noise measured by `smart calibrate`"
             } else {
                 "typical noise assumed; `smart calibrate` measures this server's"
             };
             let mut notes: Vec<String> = f.notes.iter().map(|n| format!("{label}: {n}")).collect();
-            notes.push(format!("{label}: ({source})"));
+            notes.push(format!("{label}: ({noise})"));
+            let source = experiment.measure().source.as_str();
+            match answer_rate(experiment, measured) {
+                _ if source == "probe" => {}
+                (rate, true) => notes.push(format!(
+                    "{label}: (at the {rate:.1} answers a second `smart calibrate` measured \
+                     through the {source} source)"
+                )),
+                (rate, false) => notes.push(format!(
+                    "{label}: (assumes {rate:.0} answers a second; the {source} source answers \
+                     at your traffic's rate, which `smart calibrate` measures)"
+                )),
+            }
             notes
         }
         Err(e) => vec![format!(
@@ -390,10 +437,13 @@ mod tests {
         write(10.0);
         assert_eq!(
             measured_noise(dir.path(), &experiment),
-            Some(smart_decide::Noise {
-                pair_sd: 0.2,
-                error_rate: smart_decide::TYPICAL_ERROR_RATE,
-                disturbed_share: 0.0,
+            Some(Measured {
+                noise: smart_decide::Noise {
+                    pair_sd: 0.2,
+                    error_rate: smart_decide::TYPICAL_ERROR_RATE,
+                    disturbed_share: 0.0,
+                },
+                answers_per_s: None,
             })
         );
         write(30.0);
@@ -403,11 +453,51 @@ mod tests {
             error_rate: 0.0,
             disturbed_share: 0.0,
         };
-        let measured = feasibility_notes(&experiment, Some(noise)).join("\n");
+        let measured = feasibility_notes(
+            &experiment,
+            Some(Measured {
+                noise,
+                answers_per_s: None,
+            }),
+        )
+        .join("\n");
         assert!(
             measured.contains("noise measured by `smart calibrate`"),
             "{measured}"
         );
         assert!(measured.contains("block-pair noise 0.300"), "{measured}");
+    }
+
+    #[test]
+    fn another_source_says_which_answer_rate_its_feasibility_assumes() {
+        let json = r#"{"name": "pg", "measure": {"source": "command",
+                "command": {"argv": ["/usr/local/bin/smart-pgbench"]}},
+            "apply": {"files": [{"path": "/etc/postgresql/15/main/conf.d/smart.conf",
+                "template": "work_mem = {{ mem }}\n"}]},
+            "variants": [{"name": "big", "params": {"mem": "64MB"}}]}"#;
+        let experiment = smart_core::validate::validate_text(
+            json,
+            "pg.json".as_ref(),
+            &smart_core::Defaults::default(),
+        )
+        .unwrap();
+        let assumed = feasibility_notes(&experiment, None).join("\n");
+        assert!(
+            assumed.contains("assumes 50 answers a second; the command source"),
+            "{assumed}"
+        );
+        let measured = Measured {
+            noise: smart_decide::Noise::TYPICAL,
+            answers_per_s: Some(12.5),
+        };
+        let notes = feasibility_notes(&experiment, Some(measured)).join("\n");
+        assert!(
+            notes.contains(
+                "at the 12.5 answers a second `smart calibrate` measured through the \
+                            command source"
+            ),
+            "{notes}"
+        );
+        assert_eq!(answer_rate(&experiment, Some(measured)), (12.5, true));
     }
 }
