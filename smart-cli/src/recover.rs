@@ -24,7 +24,8 @@ use crate::revert::{apply_error, close_records, describe, open, runtime};
 ///
 /// The record of every run whose process died is closed (its run.json gets a report that ends
 /// `recovered`), so history, the dashboard and retention see it as over. `--json` prints the runs
-/// recovered and the records closed (schema: docs/recover.schema.json).
+/// recovered, the records closed and the fleet experiments whose hosts were put back (schema:
+/// docs/recover.schema.json).
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -77,7 +78,11 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
                 })
             })
             .collect();
-        crate::print_json(&json!({"recovered": runs, "closed_records": closed}))?;
+        let fleet: Vec<serde_json::Value> = fleet
+            .iter()
+            .map(|f| json!({"experiment": f.experiment, "hosts": f.hosts}))
+            .collect();
+        crate::print_json(&json!({"recovered": runs, "closed_records": closed, "fleet": fleet}))?;
         return Ok(ExitCode::SUCCESS);
     }
     for f in &fleet {

@@ -291,9 +291,11 @@ fn fleet_coordinator_killed_mid_experiment_is_recovered_on_every_host() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let out = fleet.smart(&["recover"]);
+    let out = fleet.smart(&["recover", "--json"]);
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
+    let recovered: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::support::assert_schema("recover", &recovered);
     let left = fs::read_dir(fleet.path("state/fleet/running"))
         .unwrap()
         .count();
@@ -301,9 +303,16 @@ fn fleet_coordinator_killed_mid_experiment_is_recovered_on_every_host() {
         left, 0,
         "recovery stops the orphaned ansible-playbook and forgets it"
     );
+    assert_eq!(
+        recovered["fleet"][0]["experiment"], "fleet-delay",
+        "{recovered:#}"
+    );
     assert!(
-        text.contains("recovered fleet experiment fleet-delay"),
-        "{text}"
+        !recovered["fleet"][0]["hosts"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the hosts put back are named: {recovered:#}"
     );
     assert_eq!(fleet.configs(), fleet.all(50), "{text}");
     assert_eq!(fleet.loaded(), [50, 50, 50, 50]);
