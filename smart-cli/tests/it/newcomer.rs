@@ -201,7 +201,10 @@ fn calibrate_prints_json_that_matches_its_schema() {
     assert!(out.status.success(), "{out:?}");
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     crate::support::assert_schema("calibrate", &value);
-    assert_eq!(value["pairs"], 4);
+    // Of the 4 pairs asked for, those a neighbour's burst disturbed are left out of the noise
+    // (at least 2 stay): how many depends on the machine, not on smart.
+    let pairs = value["pairs"].as_u64().unwrap();
+    assert!((2..=4).contains(&pairs), "{value}");
     let stored = std::fs::read_to_string(value["file"].as_str().unwrap()).unwrap();
     let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(stored["pair_sd"], value["pair_sd"]);

@@ -223,7 +223,8 @@ pub(crate) fn get_with_header(
     (status, value, response[split + 4..].to_vec())
 }
 
-/// Asserts that `smart calibrate --json` succeeded through `source` with `pairs` pairs, that its
+/// Asserts that `smart calibrate --json` succeeded through `source` with at most the `pairs` pairs
+/// asked for (those a neighbour's burst disturbed are left out, at least 2 stay), that its
 /// output matches docs/calibrate.schema.json, and that the file it names stores the same noise;
 /// returns the output for the caller's own checks.
 pub(crate) fn assert_calibrated(
@@ -235,7 +236,8 @@ pub(crate) fn assert_calibrated(
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_schema("calibrate", &value);
     assert_eq!(value["source"], source, "{value}");
-    assert_eq!(value["pairs"], pairs, "{value}");
+    let used = value["pairs"].as_u64().unwrap();
+    assert!((2..=pairs).contains(&used), "{value}");
     assert!(
         value["pair_sd"]
             .as_f64()
