@@ -75,7 +75,7 @@ impl Site {
             },
             "variants": variants,
             "schedule": {"cooldown_s": 0.3, "block_s": 1, "max_cycles": 12, "soak_s": 1,
-                         "max_duration_s": 120}
+                         "max_duration_s": 240}
         });
         fs::write(
             self.path("experiments").join(format!("{name}.json")),
