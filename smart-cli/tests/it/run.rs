@@ -583,7 +583,7 @@ fn off_a_terminal_progress_is_plain_log_lines() {
         format!("run {run_id} started: 1 variant, seed "),
         "checking the configuration as found".to_owned(),
         "level-9: switching to level-9".to_owned(),
-        "level-9: block 1/32 (".to_owned(),
+        "level-9: block 1/48 (".to_owned(),
         "restoring the original configuration".to_owned(),
         format!("run {run_id} completed; the original config is live"),
     ] {
