@@ -278,12 +278,14 @@ fn a_real_loss_is_reverted_byte_for_byte() {
     site.runtime
         .block_on(async { site.target.as_ref().unwrap().reload().unwrap() });
     let before = fs::read(site.path("demo.toml")).unwrap();
-    // Compressing every response at level 9 really costs CPU.
+    // A 50 ms delay on every answer of a page served from memory (well under a millisecond): a
+    // loss no timing noise can turn into a win or hide (gzip level 9's CPU cost could: on a
+    // busy machine it was once measured 53 % faster).
     site.experiment(
         "gzip",
-        LEVEL,
-        json!([{"name": "level-9", "params": {"level": 9}}]),
-        json!({"headers": {"Accept-Encoding": "gzip"}}),
+        "cache = true\ncompression_level = {{ level }}\nnoop = \"a\"\ndelay_ms = {{ delay }}\n",
+        json!([{"name": "delay-50", "params": {"level": 0, "delay": 50}}]),
+        json!({}),
     );
     let out = site.run(&["run", "gzip"]);
     assert!(
@@ -294,10 +296,10 @@ fn a_real_loss_is_reverted_byte_for_byte() {
     );
     assert_eq!(
         site.decisions(),
-        [("level-9".to_owned(), DecisionKind::Revert)]
+        [("delay-50".to_owned(), DecisionKind::Revert)]
     );
     assert_eq!(fs::read(site.path("demo.toml")).unwrap(), before);
-    assert_eq!(site.target.as_ref().unwrap().config().compression_level, 0);
+    assert_eq!(site.target.as_ref().unwrap().config().delay_ms, 0);
 }
 
 #[test]
@@ -584,14 +586,21 @@ fn off_a_terminal_progress_is_plain_log_lines() {
         "checking the configuration as found".to_owned(),
         "level-9: switching to level-9".to_owned(),
         "level-9: block 1/48 (".to_owned(),
-        "restoring the original configuration".to_owned(),
-        format!("run {run_id} completed; the original config is live"),
+        format!("run {run_id} completed; "),
     ] {
         assert!(
             lines.iter().any(|l| l.contains(&expected)),
             "no line with `{expected}`:\n{stderr}"
         );
     }
+    // Whichever the decision (real timing decides it), what happens to the config has its line.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("restoring the original configuration")
+                || l.contains("level-9: keeping it")),
+        "no line restoring or keeping:\n{stderr}"
+    );
     // The decision has its line; which decision it is depends on real timing (a busy machine can
     // make gzip-9's loss inconclusive), so only its presence is asserted.
     assert!(
@@ -604,10 +613,13 @@ fn off_a_terminal_progress_is_plain_log_lines() {
         .any(|d| lines.iter().any(|l| l.contains(d))),
         "no decision line:\n{stderr}"
     );
-    // One line per block (none per progress tick), and a cool-down after each switch.
+    // One line per block, the soak's too when it was kept (none per progress tick), and a
+    // cool-down after each switch.
     let block_lines: Vec<&&str> = lines
         .iter()
-        .filter(|l| l.contains(": block ") && l.contains(" requests, "))
+        .filter(|l| {
+            (l.contains(": block ") || l.contains(": soak block ")) && l.contains(" requests, ")
+        })
         .collect();
     assert_eq!(block_lines.len(), run.blocks.len(), "{stderr}");
     assert!(
