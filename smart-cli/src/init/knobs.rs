@@ -104,6 +104,24 @@ fn name(knob: &Knob) -> String {
     format!("tune-{component}-{}", knob.param.replace('_', "-"))
 }
 
+/// The file written for `knob`: `experiment` completed by its values part (from [`values`]),
+/// with `what` as the report's summary.
+fn file_plan(
+    knob: &Knob,
+    mut experiment: Value,
+    values: BTreeMap<&'static str, Value>,
+    what: String,
+) -> Plan {
+    for (k, v) in values {
+        experiment[k] = v;
+    }
+    Plan::File {
+        file: format!("{}.json", name(knob)),
+        json: experiment,
+        summary: what,
+    }
+}
+
 /// The values part of an experiment: a `search` for a range, `variants` for choices (every safe
 /// choice but the current one), and the description's words for it.
 fn values(
@@ -314,7 +332,7 @@ fn nginx(knob: &Knob, setup: &NginxSetup, machine: &Machine) -> Result<Plan, Str
     let cap = None;
     let (values, what) = values(knob, current.as_ref(), cap);
     let url = dump.site.listen.url();
-    let mut experiment = json!({
+    let experiment = json!({
         "format_version": 1,
         "name": name(knob),
         "description": description(knob, &what, &how),
@@ -327,14 +345,7 @@ fn nginx(knob: &Knob, setup: &NginxSetup, machine: &Machine) -> Result<Plan, Str
         },
         "schedule": {"max_cycles": 16, "max_duration_s": 7200},
     });
-    for (k, v) in values {
-        experiment[k] = v;
-    }
-    Ok(Plan::File {
-        file: format!("{}.json", name(knob)),
-        json: experiment,
-        summary: what,
-    })
+    Ok(file_plan(knob, experiment, values, what))
 }
 
 /// The `files[]` entry that edits the line of `setting` into `line` (indented as found).
@@ -397,7 +408,7 @@ fn kernel(knob: &Knob, current: &str, nginx: Option<&NginxSetup>) -> Result<Plan
          as instance, which the shipped polkit rule lets the smart user start for these values \
          only; smart puts the value read back after the run."
     );
-    let mut experiment = json!({
+    let experiment = json!({
         "format_version": 1,
         "name": name(knob),
         "description": description(knob, &what, &how),
@@ -408,14 +419,7 @@ fn kernel(knob: &Knob, current: &str, nginx: Option<&NginxSetup>) -> Result<Plan
         },
         "schedule": {"max_cycles": 16, "max_duration_s": 7200},
     });
-    for (k, v) in values {
-        experiment[k] = v;
-    }
-    Ok(Plan::File {
-        file: format!("{}.json", name(knob)),
-        json: experiment,
-        summary: what,
-    })
+    Ok(file_plan(knob, experiment, values, what))
 }
 
 /// A PostgreSQL setting's file: smart owns `include_dir/smart-PARAM.conf`, made live by a reload
@@ -549,7 +553,7 @@ fn pg(knob: &Knob, config: &PgConfig, machine: &Machine) -> Result<Plan, String>
     } else {
         json!({"cooldown_s": 2, "block_s": 10, "max_cycles": 16, "soak_s": 120, "max_duration_s": 10800})
     };
-    let mut experiment = json!({
+    let experiment = json!({
         "format_version": 1,
         "name": name(knob),
         "description": description(knob, &what, &how),
@@ -562,14 +566,7 @@ fn pg(knob: &Knob, config: &PgConfig, machine: &Machine) -> Result<Plan, String>
         },
         "schedule": schedule,
     });
-    for (k, v) in values {
-        experiment[k] = v;
-    }
-    Ok(Plan::File {
-        file: format!("{}.json", name(knob)),
-        json: experiment,
-        summary: what,
-    })
+    Ok(file_plan(knob, experiment, values, what))
 }
 
 /// Where `--detect` looks for PostgreSQL: the file named, else Debian's newest cluster.
