@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::experiment::{
-    Apply, Decision, ExperimentSpec, Guardrails, Params, Schedule, Target, VariantSpec,
+    Apply, Decision, ExperimentSpec, Guardrails, Method, Params, Schedule, Target, VariantSpec,
 };
 use crate::schedule::Durations;
 use crate::template::{self, TemplateError};
@@ -42,6 +43,7 @@ pub struct Experiment {
     source: PathBuf,
     definition_hash: String,
     durations: Durations,
+    probe_target: Option<ProbeTarget>,
 }
 
 impl Experiment {
@@ -55,12 +57,14 @@ impl Experiment {
         let canonical =
             serde_json::to_vec(&definition).expect("the experiment types always serialize");
         let definition_hash = hex(&Sha256::digest(&canonical));
+        let probe_target = ProbeTarget::of(&definition.target);
         Experiment {
             definition,
             variants,
             source,
             definition_hash,
             durations,
+            probe_target,
         }
     }
 
@@ -77,6 +81,13 @@ impl Experiment {
     /// What the probe measures.
     pub fn target(&self) -> &Target {
         &self.definition.target
+    }
+
+    /// The target as the probe requests it, `None` when `target.urls` is not given (a source
+    /// other than the probe may leave it out; with the probe source, or an access log's fill-in,
+    /// validation requires it).
+    pub fn probe_target(&self) -> Option<&ProbeTarget> {
+        self.probe_target.as_ref()
     }
 
     /// Where each block's figures come from (the probe unless `measure.source` says otherwise).
@@ -177,6 +188,74 @@ impl Experiment {
             (None, Some(edit)) => self.render_text(&edit.replace, arm),
             (None, None) => Ok(None),
         }
+    }
+}
+
+/// An experiment's `target` as validation checked it, so that the probe built from it cannot
+/// fail on its settings: at least one URL, each an http(s) URL with a host and no credentials
+/// (parsed once, here), header names that are HTTP tokens and values without control characters,
+/// a rate above 0, a timeout above 0 and a non-empty list of status codes from 100 to 599.
+/// Only [`Experiment::probe_target`] hands one out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeTarget {
+    urls: Vec<url::Url>,
+    method: Method,
+    headers: BTreeMap<String, String>,
+    rate_per_s: f64,
+    timeout: Duration,
+    ok_status: Vec<u16>,
+}
+
+impl ProbeTarget {
+    /// The checked form of a validated target; `None` without URLs.
+    fn of(target: &Target) -> Option<ProbeTarget> {
+        if target.urls.is_empty() {
+            return None;
+        }
+        let urls = target
+            .urls
+            .iter()
+            .map(|url| url::Url::parse(url).expect("validation parsed every target URL"))
+            .collect();
+        Some(ProbeTarget {
+            urls,
+            method: target.method,
+            headers: target.headers.clone(),
+            rate_per_s: target.rate_per_s,
+            timeout: Duration::from_millis(target.timeout_ms),
+            ok_status: target.ok_status.clone(),
+        })
+    }
+
+    /// The URLs, requested in round-robin: never empty, each http(s) with a host.
+    pub fn urls(&self) -> &[url::Url] {
+        &self.urls
+    }
+
+    /// GET or HEAD.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The request headers: names are HTTP tokens (RFC 9110 `tchar`), values hold no control
+    /// character other than tab.
+    pub fn headers(&self) -> &BTreeMap<String, String> {
+        &self.headers
+    }
+
+    /// The open loop's rate, in requests per second: above 0.
+    pub fn rate_per_s(&self) -> f64 {
+        self.rate_per_s
+    }
+
+    /// How long one request may take: above 0.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The status codes that count as success: at least one, each from 100 to 599.
+    pub fn ok_status(&self) -> &[u16] {
+        &self.ok_status
     }
 }
 

@@ -27,6 +27,6 @@ pub mod schedule;
 pub mod template;
 pub mod validate;
 
-pub use checked::{BASELINE, Experiment};
+pub use checked::{BASELINE, Experiment, ProbeTarget};
 pub use config::{AgentConfig, Defaults};
 pub use problem::{Invalid, Problem};

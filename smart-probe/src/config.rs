@@ -1,11 +1,14 @@
-//! The probe's settings: built from an experiment's `target` plus probe-only settings (load
-//! shape, cap on requests in flight, guardrail window), checked once so the runner never re-checks.
+//! The probe's settings: an experiment's `target` plus probe-only settings (load shape, cap on
+//! requests in flight, guardrail window). A validated experiment's target ([`ProbeTarget`]) is
+//! only converted, never re-checked; a target written by hand (`smart probe`'s flags) is checked
+//! here once, so the runner never re-checks either.
 
 use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
+use smart_core::ProbeTarget;
 use smart_core::experiment::{Guardrails, Method, Target};
 use smart_core::redact;
 
@@ -92,7 +95,8 @@ impl GuardConfig {
     }
 }
 
-/// Checked probe settings. Build with [`ProbeConfig::builder`].
+/// Checked probe settings: [`ProbeConfig::new`] for a validated experiment's target,
+/// [`ProbeConfig::builder`] for a target written by hand or other probe-only settings.
 #[derive(Clone)]
 pub struct ProbeConfig {
     pub(crate) urls: Vec<reqwest::Url>,
@@ -106,14 +110,60 @@ pub struct ProbeConfig {
 }
 
 impl ProbeConfig {
-    /// Starts from an experiment's target: its URLs, method, headers, timeout, `ok_status` and an
-    /// open loop at its `rate_per_s`.
+    /// The settings for a validated experiment's target: its URLs, method, headers, timeout,
+    /// `ok_status`, an open loop at its `rate_per_s` and the default caps. Cannot fail:
+    /// validation checked every one of them.
+    pub fn new(target: &ProbeTarget) -> ProbeConfig {
+        let method = match target.method() {
+            Method::Get => reqwest::Method::GET,
+            Method::Head => reqwest::Method::HEAD,
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in target.headers() {
+            // Validation admits token names and values without control characters: both are
+            // exactly what these conversions accept.
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .expect("validation checked that header names are tokens");
+            let mut value = HeaderValue::from_bytes(value.as_bytes())
+                .expect("validation checked that header values hold no control character");
+            if redact::is_secret_header(name) {
+                value.set_sensitive(true);
+            }
+            headers.insert(header, value);
+        }
+        ProbeConfig {
+            urls: target.urls().to_vec(),
+            method,
+            headers,
+            timeout: target.timeout(),
+            ok_status: target.ok_status().to_vec(),
+            load: Load::Open {
+                rate_per_s: target.rate_per_s(),
+            },
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_samples: DEFAULT_MAX_SAMPLES,
+        }
+    }
+
+    /// Starts from a target written by hand (not validated as an experiment, e.g. `smart
+    /// probe`'s flags): its URLs, method, headers, timeout, `ok_status` and an open loop at its
+    /// `rate_per_s`, all checked by [`ProbeConfigBuilder::build`].
     pub fn builder(target: &Target) -> ProbeConfigBuilder {
         ProbeConfigBuilder {
-            target: target.clone(),
+            base: check_target(target),
             load: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_samples: DEFAULT_MAX_SAMPLES,
+        }
+    }
+
+    /// Continues from these settings, e.g. a validated target's with another load.
+    pub fn into_builder(self) -> ProbeConfigBuilder {
+        ProbeConfigBuilder {
+            max_in_flight: self.max_in_flight,
+            max_samples: self.max_samples,
+            load: Some(self.load),
+            base: Ok(self),
         }
     }
 
@@ -176,10 +226,12 @@ impl fmt::Debug for ProbeConfig {
     }
 }
 
-/// Builds a [`ProbeConfig`]; every setting is checked in [`ProbeConfigBuilder::build`].
-#[derive(Debug, Clone)]
+/// Builds a [`ProbeConfig`]; the probe-only settings (and a hand-written target) are checked in
+/// [`ProbeConfigBuilder::build`].
+#[derive(Debug)]
 pub struct ProbeConfigBuilder {
-    target: Target,
+    /// The target's settings, or why a hand-written target is invalid.
+    base: Result<ProbeConfig, ProbeError>,
     load: Option<Load>,
     max_in_flight: usize,
     max_samples: usize,
@@ -206,61 +258,8 @@ impl ProbeConfigBuilder {
 
     /// Checks every setting; errors name the field as the user wrote it.
     pub fn build(self) -> Result<ProbeConfig, ProbeError> {
-        let target = &self.target;
-        if target.urls.is_empty() {
-            return Err(ProbeError::invalid(
-                "target.urls",
-                "is empty; give at least one http:// or https:// URL",
-            ));
-        }
-        let urls = target
-            .urls
-            .iter()
-            .enumerate()
-            .map(|(i, url)| parse_url(i, url))
-            .collect::<Result<Vec<_>, _>>()?;
-        let method = match target.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Head => reqwest::Method::HEAD,
-        };
-        let mut headers = HeaderMap::new();
-        for (name, value) in &target.headers {
-            let field = format!("target.headers.{name}");
-            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ProbeError::invalid(&field, "is not a valid header name; use e.g. `X-Probe`")
-            })?;
-            let mut value = HeaderValue::from_str(value).map_err(|_| {
-                ProbeError::invalid(
-                    &field,
-                    "has a value with a control or non-ASCII character; remove it",
-                )
-            })?;
-            if redact::is_secret_header(name) {
-                value.set_sensitive(true);
-            }
-            headers.insert(header, value);
-        }
-        if target.timeout_ms == 0 {
-            return Err(ProbeError::invalid(
-                "target.timeout_ms",
-                "must be more than 0; use e.g. 2000",
-            ));
-        }
-        if target.ok_status.is_empty() {
-            return Err(ProbeError::invalid(
-                "target.ok_status",
-                "is empty; list the status codes that count as success, e.g. [200]",
-            ));
-        }
-        if let Some(bad) = target.ok_status.iter().find(|s| !(100..=599).contains(*s)) {
-            return Err(ProbeError::invalid(
-                "target.ok_status",
-                format!("{bad} is not an HTTP status code; use codes from 100 to 599"),
-            ));
-        }
-        let load = self.load.unwrap_or(Load::Open {
-            rate_per_s: target.rate_per_s,
-        });
+        let mut config = self.base?;
+        let load = self.load.unwrap_or(config.load);
         match load {
             Load::Open { rate_per_s } => {
                 if !(rate_per_s > 0.0 && rate_per_s <= MAX_RATE_PER_S) {
@@ -284,17 +283,79 @@ impl ProbeConfigBuilder {
         if self.max_samples == 0 {
             return Err(ProbeError::invalid("max_samples", "must be at least 1"));
         }
-        Ok(ProbeConfig {
-            urls,
-            method,
-            headers,
-            timeout: Duration::from_millis(target.timeout_ms),
-            ok_status: target.ok_status.clone(),
-            load,
-            max_in_flight: self.max_in_flight,
-            max_samples: self.max_samples,
-        })
+        config.load = load;
+        config.max_in_flight = self.max_in_flight;
+        config.max_samples = self.max_samples;
+        Ok(config)
     }
+}
+
+/// A hand-written target's settings, each checked; the load is its open loop, checked by
+/// [`ProbeConfigBuilder::build`] with the other load shapes.
+fn check_target(target: &Target) -> Result<ProbeConfig, ProbeError> {
+    if target.urls.is_empty() {
+        return Err(ProbeError::invalid(
+            "target.urls",
+            "is empty; give at least one http:// or https:// URL",
+        ));
+    }
+    let urls = target
+        .urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| parse_url(i, url))
+        .collect::<Result<Vec<_>, _>>()?;
+    let method = match target.method {
+        Method::Get => reqwest::Method::GET,
+        Method::Head => reqwest::Method::HEAD,
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &target.headers {
+        let field = format!("target.headers.{name}");
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            ProbeError::invalid(&field, "is not a valid header name; use e.g. `X-Probe`")
+        })?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
+            ProbeError::invalid(
+                &field,
+                "has a value with a control or non-ASCII character; remove it",
+            )
+        })?;
+        if redact::is_secret_header(name) {
+            value.set_sensitive(true);
+        }
+        headers.insert(header, value);
+    }
+    if target.timeout_ms == 0 {
+        return Err(ProbeError::invalid(
+            "target.timeout_ms",
+            "must be more than 0; use e.g. 2000",
+        ));
+    }
+    if target.ok_status.is_empty() {
+        return Err(ProbeError::invalid(
+            "target.ok_status",
+            "is empty; list the status codes that count as success, e.g. [200]",
+        ));
+    }
+    if let Some(bad) = target.ok_status.iter().find(|s| !(100..=599).contains(*s)) {
+        return Err(ProbeError::invalid(
+            "target.ok_status",
+            format!("{bad} is not an HTTP status code; use codes from 100 to 599"),
+        ));
+    }
+    Ok(ProbeConfig {
+        urls,
+        method,
+        headers,
+        timeout: Duration::from_millis(target.timeout_ms),
+        ok_status: target.ok_status.clone(),
+        load: Load::Open {
+            rate_per_s: target.rate_per_s,
+        },
+        max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        max_samples: DEFAULT_MAX_SAMPLES,
+    })
 }
 
 fn parse_url(index: usize, url: &str) -> Result<reqwest::Url, ProbeError> {
@@ -435,6 +496,37 @@ mod tests {
         let guard = GuardConfig::from_guardrails(&Guardrails::default()).unwrap();
         assert_eq!(guard.window(), Duration::from_secs(5));
         assert_eq!(guard.max_error_rate_pct(), 20.0);
+    }
+
+    #[test]
+    fn a_validated_target_converts_without_a_second_check() {
+        let json = r#"{"name": "t", "target": {"urls": ["http://127.0.0.1:9/a", "https://b.test/"],
+            "method": "HEAD", "headers": {"Authorization": "Bearer s3cret", "X-Name": "Zoë"},
+            "rate_per_s": 20, "timeout_ms": 1500, "ok_status": [200, 204]},
+            "apply": {"files": [{"path": "/etc/t.conf", "template": "x {{ x }};\n"}]},
+            "variants": [{"name": "v", "params": {"x": 1}}]}"#;
+        let experiment = smart_core::validate::validate_text(
+            json,
+            "t.json".as_ref(),
+            &smart_core::Defaults::default(),
+        )
+        .unwrap();
+        let config = ProbeConfig::new(experiment.probe_target().unwrap());
+        assert_eq!(config.urls().len(), 2);
+        assert_eq!(config.method, reqwest::Method::HEAD);
+        assert_eq!(config.load(), Load::Open { rate_per_s: 20.0 });
+        assert_eq!(config.timeout(), Duration::from_millis(1500));
+        assert_eq!(config.ok_status, [200, 204]);
+        assert_eq!(config.max_in_flight(), DEFAULT_MAX_IN_FLIGHT);
+        assert_eq!(config.headers["x-name"].as_bytes(), "Zoë".as_bytes());
+        assert!(config.headers["authorization"].is_sensitive());
+        let closed = config
+            .into_builder()
+            .load(Load::Closed { connections: 4 })
+            .build()
+            .unwrap();
+        assert_eq!(closed.load(), Load::Closed { connections: 4 });
+        assert_eq!(closed.urls().len(), 2);
     }
 
     #[test]

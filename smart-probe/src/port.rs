@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use smart_core::Experiment;
+use smart_core::ProbeTarget;
 use smart_core::engine::{self, BlockMeasurement, BlockRequest, LiveProgress, PortError};
 
 use crate::{
@@ -16,21 +16,38 @@ use crate::{
 /// (e.g. `Runtime::block_on`).
 #[derive(Debug, Clone)]
 pub struct EngineProbe {
-    probe: Probe,
+    config: ProbeConfig,
+    /// Set up by the first block and kept (its connections are reused between blocks).
+    probe: Option<Probe>,
 }
 
 impl EngineProbe {
-    /// A probe for the experiment's target: an open loop at its `rate_per_s`.
-    pub fn new(experiment: &Experiment) -> Result<EngineProbe, ProbeError> {
-        let config = ProbeConfig::builder(experiment.target()).build()?;
-        Ok(EngineProbe {
-            probe: Probe::new(config)?,
-        })
+    /// A probe for a validated experiment's target ([`smart_core::Experiment::probe_target`]):
+    /// an open loop at its `rate_per_s`. It cannot fail: validation checked the target, and the
+    /// HTTP client, which depends on the machine (its TLS roots), is set up by the first block,
+    /// whose error it then is.
+    pub fn new(target: &ProbeTarget) -> EngineProbe {
+        EngineProbe {
+            config: ProbeConfig::new(target),
+            probe: None,
+        }
     }
 
     /// Wraps a probe built by hand (e.g. with another load or sample cap).
     pub fn from_probe(probe: Probe) -> EngineProbe {
-        EngineProbe { probe }
+        EngineProbe {
+            config: probe.config().clone(),
+            probe: Some(probe),
+        }
+    }
+
+    /// The probe, set up on first use.
+    fn probe(&mut self) -> Result<&Probe, ProbeError> {
+        let probe = match self.probe.take() {
+            Some(probe) => probe,
+            None => Probe::new(self.config.clone())?,
+        };
+        Ok(self.probe.insert(probe))
     }
 }
 
@@ -48,12 +65,9 @@ impl engine::Probe for EngineProbe {
         };
         let progress = RefCell::new(progress);
         let sink = |p: &Progress| (*progress.borrow_mut())(&live(p));
+        let probe = self.probe().map_err(PortError::new)?;
         let start = HostSnapshot::read();
-        let result = self
-            .probe
-            .run_block(plan, &sink)
-            .await
-            .map_err(PortError::new)?;
+        let result = probe.run_block(plan, &sink).await.map_err(PortError::new)?;
         let mut m = measurement(&result);
         // What the host did over the whole block (its cool-down included): the judge compares
         // partner blocks' pressure.

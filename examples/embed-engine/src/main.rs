@@ -123,7 +123,7 @@ impl Bench for InMemoryBench {
         _run: &RunConfig,
     ) -> Result<Parts<EngineProbe, InMemoryApplier, EngineJudge, Records>, Self::Error> {
         Ok(Parts {
-            probe: EngineProbe::new(experiment)?,
+            probe: EngineProbe::new(experiment.probe_target().ok_or("target.urls is missing")?),
             applier: InMemoryApplier {
                 setting: Arc::clone(&self.setting),
                 experiment: experiment.clone(),

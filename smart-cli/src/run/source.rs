@@ -63,9 +63,10 @@ impl Source {
                 }
                 None => Err(missing("prometheus")),
             },
-            SourceKind::Probe => EngineProbe::new(experiment)
-                .map(|p| Source::Probe(Box::new(p)))
-                .map_err(|e| format!("cannot set up the probe: {e}")),
+            SourceKind::Probe => match experiment.probe_target() {
+                Some(target) => Ok(Source::Probe(Box::new(EngineProbe::new(target)))),
+                None => Err("target.urls is missing for the probe source".to_owned()),
+            },
         }
     }
 }
@@ -109,7 +110,11 @@ impl engine::Probe for Source {
 /// The access log's fill-in: smart's probe at `rate_per_s` to the experiment's `target` (its
 /// URLs, method, headers and timeout), without a guard (the log's figures are judged).
 fn fill_in(experiment: &Experiment, rate_per_s: f64) -> Result<smart_probe::Probe, String> {
-    ProbeConfig::builder(experiment.target())
+    let target = experiment
+        .probe_target()
+        .ok_or("measure.access_log.fill_rps: the fill-in needs target.urls")?;
+    ProbeConfig::new(target)
+        .into_builder()
         .load(Load::Open { rate_per_s })
         .build()
         .and_then(smart_probe::Probe::new)

@@ -52,7 +52,7 @@ async fn a_block_reaches_the_engine_with_its_figures_and_progress() {
     })
     .await;
     let experiment = experiment(&server.url());
-    let mut probe = EngineProbe::new(&experiment).unwrap();
+    let mut probe = EngineProbe::new(experiment.probe_target().unwrap());
     let (m, seen) = measure(&mut probe, &experiment, 2).await;
     assert!((180..=220).contains(&m.requests), "{m:?}");
     assert_eq!(m.errors, 0);
@@ -72,7 +72,7 @@ async fn a_guardrail_stops_a_failing_block_early() {
     })
     .await;
     let experiment = experiment(&server.url());
-    let mut probe = EngineProbe::new(&experiment).unwrap();
+    let mut probe = EngineProbe::new(experiment.probe_target().unwrap());
     let (m, _) = measure(&mut probe, &experiment, 20).await;
     let reason = m.aborted.clone().expect("the guard stops the block");
     assert!(reason.contains("error rate"), "{reason}");
