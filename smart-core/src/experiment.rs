@@ -11,8 +11,10 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod bounded;
 mod search;
 pub use crate::measure::{AccessLog, Measure, MeasureCommand, Prometheus, SourceKind};
+pub use bounded::{Confidence, OutOfRange, Percent};
 pub use search::{
     Budget, Choices, Comparison, Constraint, Domain, IntRange, MAX_LEVELS, Scale, SearchSpec,
 };
@@ -386,11 +388,11 @@ pub struct Decision {
     /// The reduction of the metric, in percent, that we must be confident of to keep a variant.
     #[serde(default = "default_min_improvement_pct")]
     #[schemars(range(min = 0), extend("exclusiveMaximum" = 100))]
-    pub min_improvement_pct: f64,
+    pub min_improvement_pct: Percent,
     /// The most the error rate may rise, in percentage points, at the confidence bound.
     #[serde(default = "default_max_error_increase_pp")]
     #[schemars(range(min = 0, max = 100))]
-    pub max_error_increase_pp: f64,
+    pub max_error_increase_pp: Percent,
     /// The most the error rate may grow relative to the baseline's, as a multiple (1.5: at most
     /// half as many errors again), at the confidence bound. Increases smaller than a quarter of
     /// `max_error_increase_pp` are not held to it: with almost no errors in either arm no sample
@@ -401,20 +403,20 @@ pub struct Decision {
     /// The confidence level of the decision, in (0, 1).
     #[serde(default = "default_confidence")]
     #[schemars(extend("exclusiveMinimum" = 0), extend("exclusiveMaximum" = 1))]
-    pub confidence: f64,
+    pub confidence: Confidence,
 }
 
-fn default_min_improvement_pct() -> f64 {
-    10.0
+fn default_min_improvement_pct() -> Percent {
+    Percent(10.0)
 }
-fn default_max_error_increase_pp() -> f64 {
-    2.0
+fn default_max_error_increase_pp() -> Percent {
+    Percent(2.0)
 }
 fn default_max_error_ratio() -> f64 {
     1.5
 }
-fn default_confidence() -> f64 {
-    0.95
+fn default_confidence() -> Confidence {
+    Confidence(0.95)
 }
 
 impl Default for Decision {
@@ -436,7 +438,7 @@ pub struct Guardrails {
     /// Abort when the error rate over the last `abort_window_s` passes this percentage.
     #[serde(default = "default_abort_error_rate_pct")]
     #[schemars(extend("exclusiveMinimum" = 0), range(max = 100.0))]
-    pub abort_error_rate_pct: f64,
+    pub abort_error_rate_pct: Percent,
     /// The window, in seconds, over which the abort error rate is measured.
     #[serde(default = "default_abort_window_s")]
     #[schemars(extend("exclusiveMinimum" = 0), range(max = 3600.0))]
@@ -448,8 +450,8 @@ pub struct Guardrails {
     pub max_p99_increase_pct: Option<f64>,
 }
 
-fn default_abort_error_rate_pct() -> f64 {
-    20.0
+fn default_abort_error_rate_pct() -> Percent {
+    Percent(20.0)
 }
 fn default_abort_window_s() -> f64 {
     5.0
@@ -485,7 +487,7 @@ mod tests {
         assert_eq!(spec.target.rate_per_s, 50.0);
         assert_eq!(spec.target.method, Method::Get);
         assert_eq!(spec.schedule, Schedule::default());
-        assert_eq!(spec.decision.min_improvement_pct, 10.0);
+        assert_eq!(spec.decision.min_improvement_pct.get(), 10.0);
         assert_eq!(spec.variants[0].params["max"], ParamValue::Int(1000));
         assert_eq!(spec.variants[0].params["inactive"].to_string(), "20s");
     }

@@ -285,7 +285,7 @@ impl Range {
         self
     }
 
-    fn contains(&self, n: f64) -> bool {
+    pub(crate) fn contains(&self, n: f64) -> bool {
         let above = if self.min_exclusive {
             n > self.min
         } else {

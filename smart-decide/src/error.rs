@@ -11,14 +11,6 @@ pub struct DecideError(#[from] Kind);
 
 #[derive(Debug, Clone, PartialEq, Error)]
 pub(crate) enum Kind {
-    #[error("decision.confidence is {0}; give a number strictly between 0 and 1, e.g. 0.95")]
-    Confidence(f64),
-    #[error(
-        "decision.min_improvement_pct is {0}; give a percentage from 0 up to (not including) 100"
-    )]
-    MinImprovement(f64),
-    #[error("decision.max_error_increase_pp is {0}; give a number of percentage points ≥ 0")]
-    MaxErrorIncrease(f64),
     #[error("guardrails.max_p99_increase_pct is {0}; give a percentage > 0 or null to turn it off")]
     P99Limit(f64),
     #[error("schedule.max_cycles is 0; give at least 2 cycles")]

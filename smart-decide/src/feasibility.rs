@@ -141,9 +141,9 @@ pub fn feasibility(
     rate_per_s: f64,
     noise: Noise,
 ) -> Result<Feasibility, DecideError> {
-    let (k, cycles) = feasibility_frame(schedule, decision, guardrails, variant_count)?;
+    let (k, cycles) = feasibility_frame(schedule, guardrails, variant_count)?;
     let pair_sd = noise.pair_sd;
-    let alpha = (1.0 - decision.confidence) / k as f64;
+    let alpha = (1.0 - decision.confidence.get()) / k as f64;
     let (blocks_per_cycle, pairs_per_cycle) = if schedule.interleave { (4, 2) } else { (2, 1) };
     let cycle_s = blocks_per_cycle as f64 * (schedule.block_s + schedule.cooldown_s);
     let mut notes = Vec::new();
@@ -221,7 +221,7 @@ pub fn feasibility(
     }
     let plan = Plan::new(schedule, decision, guardrails, k, cycles, rate_per_s, noise);
     let power = |improvement_pct: f64| plan.power(improvement_pct);
-    let need = decision.min_improvement_pct;
+    let need = decision.min_improvement_pct.get();
     let twice = (2.0 * need).min(99.0);
     let power_twice = power(twice);
     // Bisect for the improvement kept in 80 % of runs, between the threshold and four times it.
@@ -267,7 +267,7 @@ pub fn feasibility(
     if k > 1 {
         notes.push(format!(
             "{k} variants share the false-keep rate of {:.1} %: each test starts at {:.2} %",
-            (1.0 - decision.confidence) * 100.0,
+            (1.0 - decision.confidence.get()) * 100.0,
             alpha * 100.0
         ));
     }
@@ -299,7 +299,7 @@ pub fn keep_probability(
     noise: Noise,
     improvement_pct: f64,
 ) -> Result<f64, DecideError> {
-    let (k, cycles) = feasibility_frame(schedule, decision, guardrails, variant_count)?;
+    let (k, cycles) = feasibility_frame(schedule, guardrails, variant_count)?;
     let plan = Plan::new(schedule, decision, guardrails, k, cycles, rate_per_s, noise);
     Ok(plan.power(improvement_pct))
 }
@@ -307,11 +307,10 @@ pub fn keep_probability(
 /// The variant count (at least 1) and the cycles the time box fits, after checking the settings.
 fn feasibility_frame(
     schedule: &Schedule,
-    decision: &Decision,
     guardrails: &Guardrails,
     variant_count: usize,
 ) -> Result<(usize, u32), DecideError> {
-    check_settings(decision, guardrails, schedule)?;
+    check_settings(guardrails, schedule)?;
     let k = variant_count.max(1);
     let blocks_per_cycle = if schedule.interleave { 4.0 } else { 2.0 };
     let cycle_s = blocks_per_cycle * (schedule.block_s + schedule.cooldown_s);

@@ -183,7 +183,7 @@ impl Judge {
         schedule: &Schedule,
         variant_names: &[String],
     ) -> Result<Self, DecideError> {
-        check_settings(decision, guardrails, schedule)?;
+        check_settings(guardrails, schedule)?;
         if variant_names.is_empty() {
             return Err(Kind::NoVariants.into());
         }
@@ -203,7 +203,7 @@ impl Judge {
         schedule: &Schedule,
         variant_names: &[String],
     ) -> Judge {
-        let alpha = 1.0 - decision.confidence;
+        let alpha = 1.0 - decision.confidence.get();
         let per_variant = alpha / variant_names.len() as f64;
         let variants = variant_names
             .iter()
@@ -238,10 +238,10 @@ impl Judge {
             .collect();
         Judge {
             metric: decision.metric,
-            margin: (1.0 - decision.min_improvement_pct / 100.0).ln(),
-            min_improvement_pct: decision.min_improvement_pct,
-            max_error_increase: decision.max_error_increase_pp / 100.0,
-            abort_error_rate: guardrails.abort_error_rate_pct / 100.0,
+            margin: (1.0 - decision.min_improvement_pct.get() / 100.0).ln(),
+            min_improvement_pct: decision.min_improvement_pct.get(),
+            max_error_increase: decision.max_error_increase_pp.get() / 100.0,
+            abort_error_rate: guardrails.abort_error_rate_pct.get() / 100.0,
             max_p99_increase_pct: guardrails.max_p99_increase_pct,
             alpha,
             max_cycles: schedule.max_cycles,
@@ -885,24 +885,12 @@ fn p99_lower_bound(units: &[f64], z: f64) -> Option<f64> {
     Some(m.mean - c * m.se)
 }
 
-/// Rejects settings no test can honour (validation in smart-core should have caught them first).
+/// Rejects settings no test can honour that the types do not rule out already (the confidence
+/// and the percentages are `Confidence` and `Percent`, in range by construction).
 pub(crate) fn check_settings(
-    decision: &Decision,
     guardrails: &Guardrails,
     schedule: &Schedule,
 ) -> Result<(), DecideError> {
-    let c = decision.confidence;
-    if !(c > 0.0 && c < 1.0) {
-        return Err(Kind::Confidence(c).into());
-    }
-    let m = decision.min_improvement_pct;
-    if !(0.0..100.0).contains(&m) {
-        return Err(Kind::MinImprovement(m).into());
-    }
-    let e = decision.max_error_increase_pp;
-    if !(e >= 0.0 && e.is_finite()) {
-        return Err(Kind::MaxErrorIncrease(e).into());
-    }
     if let Some(p) = guardrails
         .max_p99_increase_pct
         .filter(|p| p.is_nan() || *p <= 0.0)

@@ -586,7 +586,7 @@ fn stage_guardrail(
     } else {
         m.errors as f64 / m.requests as f64 * 100.0
     };
-    if rate > guardrails.abort_error_rate_pct {
+    if rate > guardrails.abort_error_rate_pct.get() {
         return Some(format!(
             "error rate {rate:.1} % is above guardrails.abort_error_rate_pct {} %",
             guardrails.abort_error_rate_pct

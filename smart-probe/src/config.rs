@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use smart_core::ProbeTarget;
-use smart_core::experiment::{Guardrails, Method, Target};
+use smart_core::experiment::{Guardrails, Method, Percent, Target};
 use smart_core::redact;
 
 use crate::ProbeError;
@@ -51,22 +51,16 @@ pub struct GuardConfig {
 impl GuardConfig {
     /// Aborts when more than `max_error_rate_pct` percent of the outcomes of the last `window`
     /// are errors, or when the target has not answered at all for `window`.
-    pub fn new(window: Duration, max_error_rate_pct: f64) -> Result<GuardConfig, ProbeError> {
+    pub fn new(window: Duration, max_error_rate_pct: Percent) -> Result<GuardConfig, ProbeError> {
         if window.is_zero() {
             return Err(ProbeError::invalid(
                 "guardrails.abort_window_s",
                 "must be more than 0 seconds",
             ));
         }
-        if !(0.0..=100.0).contains(&max_error_rate_pct) {
-            return Err(ProbeError::invalid(
-                "guardrails.abort_error_rate_pct",
-                format!("{max_error_rate_pct} is not a percentage; use a value from 0 to 100"),
-            ));
-        }
         Ok(GuardConfig {
             window,
-            max_error_rate_pct,
+            max_error_rate_pct: max_error_rate_pct.get(),
         })
     }
 
@@ -484,14 +478,6 @@ mod tests {
         assert_eq!(
             GuardConfig::from_guardrails(&bad).unwrap_err().field(),
             Some("guardrails.abort_window_s")
-        );
-        let bad = Guardrails {
-            abort_error_rate_pct: 120.0,
-            ..Guardrails::default()
-        };
-        assert_eq!(
-            GuardConfig::from_guardrails(&bad).unwrap_err().field(),
-            Some("guardrails.abort_error_rate_pct")
         );
         let guard = GuardConfig::from_guardrails(&Guardrails::default()).unwrap();
         assert_eq!(guard.window(), Duration::from_secs(5));

@@ -187,7 +187,7 @@ mod tests {
     }
 
     fn guard(window_ms: u64, pct: f64) -> GuardState {
-        GuardState::new(GuardConfig::new(ms(window_ms), pct).unwrap())
+        GuardState::new(GuardConfig::new(ms(window_ms), pct.try_into().unwrap()).unwrap())
     }
 
     #[test]

@@ -23,7 +23,8 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::{Binomial, Distribution, StandardNormal};
 use smart_core::engine::splitmix64;
 use smart_core::experiment::{
-    Decision, Domain, Guardrails, IntRange, Metric, ParamValue, Scale, Schedule, SearchSpec,
+    Confidence, Decision, Domain, Guardrails, IntRange, Metric, ParamValue, Percent, Scale,
+    Schedule, SearchSpec,
 };
 use smart_decide::{Arm, BlockQuantiles, BlockSample, Judge, Step};
 use smart_search::{Against, ChangePct, Judged, Next, Point, Search, Settings, Space};
@@ -330,8 +331,9 @@ fn run_search(surface: &Surface, seed: u64) -> (Option<Point>, Run) {
             Next::Test(c) => {
                 let decision = Decision {
                     metric: Metric::P50,
-                    confidence: c.confidence,
-                    min_improvement_pct: c.min_improvement_pct,
+                    confidence: Confidence::try_from(c.confidence).expect("a confidence"),
+                    min_improvement_pct: Percent::try_from(c.min_improvement_pct)
+                        .expect("a percentage"),
                     ..Decision::default()
                 };
                 let mut judge = judge_for(&decision, &["candidate".to_string()]);
@@ -372,7 +374,7 @@ fn run_fixed(surface: &Surface, points: &[Point], seed: u64) -> (Option<Point>, 
     let space = Space::new(&surface.spec()).expect("a valid space");
     let names: Vec<String> = (0..points.len()).map(|i| format!("v{i}")).collect();
     let decision = Decision {
-        confidence: surface.spec().confidence,
+        confidence: Confidence::try_from(surface.spec().confidence).expect("a confidence"),
         ..Decision::default()
     };
     let mut judge = judge_for(&decision, &names);

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 use smart_core::engine::Verdict;
-use smart_core::experiment::SearchSpec;
+use smart_core::experiment::{Confidence, Percent, SearchSpec};
 use smart_core::records::DecisionRecord;
 use smart_core::runner::{SearchStep, Strategy};
 use smart_core::validate::{ApplyBy, validate_text_by};
@@ -171,8 +171,8 @@ pub fn candidate_experiment(
     let mut def = experiment.definition().clone();
     def.decision.metric = spec.objective;
     if let Some((confidence, margin)) = judged_at {
-        def.decision.confidence = confidence;
-        def.decision.min_improvement_pct = margin;
+        def.decision.confidence = Confidence::try_from(confidence).map_err(|e| e.to_string())?;
+        def.decision.min_improvement_pct = Percent::try_from(margin).map_err(|e| e.to_string())?;
     }
     def.search = None;
     def.variants = Vec::new();
@@ -291,7 +291,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["level-5_min_length-1k"]);
         // 12 candidates share the family's 1 % evenly.
-        let confidence = candidate.decision().confidence;
+        let confidence = candidate.decision().confidence.get();
         assert!(
             (confidence - (1.0 - 0.01 / 12.0)).abs() < 1e-12,
             "{confidence}"

@@ -46,7 +46,7 @@ impl Settings {
             max_total_s: spec.budget.max_total_s,
             candidate_worst_s,
             min_step_improvement_pct: spec.min_step_improvement_pct,
-            min_improvement_pct: decision.min_improvement_pct,
+            min_improvement_pct: decision.min_improvement_pct.get(),
             seed: spec.seed,
         }
     }

@@ -1,6 +1,6 @@
 //! The stopping rule on hand-built cases: each feeds made-up cycles and checks the verdict.
 
-use smart_core::experiment::{Decision, Guardrails, Schedule};
+use smart_core::experiment::{Confidence, Decision, Guardrails, Percent, Schedule};
 use smart_decide::{Arm, BlockSample, Judge, Outcome, Step, Verdict};
 
 const REQUESTS: u64 = 500;
@@ -402,36 +402,9 @@ fn settings_no_test_can_honour_are_refused() {
         let msg = Judge::new(&d, g, s, names).unwrap_err().to_string();
         assert!(msg.contains(phrase), "{msg}");
     };
-    check(
-        Decision {
-            confidence: 1.0,
-            ..Decision::default()
-        },
-        &g,
-        &s,
-        &names,
-        "decision.confidence",
-    );
-    check(
-        Decision {
-            min_improvement_pct: 100.0,
-            ..Decision::default()
-        },
-        &g,
-        &s,
-        &names,
-        "min_improvement_pct",
-    );
-    check(
-        Decision {
-            max_error_increase_pp: -1.0,
-            ..Decision::default()
-        },
-        &g,
-        &s,
-        &names,
-        "max_error_increase_pp",
-    );
+    // Out-of-range confidences and percentages cannot reach the judge: their types refuse them.
+    assert!(Confidence::try_from(1.0).is_err());
+    assert!(Percent::try_from(-1.0).is_err());
     let no_p99 = Guardrails {
         max_p99_increase_pct: Some(0.0),
         ..Guardrails::default()

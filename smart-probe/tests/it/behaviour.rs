@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use smart_core::experiment::Percent;
 use smart_probe::{Abort, BlockPlan, GuardConfig, Load, Outcome, Probe, Progress};
 use tokio::time::Instant;
 
@@ -210,7 +211,7 @@ async fn the_guard_stops_a_block_early_on_errors() {
         ..Behaviour::default()
     })
     .await;
-    let guard = GuardConfig::new(secs(1.0), 20.0).unwrap();
+    let guard = GuardConfig::new(secs(1.0), Percent::try_from(20.0).unwrap()).unwrap();
     let started = std::time::Instant::now();
     let plan = BlockPlan {
         warmup: secs(0.5),
@@ -237,7 +238,7 @@ async fn the_guard_stops_a_block_early_on_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guard_stops_a_block_early_when_the_target_stops_answering() {
     let server = TestServer::start(Behaviour::default()).await;
-    let guard = GuardConfig::new(secs(1.0), 20.0).unwrap();
+    let guard = GuardConfig::new(secs(1.0), Percent::try_from(20.0).unwrap()).unwrap();
     let freeze = async {
         tokio::time::sleep(secs(0.5)).await;
         server.set(|b| b.frozen_until = Some(Instant::now() + secs(60.0)));

@@ -239,7 +239,7 @@ fn coach_keep_refused(judgement: &Judgement, experiment: &Experiment) -> Option<
     let max = experiment.decision().max_error_increase_pp;
     match judgement.estimates.error_rate_change_bounds_pp {
         None => return Some("the error-rate bound is unknown".to_owned()),
-        Some(bounds) if bounds.upper > max => {
+        Some(bounds) if bounds.upper > max.get() => {
             return Some(format!(
                 "the error rate may rise by up to {:.2} pp, more than max_error_increase_pp = {max}",
                 bounds.upper

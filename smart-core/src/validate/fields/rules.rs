@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::{DECISION_KEYS, GUARDRAILS_KEYS, SCHEDULE_KEYS, key_home, typed};
-use crate::experiment::{Decision, Guardrails, Schedule};
+use crate::experiment::{Confidence, Decision, Guardrails, Percent, Schedule};
 use crate::reader::{Range, Reader, describe, join};
 
 /// The longest duration field, in seconds (a day; `max_duration_s` may be up to 30 days).
@@ -56,7 +56,7 @@ pub(crate) fn decision(r: &mut Reader, value: &Value, field: &str) -> Option<Dec
         r.number(
             v,
             &join(field, "min_improvement_pct"),
-            Range::closed(0.0, 100.0)
+            Percent::range()
                 .below_max()
                 .hint("an improvement of 100 % or more would mean zero latency; 5 to 20 is usual"),
         );
@@ -65,7 +65,7 @@ pub(crate) fn decision(r: &mut Reader, value: &Value, field: &str) -> Option<Dec
         r.number(
             v,
             &join(field, "max_error_increase_pp"),
-            Range::closed(0.0, 100.0).hint("percentage points of error rate, e.g. 2"),
+            Percent::range().hint("percentage points of error rate, e.g. 2"),
         );
     }
     if let Some(v) = map.get("max_error_ratio") {
@@ -80,10 +80,7 @@ pub(crate) fn decision(r: &mut Reader, value: &Value, field: &str) -> Option<Dec
         r.number(
             v,
             &join(field, "confidence"),
-            Range::closed(0.0, 1.0)
-                .above_min()
-                .below_max()
-                .hint("write a fraction: 0.95 means 95 %"),
+            Confidence::range().hint("write a fraction: 0.95 means 95 %"),
         );
     }
     typed(r, start, value, field)
@@ -97,7 +94,9 @@ pub(crate) fn guardrails(r: &mut Reader, value: &Value, field: &str) -> Option<G
         r.number(
             v,
             &join(field, "abort_error_rate_pct"),
-            Range::positive(100.0).hint("a percentage of requests, e.g. 20"),
+            Percent::range()
+                .above_min()
+                .hint("a percentage of requests, e.g. 20"),
         );
     }
     seconds(r, map, field, "abort_window_s", 3600.0);
