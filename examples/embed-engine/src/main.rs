@@ -5,220 +5,112 @@
 //! ```
 //!
 //! A program that tunes itself: it serves HTTP on a loopback port, and its one setting (a
-//! per-request delay, standing in for a cache size or a pool size) lives in memory. Its applier
-//! changes that setting directly: no files, no reloads, so its experiment has no `apply` section.
-//! The library's run loop reads the experiments dir, runs each undecided experiment through the
-//! engine with the real probe (smart-probe) and judge (smart-decide) in randomized ABBA blocks,
-//! soaks the winner, keeps it, and writes the run records to a temp dir. It takes about 20
-//! seconds and prints each decision.
+//! per-request delay, standing in for a cache or pool size) lives in memory, so its experiment
+//! has no `apply` section and its applier sets the value itself. The library's run loop runs the
+//! experiment with the real probe and judge in randomized ABBA blocks, keeps the winner and
+//! writes the run records to a temp dir. It takes about 20 seconds and prints the decision.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use smart_core::engine::{Applier, ApplyFailure, CancelToken, FailureCause, NoCoach, RunConfig};
-use smart_core::engine::{EngineError, RunReport};
-use smart_core::records::Records;
-use smart_core::runner::{Bench, LoopConfig, Parts, Repeat, Runner, Selection};
-use smart_core::validate::ApplyBy;
-use smart_core::{Defaults, Experiment};
+use hyper::{Response, body::Bytes};
+use smart_core::engine::{Applier, ApplyFailure, CancelToken, FailureCause};
+use smart_core::records::{Records, history};
+use smart_core::runner::{LoopConfig, Parts, Runner, bench_fn};
+use smart_core::{Experiment, validate::ApplyBy};
 use smart_decide::EngineJudge;
 use smart_probe::{EngineProbe, TokioClock};
-use tokio::net::TcpListener;
 
-/// The program's own setting: the delay every response waits, in microseconds.
-type Setting = Arc<AtomicU64>;
-
-/// The delay the program starts with (its configuration as found).
+/// The program's setting as found: every response waits this many milliseconds.
 const FOUND_DELAY_MS: u64 = 10;
 
 #[tokio::main]
-#[expect(clippy::print_stderr, reason = "a runnable example talks to its user")]
-async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("embed-engine: {e}");
-            std::process::ExitCode::from(3)
-        }
-    }
-}
-
 #[expect(clippy::print_stdout, reason = "a runnable example talks to its user")]
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let setting: Setting = Arc::new(AtomicU64::new(FOUND_DELAY_MS * 1000));
-    let url = serve(Arc::clone(&setting)).await?;
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let delay_ms = Arc::new(AtomicU64::new(FOUND_DELAY_MS));
+    let url = serve(Arc::clone(&delay_ms)).await?;
     let dir = std::env::temp_dir().join(format!("smart-embed-{}", std::process::id()));
-    let experiments_dir = dir.join("experiments");
+    let (experiments_dir, state_dir) = (dir.join("experiments"), dir.join("state"));
     std::fs::create_dir_all(&experiments_dir)?;
-    std::fs::write(
-        experiments_dir.join("embedded-delay.json"),
-        experiment(&url),
-    )?;
-    let state_dir = dir.join("state");
-    println!("running against {url} (records in {})", state_dir.display());
-    let runner = Runner::new(LoopConfig {
-        experiments_dir,
-        state_dir: state_dir.clone(),
-        defaults: Defaults::default(),
+    let experiment = serde_json::json!({
+        "name": "embedded-delay",
+        "target": {"urls": [url], "rate_per_s": 200},
+        "variants": [{"name": "fast", "params": {"delay_ms": 2}}],
+        "schedule": {"cooldown_s": 0.2, "block_s": 0.5, "max_cycles": 8, "soak_s": 2,
+                     "max_duration_s": 60}
+    });
+    std::fs::write(experiments_dir.join("delay.json"), experiment.to_string())?;
+    let config = LoopConfig {
         apply_by: ApplyBy::Caller,
-        selection: Selection::Pending,
-        repeat: Repeat::Once,
-        seed: None,
-        window: None,
-    })?;
-    let mut bench = InMemoryBench {
-        setting: Arc::clone(&setting),
-        state_dir,
-        coach: NoCoach,
+        ..LoopConfig::new(experiments_dir, &state_dir)
     };
-    let end = runner
-        .run(&TokioClock::new(), &CancelToken::new(), &mut bench)
+    let mut bench = bench_fn(|experiment: &Experiment, _run: &_| {
+        Ok::<_, String>(Parts {
+            probe: EngineProbe::new(experiment.probe_target().ok_or("no target.urls")?),
+            applier: SetDelay(Arc::clone(&delay_ms), experiment.clone()),
+            judge: EngineJudge::new(experiment),
+            observer: Records::new(&state_dir),
+        })
+    });
+    let clock = TokioClock::new();
+    Runner::new(config)?
+        .run(&clock, &CancelToken::new(), &mut bench)
         .await?;
+    for d in history(&state_dir)? {
+        let p50 = d.estimates.p50_change_pct.unwrap_or(f64::NAN);
+        println!("{}: {} (p50 {p50:+.1} %)", d.variant, d.decision.as_str());
+    }
     println!(
-        "{} run(s); live delay now {} ms",
-        end.runs,
-        setting.load(Ordering::SeqCst) / 1000
+        "live delay now {} ms (records in {})",
+        delay_ms.load(SeqCst),
+        state_dir.display()
     );
     Ok(())
 }
 
-/// The experiment, as this program describes its own setting: no `apply`, its applier sets the
-/// value itself.
-fn experiment(url: &str) -> String {
-    serde_json::json!({
-        "name": "embedded-delay",
-        "description": "Does a 2 ms delay serve faster than the 10 ms one the program starts with?",
-        "target": {"urls": [url], "rate_per_s": 50},
-        "variants": [{"name": "fast", "params": {"delay_ms": 2}}],
-        "schedule": {"cooldown_s": 0.2, "block_s": 1, "max_cycles": 4, "soak_s": 2,
-                     "max_duration_s": 60}
-    })
-    .to_string()
-}
+/// This program's applier: an arm is a value of its in-memory delay (the baseline: as found).
+struct SetDelay(Arc<AtomicU64>, Experiment);
 
-/// This program's side of the run loop: the real probe and judge, its own applier, the records.
-struct InMemoryBench {
-    setting: Setting,
-    state_dir: std::path::PathBuf,
-    coach: NoCoach,
-}
-
-impl Bench for InMemoryBench {
-    type Probe = EngineProbe;
-    type Applier = InMemoryApplier;
-    type Judge = EngineJudge;
-    type Coach = NoCoach;
-    type Observer = Records;
-    type Error = Box<dyn std::error::Error>;
-
-    fn parts(
-        &mut self,
-        experiment: &Experiment,
-        _run: &RunConfig,
-    ) -> Result<Parts<EngineProbe, InMemoryApplier, EngineJudge, Records>, Self::Error> {
-        Ok(Parts {
-            probe: EngineProbe::new(experiment.probe_target().ok_or("target.urls is missing")?),
-            applier: InMemoryApplier {
-                setting: Arc::clone(&self.setting),
-                experiment: experiment.clone(),
-            },
-            judge: EngineJudge::new(experiment),
-            observer: Records::new(&self.state_dir),
-        })
-    }
-
-    fn coach(&mut self) -> &mut NoCoach {
-        &mut self.coach
-    }
-
-    #[expect(clippy::print_stdout, reason = "a runnable example talks to its user")]
-    fn finished(
-        &mut self,
-        _experiment: &Experiment,
-        _parts: Parts<EngineProbe, InMemoryApplier, EngineJudge, Records>,
-        outcome: Result<&RunReport, &EngineError>,
-    ) -> Result<(), Self::Error> {
-        let report = outcome.unwrap_or_else(EngineError::report);
-        for d in &report.decisions {
-            println!(
-                "{}: {} (p50 {:+.1} %): {}",
-                d.variant,
-                d.decision.as_str(),
-                d.estimates.p50_change_pct.unwrap_or(f64::NAN),
-                d.reasons.first().map_or("", String::as_str)
-            );
-        }
-        Ok(())
-    }
-}
-
-/// This program's applier: arms are values of its in-memory setting.
-struct InMemoryApplier {
-    setting: Setting,
-    experiment: Experiment,
-}
-
-impl Applier for InMemoryApplier {
-    async fn check_baseline(&mut self) -> Result<(), ApplyFailure> {
-        Ok(())
-    }
-
+impl Applier for SetDelay {
     async fn switch(&mut self, arm: &str) -> Result<(), ApplyFailure> {
-        let delay_ms = match self.experiment.arm_values(arm) {
-            Some(values) => values["delay_ms"]
-                .parse::<u64>()
-                .map_err(|e| ApplyFailure {
-                    message: format!("{arm}: delay_ms is not a number: {e}"),
-                    original_live: true,
-                    cause: FailureCause::Config,
-                })?,
-            // The baseline is the configuration as found.
+        let delay = match self.1.arm_values(arm) {
+            Some(values) => values["delay_ms"].parse().map_err(|e| ApplyFailure {
+                message: format!("{arm}: delay_ms: {e}"),
+                original_live: true,
+                cause: FailureCause::Config,
+            })?,
             None => FOUND_DELAY_MS,
         };
-        self.setting.store(delay_ms * 1000, Ordering::SeqCst);
+        self.0.store(delay, SeqCst);
         Ok(())
     }
 
     async fn restore(&mut self) -> Result<(), ApplyFailure> {
-        self.setting.store(FOUND_DELAY_MS * 1000, Ordering::SeqCst);
-        Ok(())
-    }
-
-    async fn close(&mut self) -> Result<(), ApplyFailure> {
-        Ok(())
-    }
-
-    async fn keep(&mut self, _variant: &str) -> Result<(), ApplyFailure> {
+        self.0.store(FOUND_DELAY_MS, SeqCst);
         Ok(())
     }
 }
 
-/// Serves on 127.0.0.1 (a free port): every response waits the current delay.
-async fn serve(setting: Setting) -> std::io::Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+/// Serves on a free loopback port: every response waits the current delay.
+async fn serve(delay_ms: Arc<AtomicU64>) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/", listener.local_addr()?);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let setting = Arc::clone(&setting);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_: Request<Incoming>| {
-                    let delay = Duration::from_micros(setting.load(Ordering::SeqCst));
-                    async move {
-                        tokio::time::sleep(delay).await;
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok\n"))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+            let delay_ms = Arc::clone(&delay_ms);
+            let service = hyper::service::service_fn(move |_| {
+                let delay = Duration::from_millis(delay_ms.load(SeqCst));
+                async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok\n"))))
+                }
             });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
         }
     });
-    Ok(format!("http://{addr}/"))
+    Ok(url)
 }

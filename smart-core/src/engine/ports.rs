@@ -43,8 +43,11 @@ pub trait Probe {
 )]
 pub trait Applier {
     /// Checks that the configuration as found is sound (validates and is healthy) before any
-    /// change; on failure nothing was changed.
-    async fn check_baseline(&mut self) -> Result<(), ApplyFailure>;
+    /// change; on failure nothing was changed. Checks nothing by default (an applier whose arms
+    /// are values in memory has no files to validate).
+    async fn check_baseline(&mut self) -> Result<(), ApplyFailure> {
+        Ok(())
+    }
 
     /// Makes `arm` (`baseline` or a variant's name) live: write, validate, reload, live check,
     /// health. On failure it restores the original itself and says whether that worked.
@@ -56,12 +59,20 @@ pub trait Applier {
 
     /// Ends a run that keeps nothing: the original is live (the engine restored it); verify it
     /// once more and record the run closed, so recovery has nothing to do. Called once, last,
-    /// after a successful [`Applier::check_baseline`].
-    async fn close(&mut self) -> Result<(), ApplyFailure>;
+    /// after a successful [`Applier::check_baseline`]. Does nothing by default (an applier
+    /// without a journal has nothing to record).
+    async fn close(&mut self) -> Result<(), ApplyFailure> {
+        Ok(())
+    }
 
     /// Ends the run with `variant` left live (a durable record, so recovery never reverts it).
-    /// Called once, last, instead of [`Applier::close`].
-    async fn keep(&mut self, variant: &str) -> Result<(), ApplyFailure>;
+    /// Called once, last, instead of [`Applier::close`]. Does nothing by default: the variant
+    /// [`Applier::switch`] made live stays live (an applier without a journal has nothing to
+    /// record).
+    async fn keep(&mut self, variant: &str) -> Result<(), ApplyFailure> {
+        let _ = variant;
+        Ok(())
+    }
 }
 
 /// The statistical judge of one experiment: a state machine over finished cycles.

@@ -94,6 +94,24 @@ pub struct LoopConfig {
     pub window: Option<RunWindow>,
 }
 
+impl LoopConfig {
+    /// One pass over the undecided experiments of `experiments_dir`, recorded in `state_dir`:
+    /// default agent settings, smart-apply changing the configuration ([`ApplyBy::Smart`]), a
+    /// fresh seed per run, any time of day. Change a field for anything else.
+    pub fn new(experiments_dir: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> LoopConfig {
+        LoopConfig {
+            experiments_dir: experiments_dir.into(),
+            state_dir: state_dir.into(),
+            defaults: Defaults::default(),
+            apply_by: ApplyBy::Smart,
+            selection: Selection::Pending,
+            repeat: Repeat::Once,
+            seed: None,
+            window: None,
+        }
+    }
+}
+
 /// The parts one run works through that the [`Bench`] makes for it, owned by the run.
 #[derive(Debug)]
 pub struct Parts<P, A, J, O> {
@@ -155,6 +173,67 @@ pub trait Bench {
     /// nothing by default.
     fn waiting(&mut self, experiment: &Experiment, window: &RunWindow, wait: Duration) {
         let _ = (experiment, window, wait);
+    }
+}
+
+/// A [`Bench`] that is only a function making each run's parts: no coach, nothing done after a
+/// run (read the records for what it decided). Made by [`bench_fn`].
+#[derive(Debug)]
+pub struct BenchFn<F> {
+    parts: F,
+    coach: engine::NoCoach,
+}
+
+/// The bench whose every run's parts `parts` makes, for a front end that needs nothing else.
+///
+/// ```no_run
+/// # fn demo<P: smart_core::engine::Probe, A: smart_core::engine::Applier,
+/// #          J: smart_core::engine::Judge>(probe: P, applier: A, judge: J) {
+/// use smart_core::engine::NoObserver;
+/// use smart_core::runner::{Parts, bench_fn};
+///
+/// let (mut probe, mut applier, mut judge) = (Some(probe), Some(applier), Some(judge));
+/// let bench = bench_fn(move |_experiment, _run| {
+///     Ok::<_, String>(Parts {
+///         probe: probe.take().ok_or("one run only")?,
+///         applier: applier.take().ok_or("one run only")?,
+///         judge: judge.take().ok_or("one run only")?,
+///         observer: NoObserver,
+///     })
+/// });
+/// # let _ = bench; }
+/// ```
+pub fn bench_fn<F, P, A, J, O, E>(parts: F) -> BenchFn<F>
+where
+    F: FnMut(&Experiment, &RunConfig) -> Result<Parts<P, A, J, O>, E>,
+{
+    BenchFn {
+        parts,
+        coach: engine::NoCoach,
+    }
+}
+
+impl<F, P, A, J, O, E> Bench for BenchFn<F>
+where
+    F: FnMut(&Experiment, &RunConfig) -> Result<Parts<P, A, J, O>, E>,
+    P: Probe,
+    A: Applier,
+    J: Judge,
+    O: Observer,
+{
+    type Probe = P;
+    type Applier = A;
+    type Judge = J;
+    type Coach = engine::NoCoach;
+    type Observer = O;
+    type Error = E;
+
+    fn parts(&mut self, experiment: &Experiment, run: &RunConfig) -> Result<Parts<P, A, J, O>, E> {
+        (self.parts)(experiment, run)
+    }
+
+    fn coach(&mut self) -> &mut engine::NoCoach {
+        &mut self.coach
     }
 }
 
