@@ -1,4 +1,4 @@
-//! The engine's [`smart_core::engine::Applier`] port, implemented over [`Applier`] and
+//! The engine's [`smart_core::engine::ApplierPort`] port, implemented over [`Applier`] and
 //! [`Session`] for one validated experiment, so `smart run` can hand it to the engine as is.
 
 use std::sync::Arc;
@@ -62,7 +62,7 @@ fn failure(error: Error) -> ApplyFailure {
     }
 }
 
-impl engine::Applier for EngineApplier<'_> {
+impl engine::ApplierPort for EngineApplier<'_> {
     async fn check_baseline(&mut self) -> Result<(), ApplyFailure> {
         let session = self
             .applier

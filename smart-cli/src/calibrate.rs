@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use smart_core::Experiment;
-use smart_core::engine::{BlockRequest, Probe};
+use smart_core::engine::{BlockRequest, ProbePort};
 use smart_core::validate::validate_file;
 
 use crate::Global;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use smart_core::AgentConfig;
-use smart_core::engine::{Event, EventKind, Observer, ObserverError};
+use smart_core::engine::{Event, EventKind, ObserverError, ObserverPort};
 use smart_core::records::{self, RunState};
 use smart_metrics::{Facts, MetricsServer, Textfile};
 
@@ -148,7 +148,7 @@ pub(crate) fn observer(config: &AgentConfig) -> Publish {
 #[derive(Debug)]
 pub(crate) struct Publish(Option<Textfile>);
 
-impl Observer for Publish {
+impl ObserverPort for Publish {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         if let Some(textfile) = &mut self.0 {
             textfile.event(event)?;

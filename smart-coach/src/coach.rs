@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 use smart_core::audit::{Action, AuditLog, Entry, Outcome, format_utc};
-use smart_core::engine::{Advice, AdviceAction, AdviceRequest, Coach, NoCoach};
+use smart_core::engine::{Advice, AdviceAction, AdviceRequest, CoachPort, NoCoach};
 use smart_core::records::DecisionRecord;
 use tokio::time::Instant;
 
@@ -256,7 +256,7 @@ impl RemoteCoach {
     }
 }
 
-impl Coach for RemoteCoach {
+impl CoachPort for RemoteCoach {
     fn advises(&self) -> bool {
         self.config.mode() == Mode::Advise
     }
@@ -435,9 +435,9 @@ impl MaybeCoach {
     }
 }
 
-impl Coach for MaybeCoach {
+impl CoachPort for MaybeCoach {
     fn advises(&self) -> bool {
-        self.0.as_ref().is_some_and(Coach::advises)
+        self.0.as_ref().is_some_and(CoachPort::advises)
     }
 
     async fn report(&mut self, decision: &DecisionRecord) {

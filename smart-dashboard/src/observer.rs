@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use smart_core::engine::{Event, EventKind, Observer, ObserverError};
+use smart_core::engine::{Event, EventKind, ObserverError, ObserverPort};
 
 use crate::{Dashboard, DashboardError};
 
@@ -85,7 +85,7 @@ impl LiveDashboard {
     }
 }
 
-impl Observer for LiveDashboard {
+impl ObserverPort for LiveDashboard {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         if let Err(e) = self.handle(event) {
             self.error = Some(e);

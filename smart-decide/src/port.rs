@@ -1,5 +1,5 @@
 //! The engine's judge port over [`Judge`]: smart-core's engine feeds finished cycles through
-//! [`smart_core::engine::Judge`], and this adapter turns its blocks into [`BlockSample`]s and the
+//! [`smart_core::engine::JudgePort`], and this adapter turns its blocks into [`BlockSample`]s and the
 //! reports into the engine's [`Judgement`]s (with the full [`VariantReport`] as JSON).
 
 use smart_core::Experiment;
@@ -53,7 +53,7 @@ impl EngineJudge {
     }
 }
 
-impl engine::Judge for EngineJudge {
+impl engine::JudgePort for EngineJudge {
     fn record_cycle(
         &mut self,
         variant: usize,
@@ -157,7 +157,7 @@ fn judgement(report: &VariantReport) -> Judgement {
 
 #[cfg(test)]
 mod tests {
-    use smart_core::engine::{BlockMeasurement, Judge as _};
+    use smart_core::engine::{BlockMeasurement, JudgePort as _};
     use smart_core::{Defaults, validate};
 
     use super::*;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use smart_core::engine::{Event, EventKind, Observer, ObserverError};
+use smart_core::engine::{Event, EventKind, ObserverError, ObserverPort};
 
 use smart_core::records::{RunState, read_status};
 
@@ -106,7 +106,7 @@ impl Textfile {
     }
 }
 
-impl Observer for Textfile {
+impl ObserverPort for Textfile {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         let written = match event.kind {
             EventKind::RunStarted { .. } | EventKind::RunFinished(_) => {

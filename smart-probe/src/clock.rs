@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use smart_core::engine::Clock;
+use smart_core::engine::ClockPort;
 use tokio::time::Instant;
 
 /// The real clock, for runs (and the run loop) inside a tokio runtime.
@@ -28,7 +28,7 @@ impl Default for TokioClock {
     }
 }
 
-impl Clock for TokioClock {
+impl ClockPort for TokioClock {
     fn wall(&self) -> SystemTime {
         SystemTime::now()
     }

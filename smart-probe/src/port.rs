@@ -1,5 +1,5 @@
 //! The engine's probe port over [`Probe`]: smart-core's engine measures blocks through
-//! [`smart_core::engine::Probe`], and this adapter runs them on the real probe, forwards its live
+//! [`smart_core::engine::ProbePort`], and this adapter runs them on the real probe, forwards its live
 //! progress, and turns each [`BlockResult`] into the engine's [`BlockMeasurement`].
 
 use std::cell::RefCell;
@@ -51,7 +51,7 @@ impl EngineProbe {
     }
 }
 
-impl engine::Probe for EngineProbe {
+impl engine::ProbePort for EngineProbe {
     async fn measure(
         &mut self,
         request: &BlockRequest<'_>,

@@ -371,7 +371,7 @@ impl AccessLogSource {
     }
 }
 
-impl engine::Probe for AccessLogSource {
+impl engine::ProbePort for AccessLogSource {
     async fn measure(
         &mut self,
         request: &BlockRequest<'_>,

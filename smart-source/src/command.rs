@@ -144,7 +144,7 @@ impl CommandSource {
     }
 }
 
-impl engine::Probe for CommandSource {
+impl engine::ProbePort for CommandSource {
     async fn measure(
         &mut self,
         request: &BlockRequest<'_>,

@@ -1,6 +1,6 @@
 //! Metric sources for `smart` other than its own HTTP probe (`smart-probe`).
 //!
-//! Each source implements the engine's measurement port ([`smart_core::engine::Probe`]) and
+//! Each source implements the engine's measurement port ([`smart_core::engine::ProbePort`]) and
 //! yields, per block, what the judge needs: raw latencies where the source has them, otherwise
 //! the block's quantiles, and the answered and failed counts.
 //!

@@ -260,7 +260,7 @@ struct QueryData {
     result: serde_json::Value,
 }
 
-impl engine::Probe for PrometheusSource {
+impl engine::ProbePort for PrometheusSource {
     async fn measure(
         &mut self,
         request: &BlockRequest<'_>,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::{Response, body::Bytes};
-use smart_core::engine::{Applier, ApplyFailure, CancelToken, FailureCause};
+use smart_core::engine::{ApplierPort, ApplyFailure, CancelToken, FailureCause};
 use smart_core::records::{Records, history};
 use smart_core::runner::{LoopConfig, Parts, Runner, bench_fn};
 use smart_core::{Experiment, validate::ApplyBy};
@@ -74,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// This program's applier: an arm is a value of its in-memory delay (the baseline: as found).
 struct SetDelay(Arc<AtomicU64>, Experiment);
 
-impl Applier for SetDelay {
+impl ApplierPort for SetDelay {
     async fn switch(&mut self, arm: &str) -> Result<(), ApplyFailure> {
         let delay = match self.1.arm_values(arm) {
             Some(values) => values["delay_ms"].parse().map_err(|e| ApplyFailure {

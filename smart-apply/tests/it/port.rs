@@ -4,7 +4,7 @@ use std::fs;
 
 use serde_json::json;
 use smart_apply::{Applier, Config, EngineApplier, RunLock};
-use smart_core::engine::Applier as _;
+use smart_core::engine::ApplierPort as _;
 use smart_core::{Defaults, validate};
 
 use crate::support::Env;

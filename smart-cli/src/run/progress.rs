@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use smart_core::engine::{
-    BlockInfo, BlockKind, Event, EventKind, LiveProgress, Observer, ObserverError,
+    BlockInfo, BlockKind, Event, EventKind, LiveProgress, ObserverError, ObserverPort,
 };
 use smart_core::records::DecisionRecord;
 
@@ -58,7 +58,7 @@ impl Show {
     }
 }
 
-impl Observer for Show {
+impl ObserverPort for Show {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         if let EventKind::RunStarted { plan, .. } = event.kind {
             self.variants.clone_from(&plan.variants);

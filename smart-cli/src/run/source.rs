@@ -71,7 +71,7 @@ impl Source {
     }
 }
 
-impl engine::Probe for Source {
+impl engine::ProbePort for Source {
     async fn measure(
         &mut self,
         request: &BlockRequest<'_>,

@@ -76,7 +76,7 @@ fn token_file_mistakes_name_the_fix() {
 
 #[tokio::test]
 async fn maybe_coach_without_a_coach_reports_nowhere_and_reverts() {
-    use smart_core::engine::{AdviceAction, AdviceRequest, Coach};
+    use smart_core::engine::{AdviceAction, AdviceRequest, CoachPort};
     let dir = tempfile::tempdir().unwrap();
     let mut none = smart_coach::MaybeCoach::from(load(dir.path(), "").unwrap());
     assert!(none.get().is_none());

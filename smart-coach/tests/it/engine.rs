@@ -8,7 +8,7 @@ use std::rc::Rc;
 use serde_json::json;
 use smart_coach::RemoteCoach;
 use smart_core::engine::{
-    CancelToken, Coach, NoObserver, Observer, Ports, RunConfig, RunReport, Verdict,
+    CancelToken, CoachPort, NoObserver, ObserverPort, Ports, RunConfig, RunReport, Verdict,
 };
 use smart_core::records::DecisionKind;
 use tempfile::TempDir;
@@ -18,7 +18,7 @@ use crate::server::{CoachServer, Reply};
 use crate::support::coach;
 
 /// One run of the one-variant test experiment.
-pub(crate) async fn run_once<C: Coach, O: Observer>(
+pub(crate) async fn run_once<C: CoachPort, O: ObserverPort>(
     world: &Rc<World>,
     judge: &mut ScriptedJudge,
     coach: &mut C,
@@ -29,7 +29,7 @@ pub(crate) async fn run_once<C: Coach, O: Observer>(
 }
 
 /// One run of the one-variant test experiment, cancelled by `cancel`.
-async fn run_with<C: Coach, O: Observer>(
+async fn run_with<C: CoachPort, O: ObserverPort>(
     world: &Rc<World>,
     judge: &mut ScriptedJudge,
     coach: &mut C,

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 use smart_core::engine::{
-    Applier, ApplyFailure, BlockMeasurement, BlockRequest, Clock, Conclusion, CycleBlock, Judge,
-    JudgeStep, Judgement, LiveProgress, PortError, Probe, Verdict,
+    ApplierPort, ApplyFailure, BlockMeasurement, BlockRequest, ClockPort, Conclusion, CycleBlock,
+    JudgePort, JudgeStep, Judgement, LiveProgress, PortError, ProbePort, Verdict,
 };
 use smart_core::{Defaults, Experiment, validate};
 
@@ -31,7 +31,7 @@ impl RealClock {
     }
 }
 
-impl Clock for RealClock {
+impl ClockPort for RealClock {
     fn wall(&self) -> SystemTime {
         SystemTime::now()
     }
@@ -71,7 +71,7 @@ impl World {
 /// Answers every block at once: 100 requests at 20 ms, or a guardrail when the arm is broken.
 pub(crate) struct FakeProbe(pub(crate) Rc<World>);
 
-impl Probe for FakeProbe {
+impl ProbePort for FakeProbe {
     async fn measure(
         &mut self,
         request: &BlockRequest<'_>,
@@ -108,7 +108,7 @@ impl Probe for FakeProbe {
 /// Tracks the live arm; never fails.
 pub(crate) struct FakeApplier(pub(crate) Rc<World>);
 
-impl Applier for FakeApplier {
+impl ApplierPort for FakeApplier {
     async fn check_baseline(&mut self) -> Result<(), ApplyFailure> {
         Ok(())
     }
@@ -160,7 +160,7 @@ impl ScriptedJudge {
     }
 }
 
-impl Judge for ScriptedJudge {
+impl JudgePort for ScriptedJudge {
     fn record_cycle(
         &mut self,
         variant: usize,

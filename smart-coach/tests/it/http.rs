@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use smart_core::audit::Outcome;
-use smart_core::engine::{AdviceAction, AdviceRequest, Coach};
+use smart_core::engine::{AdviceAction, AdviceRequest, CoachPort};
 use tempfile::TempDir;
 
 use crate::server::{CoachServer, Reply};

@@ -3,7 +3,7 @@
 //! else answered by the local fail-safe.
 
 use serde_json::json;
-use smart_core::engine::{AdviceAction, AdviceRequest, Coach};
+use smart_core::engine::{AdviceAction, AdviceRequest, CoachPort};
 use tempfile::TempDir;
 
 use crate::server::{CoachServer, Reply};

@@ -29,7 +29,8 @@ pub use cancel::{CancelToken, Cancelled};
 pub use design::{CycleOrder, cycle_order, fresh_seed};
 pub use event::{BlockInfo, BlockKind, Event, EventKind, Phase, PhaseInfo, RunPlan};
 pub use ports::{
-    Applier, Clock, Coach, Judge, NoCoach, NoObserver, Observer, ObserverError, Probe,
+    ApplierPort, ClockPort, CoachPort, JudgePort, NoCoach, NoObserver, ObserverError, ObserverPort,
+    ProbePort,
 };
 pub use run::run;
 pub use types::{

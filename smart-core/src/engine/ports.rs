@@ -19,7 +19,7 @@ use crate::records::DecisionRecord;
     async_fn_in_trait,
     reason = "the engine is driven on one thread; implementations need not be Send"
 )]
-pub trait Probe {
+pub trait ProbePort {
     /// Sends load for `request.warmup + request.duration`, records what comes after the warm-up,
     /// and returns early (with [`BlockMeasurement::aborted`] set) when a guardrail trips.
     /// `progress` should be called at least once a second while the block runs.
@@ -41,7 +41,7 @@ pub trait Probe {
     async_fn_in_trait,
     reason = "the engine is driven on one thread; implementations need not be Send"
 )]
-pub trait Applier {
+pub trait ApplierPort {
     /// Checks that the configuration as found is sound (validates and is healthy) before any
     /// change; on failure nothing was changed. Checks nothing by default (an applier whose arms
     /// are values in memory has no files to validate).
@@ -59,15 +59,15 @@ pub trait Applier {
 
     /// Ends a run that keeps nothing: the original is live (the engine restored it); verify it
     /// once more and record the run closed, so recovery has nothing to do. Called once, last,
-    /// after a successful [`Applier::check_baseline`]. Does nothing by default (an applier
+    /// after a successful [`ApplierPort::check_baseline`]. Does nothing by default (an applier
     /// without a journal has nothing to record).
     async fn close(&mut self) -> Result<(), ApplyFailure> {
         Ok(())
     }
 
     /// Ends the run with `variant` left live (a durable record, so recovery never reverts it).
-    /// Called once, last, instead of [`Applier::close`]. Does nothing by default: the variant
-    /// [`Applier::switch`] made live stays live (an applier without a journal has nothing to
+    /// Called once, last, instead of [`ApplierPort::close`]. Does nothing by default: the variant
+    /// [`ApplierPort::switch`] made live stays live (an applier without a journal has nothing to
     /// record).
     async fn keep(&mut self, variant: &str) -> Result<(), ApplyFailure> {
         let _ = variant;
@@ -76,7 +76,7 @@ pub trait Applier {
 }
 
 /// The statistical judge of one experiment: a state machine over finished cycles.
-pub trait Judge {
+pub trait JudgePort {
     /// Feeds one finished cycle of variant `variant` (its index in the experiment) and answers
     /// whether to measure another.
     fn record_cycle(
@@ -107,7 +107,7 @@ pub trait Judge {
     async_fn_in_trait,
     reason = "the engine is driven on one thread; implementations need not be Send"
 )]
-pub trait Clock {
+pub trait ClockPort {
     /// The wall-clock time, for records.
     fn wall(&self) -> SystemTime;
 
@@ -118,7 +118,7 @@ pub trait Clock {
     async fn sleep(&self, duration: Duration);
 }
 
-/// The error an [`Observer`] returns when it cannot record: the engine then stops, restores the
+/// The error an [`ObserverPort`] returns when it cannot record: the engine then stops, restores the
 /// original and ends the run (it never keeps a change it could not record).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -139,7 +139,7 @@ impl ObserverError {
 ///
 /// Called synchronously on the engine's thread; keep it quick. Live progress arrives about once a
 /// second, ticks at least every second while the engine waits for something.
-pub trait Observer {
+pub trait ObserverPort {
     /// One event.
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError>;
 }
@@ -148,14 +148,14 @@ pub trait Observer {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoObserver;
 
-impl Observer for NoObserver {
+impl ObserverPort for NoObserver {
     fn event(&mut self, _event: &Event<'_>) -> Result<(), ObserverError> {
         Ok(())
     }
 }
 
 /// Both observers see every event (e.g. the records and a progress bar); the first error wins.
-impl<A: Observer, B: Observer> Observer for (A, B) {
+impl<A: ObserverPort, B: ObserverPort> ObserverPort for (A, B) {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         let a = self.0.event(event);
         let b = self.1.event(event);
@@ -163,7 +163,7 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
     }
 }
 
-impl<O: Observer + ?Sized> Observer for &mut O {
+impl<O: ObserverPort + ?Sized> ObserverPort for &mut O {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         (**self).event(event)
     }
@@ -178,7 +178,7 @@ impl<O: Observer + ?Sized> Observer for &mut O {
     async_fn_in_trait,
     reason = "the engine is driven on one thread; implementations need not be Send"
 )]
-pub trait Coach {
+pub trait CoachPort {
     /// Whether this coach advises at all (when not, the engine reverts inconclusive variants
     /// without asking).
     fn advises(&self) -> bool {
@@ -200,7 +200,7 @@ pub trait Coach {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoCoach;
 
-impl Coach for NoCoach {
+impl CoachPort for NoCoach {
     fn advises(&self) -> bool {
         false
     }

@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use smart_core::engine::Clock;
+//! use smart_core::engine::ClockPort;
 //! use smart_core::engine::sim::{SimClock, block_on};
 //!
 //! let clock = SimClock::new();
@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::ports::Clock;
+use super::ports::ClockPort;
 
 /// The wall-clock time a fresh [`SimClock`] starts at: 2026-01-01T00:00:00Z.
 pub const SIM_EPOCH_SECS: u64 = 1_767_225_600;
@@ -88,7 +88,7 @@ impl SimClock {
     }
 }
 
-impl Clock for SimClock {
+impl ClockPort for SimClock {
     fn wall(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(SIM_EPOCH_SECS) + self.state.borrow().now
     }

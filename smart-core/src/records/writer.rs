@@ -15,7 +15,7 @@ use super::{
 use crate::atomic::{AtomicWrite, Sync};
 use crate::audit::{Action, AuditLog, Entry, Outcome, format_utc};
 use crate::engine::{
-    BlockInfo, BlockMeasurement, Event, EventKind, Observer, ObserverError, Phase, RunPlan,
+    BlockInfo, BlockMeasurement, Event, EventKind, ObserverError, ObserverPort, Phase, RunPlan,
 };
 use crate::logs::LogRotation;
 
@@ -280,7 +280,7 @@ impl Records {
     }
 }
 
-impl Observer for Records {
+impl ObserverPort for Records {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         self.handle(event).map_err(ObserverError::new)
     }

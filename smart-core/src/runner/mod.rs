@@ -5,14 +5,14 @@
 //! cancellation between runs and while waiting.
 //!
 //! Like the [`engine`] it drives, the loop has no runtime and no I/O but reading the
-//! experiments and the records: time comes through the [`Clock`] port, so tests run it on a
+//! experiments and the records: time comes through the [`ClockPort`], so tests run it on a
 //! simulated clock, and every front end (the `smart` binary, another Rust program) runs the very
 //! same loop. What differs between front ends is a [`Bench`]: the parts of each run (the
 //! measurement source, the applier, the judge, the observer of its events), the coach, and what
 //! to do when a run is over (print, prune, log).
 //!
 //! ```no_run
-//! # async fn example<K: smart_core::engine::Clock, B: smart_core::runner::Bench>(
+//! # async fn example<K: smart_core::engine::ClockPort, B: smart_core::runner::Bench>(
 //! #     clock: &K, bench: &mut B,
 //! # ) -> Result<(), Box<dyn std::error::Error>> where B::Error: std::error::Error + 'static {
 //! use std::time::Duration;
@@ -53,8 +53,8 @@ pub use window::RunWindow;
 
 use crate::engine::race::{Either, race};
 use crate::engine::{
-    self, Applier, CancelToken, Clock, Coach, EngineError, Judge, Observer, Ports, Probe,
-    RunConfig, RunEnd, RunReport,
+    self, ApplierPort, CancelToken, ClockPort, CoachPort, EngineError, JudgePort, ObserverPort,
+    Ports, ProbePort, RunConfig, RunEnd, RunReport,
 };
 use crate::validate::ApplyBy;
 use crate::{Defaults, Experiment, records};
@@ -128,16 +128,16 @@ pub struct Parts<P, A, J, O> {
 /// A front end's side of the loop: makes the parts of each run and hears how it ended. This is
 /// where a front end plugs in its own measurement source, applier, judge and observer.
 pub trait Bench {
-    /// The measurement source ([`Probe`]).
-    type Probe: Probe;
-    /// The applier ([`Applier`]).
-    type Applier: Applier;
-    /// The judge ([`Judge`]).
-    type Judge: Judge;
+    /// The measurement source ([`ProbePort`]).
+    type Probe: ProbePort;
+    /// The applier ([`ApplierPort`]).
+    type Applier: ApplierPort;
+    /// The judge ([`JudgePort`]).
+    type Judge: JudgePort;
     /// The coach every run shares ([`engine::NoCoach`] for none).
-    type Coach: Coach;
+    type Coach: CoachPort;
     /// The observer of one run's events ([`engine::NoObserver`] for none; a tuple for several).
-    type Observer: Observer;
+    type Observer: ObserverPort;
     /// Why the bench could not make a run's parts or finish it; it ends the loop.
     type Error;
 
@@ -187,8 +187,8 @@ pub struct BenchFn<F> {
 /// The bench whose every run's parts `parts` makes, for a front end that needs nothing else.
 ///
 /// ```no_run
-/// # fn demo<P: smart_core::engine::Probe, A: smart_core::engine::Applier,
-/// #          J: smart_core::engine::Judge>(probe: P, applier: A, judge: J) {
+/// # fn demo<P: smart_core::engine::ProbePort, A: smart_core::engine::ApplierPort,
+/// #          J: smart_core::engine::JudgePort>(probe: P, applier: A, judge: J) {
 /// use smart_core::engine::NoObserver;
 /// use smart_core::runner::{Parts, bench_fn};
 ///
@@ -216,10 +216,10 @@ where
 impl<F, P, A, J, O, E> Bench for BenchFn<F>
 where
     F: FnMut(&Experiment, &RunConfig) -> Result<Parts<P, A, J, O>, E>,
-    P: Probe,
-    A: Applier,
-    J: Judge,
-    O: Observer,
+    P: ProbePort,
+    A: ApplierPort,
+    J: JudgePort,
+    O: ObserverPort,
 {
     type Probe = P;
     type Applier = A;
@@ -303,7 +303,7 @@ impl Runner {
     /// it again every `rescan` until `cancel` is tripped. A trip stops the run under way (it
     /// restores the original) and the loop. Searches are left out (see
     /// [`Runner::run_searching`]).
-    pub async fn run<K: Clock, B: Bench>(
+    pub async fn run<K: ClockPort, B: Bench>(
         self,
         clock: &K,
         cancel: &CancelToken,
@@ -315,7 +315,7 @@ impl Runner {
     /// [`Runner::run`], and after the experiments of each pass every search of the queue, each
     /// from where its state in the state dir stands until it is over or the stop, its candidates
     /// chosen by `strategy` (see [`Strategy`]).
-    pub async fn run_searching<K: Clock, B: SearchBench, S: Strategy>(
+    pub async fn run_searching<K: ClockPort, B: SearchBench, S: Strategy>(
         self,
         clock: &K,
         cancel: &CancelToken,
@@ -325,7 +325,7 @@ impl Runner {
         self.drive(clock, cancel, bench, &With(strategy)).await
     }
 
-    async fn drive<K: Clock, B: Bench, R: Searches<B>>(
+    async fn drive<K: ClockPort, B: Bench, R: Searches<B>>(
         self,
         clock: &K,
         cancel: &CancelToken,
@@ -404,7 +404,7 @@ impl Runner {
 /// What a pass does with the queue's searches.
 trait Searches<B: Bench> {
     /// Runs search `experiment` (`None`: left out); its outcome and the runs it made.
-    async fn run<K: Clock>(
+    async fn run<K: ClockPort>(
         &self,
         experiment: &Experiment,
         config: &search::SearchConfig<'_>,
@@ -418,7 +418,7 @@ trait Searches<B: Bench> {
 struct Skip;
 
 impl<B: Bench> Searches<B> for Skip {
-    async fn run<K: Clock>(
+    async fn run<K: ClockPort>(
         &self,
         _experiment: &Experiment,
         _config: &search::SearchConfig<'_>,
@@ -434,7 +434,7 @@ impl<B: Bench> Searches<B> for Skip {
 struct With<'s, S>(&'s S);
 
 impl<B: SearchBench, S: Strategy> Searches<B> for With<'_, S> {
-    async fn run<K: Clock>(
+    async fn run<K: ClockPort>(
         &self,
         experiment: &Experiment,
         config: &search::SearchConfig<'_>,
@@ -467,7 +467,7 @@ fn fits_window(config: &LoopConfig, pending: &[Experiment]) -> Result<(), QueueE
 
 /// Runs one experiment through the engine with the parts `bench` makes for it: a fresh seed
 /// (unless `seed` is given) and run id, then [`engine::run`], then [`Bench::finished`].
-pub async fn run_experiment<K: Clock, B: Bench>(
+pub async fn run_experiment<K: ClockPort, B: Bench>(
     experiment: &Experiment,
     seed: Option<u64>,
     cancel: &CancelToken,
@@ -485,7 +485,7 @@ pub async fn run_experiment<K: Clock, B: Bench>(
 
 /// Runs one experiment as run `run` through the engine with the parts `bench` makes for it, then
 /// [`Bench::finished`].
-async fn run_with<K: Clock, B: Bench>(
+async fn run_with<K: ClockPort, B: Bench>(
     experiment: &Experiment,
     run: RunConfig,
     clock: &K,

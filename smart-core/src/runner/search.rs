@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Bench, LoopError, run_with};
 use crate::atomic::{AtomicWrite, Sync};
-use crate::engine::{Applier, CancelToken, Clock, RunConfig, RunEnd};
+use crate::engine::{ApplierPort, CancelToken, ClockPort, RunConfig, RunEnd};
 use crate::experiment::ExperimentSpec;
 use crate::records::{self, DecisionRecord};
 use crate::validate::ApplyBy;
@@ -243,7 +243,7 @@ pub struct SearchConfig<'c> {
 /// a candidate's run fails, or `cancel` is tripped; its outcome and the runs it made. This is
 /// what [`super::Runner::run_searching`] does for each search of its queue, for a front end that
 /// runs one search itself (`smart demo`).
-pub async fn run_search<K: Clock, B: SearchBench, S: Strategy>(
+pub async fn run_search<K: ClockPort, B: SearchBench, S: Strategy>(
     experiment: &Experiment,
     strategy: &S,
     config: &SearchConfig<'_>,
@@ -391,7 +391,7 @@ fn candidates_in<S: Serialize>(stored: &Stored<S>) -> usize {
 }
 
 /// A run of candidate `id` (0: the final apply): its own seed (unless given) and run id.
-fn new_run<K: Clock>(
+fn new_run<K: ClockPort>(
     experiment: &Experiment,
     seed: Option<u64>,
     id: u32,

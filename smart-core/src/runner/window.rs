@@ -3,7 +3,7 @@
 //!
 //! A run starts only when the whole of its time box (`schedule.max_duration_s`) fits before the
 //! window closes; the engine's time box then ends it in time, whatever happens. Otherwise the loop
-//! waits (on the [`Clock`](crate::engine::Clock) port, so tests use simulated time) until the
+//! waits (on the [`ClockPort`](crate::engine::ClockPort) port, so tests use simulated time) until the
 //! window next opens. Times are UTC: smart reads no local time zone, and a window that shifted with
 //! one (or with daylight saving) could put a run into the busy hours it was meant to avoid.
 
@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::Bench;
 use crate::Experiment;
 use crate::engine::race::{Either, race};
-use crate::engine::{CancelToken, Clock};
+use crate::engine::{CancelToken, ClockPort};
 
 /// Seconds in a day (Unix time has no leap seconds).
 const DAY_S: u64 = 86_400;
@@ -118,7 +118,7 @@ pub(super) fn too_long(window: &RunWindow, experiments: &[Experiment]) -> Vec<St
 }
 
 /// Waits until `experiment` may start in `window`; `false` when `cancel` was tripped meanwhile.
-pub(super) async fn wait_for<K: Clock, B: Bench>(
+pub(super) async fn wait_for<K: ClockPort, B: Bench>(
     window: &RunWindow,
     experiment: &Experiment,
     clock: &K,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use smart_core::engine::sim::block_on;
 use smart_core::engine::{
-    AdviceAction, Arm, Clock, EngineError, Event, EventKind, LiveConfig, Observer, ObserverError,
-    Ports, RunConfig, RunEnd, RunReport, cycle_order,
+    AdviceAction, Arm, ClockPort, EngineError, Event, EventKind, LiveConfig, ObserverError,
+    ObserverPort, Ports, RunConfig, RunEnd, RunReport, cycle_order,
 };
 use smart_core::records::DecisionKind;
 
@@ -54,7 +54,7 @@ impl Harness {
         result
     }
 
-    pub(crate) fn run_observed<O: Observer>(
+    pub(crate) fn run_observed<O: ObserverPort>(
         &mut self,
         observer: &mut O,
     ) -> Result<RunReport, EngineError> {
@@ -94,7 +94,7 @@ pub(crate) struct EventLog {
     pub(crate) ticks: u32,
 }
 
-impl Observer for EventLog {
+impl ObserverPort for EventLog {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         let t = event.elapsed.as_secs_f64();
         match event.kind {
@@ -402,7 +402,7 @@ struct Breaker<'a> {
     log: &'a mut EventLog,
 }
 
-impl Observer for Breaker<'_> {
+impl ObserverPort for Breaker<'_> {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         if let EventKind::BlockStarted(b) = event.kind
             && b.kind == smart_core::engine::BlockKind::Soak

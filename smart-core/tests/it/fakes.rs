@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 use smart_core::engine::sim::SimClock;
 use smart_core::engine::{
-    Advice, AdviceAction, AdviceRequest, Applier, ApplyFailure, Arm, BlockMeasurement,
-    BlockRequest, Bounds, CancelToken, Clock, Coach, Conclusion, CycleBlock, Estimates,
-    FailureCause, Judge, JudgeStep, Judgement, LiveProgress, PortError, Probe, Verdict,
+    Advice, AdviceAction, AdviceRequest, ApplierPort, ApplyFailure, Arm, BlockMeasurement,
+    BlockRequest, Bounds, CancelToken, ClockPort, CoachPort, Conclusion, CycleBlock, Estimates,
+    FailureCause, JudgePort, JudgeStep, Judgement, LiveProgress, PortError, ProbePort, Verdict,
 };
 use smart_core::records::DecisionRecord;
 use smart_core::{Defaults, Experiment, validate};
@@ -128,7 +128,7 @@ impl FakeProbe {
 
 const RATE: f64 = 50.0;
 
-impl Probe for FakeProbe {
+impl ProbePort for FakeProbe {
     async fn measure(
         &mut self,
         request: &BlockRequest<'_>,
@@ -248,7 +248,7 @@ impl FakeApplier {
     }
 }
 
-impl Applier for FakeApplier {
+impl ApplierPort for FakeApplier {
     async fn check_baseline(&mut self) -> Result<(), ApplyFailure> {
         self.world.call("check".to_owned());
         if self.fail_check {
@@ -360,7 +360,7 @@ impl ToyJudge {
     }
 }
 
-impl Judge for ToyJudge {
+impl JudgePort for ToyJudge {
     fn record_cycle(
         &mut self,
         variant: usize,
@@ -505,7 +505,7 @@ impl FakeCoach {
     }
 }
 
-impl Coach for FakeCoach {
+impl CoachPort for FakeCoach {
     fn advises(&self) -> bool {
         self.advise
     }

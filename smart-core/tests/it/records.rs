@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::json;
 use smart_core::audit::{Action, Line, Outcome};
-use smart_core::engine::{Event, EventKind, Observer, ObserverError, Phase, RunEnd};
+use smart_core::engine::{Event, EventKind, ObserverError, ObserverPort, Phase, RunEnd};
 use smart_core::records::{
     self, DecisionKind, METRICS_HEADER, Records, RunState, history_schema, run_schema,
     status_schema,
@@ -177,7 +177,7 @@ struct StatusSpy<'a> {
     checked: u32,
 }
 
-impl Observer for StatusSpy<'_> {
+impl ObserverPort for StatusSpy<'_> {
     fn event(&mut self, event: &Event<'_>) -> Result<(), ObserverError> {
         let status = records::read_status(self.state_dir)
             .unwrap()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use smart_core::engine::sim::block_on;
-use smart_core::engine::{AdviceAction, CancelToken, Clock, EngineError, RunConfig, RunReport};
+use smart_core::engine::{AdviceAction, CancelToken, ClockPort, EngineError, RunConfig, RunReport};
 use smart_core::records::Records;
 use smart_core::runner::{Bench, LoopConfig, LoopEnd, Parts, Repeat, RunWindow, Runner, Selection};
 use smart_core::{Defaults, Experiment};

@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::json;
 use smart_core::engine::sim::{SimClock, block_on};
 use smart_core::engine::{
-    Applier, ApplyFailure, BlockMeasurement, BlockRequest, CancelToken, Clock, LiveProgress,
-    NoCoach, PortError, Ports, Probe, RunConfig, RunEnd,
+    ApplierPort, ApplyFailure, BlockMeasurement, BlockRequest, CancelToken, ClockPort,
+    LiveProgress, NoCoach, PortError, Ports, ProbePort, RunConfig, RunEnd,
 };
 use smart_core::records::{DecisionKind, Records};
 use smart_core::{Defaults, validate};
@@ -29,7 +29,7 @@ struct FakeProbe<'a> {
     state: u64,
 }
 
-impl Probe for FakeProbe<'_> {
+impl ProbePort for FakeProbe<'_> {
     async fn measure(
         &mut self,
         request: &BlockRequest<'_>,
@@ -87,7 +87,7 @@ struct FakeApplier {
     live: Live,
 }
 
-impl Applier for FakeApplier {
+impl ApplierPort for FakeApplier {
     async fn check_baseline(&mut self) -> Result<(), ApplyFailure> {
         Ok(())
     }

@@ -6,8 +6,8 @@ use std::fs;
 use std::time::Duration;
 
 use smart_core::engine::{
-    Arm, BlockInfo, BlockKind, BlockMeasurement, Event, EventKind, LiveConfig, Observer, RunEnd,
-    RunReport,
+    Arm, BlockInfo, BlockKind, BlockMeasurement, Event, EventKind, LiveConfig, ObserverPort,
+    RunEnd, RunReport,
 };
 use smart_dashboard::{Dashboard, LiveDashboard};
 

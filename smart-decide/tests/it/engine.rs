@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use smart_core::engine::sim::{SimClock, block_on};
 use smart_core::engine::{
-    Applier, ApplyFailure, BlockMeasurement, BlockRequest, CancelToken, Clock, LiveProgress,
-    NoCoach, NoObserver, PortError, Ports, Probe, RunConfig, splitmix64,
+    ApplierPort, ApplyFailure, BlockMeasurement, BlockRequest, CancelToken, ClockPort,
+    LiveProgress, NoCoach, NoObserver, PortError, Ports, ProbePort, RunConfig, splitmix64,
 };
 use smart_core::records::DecisionKind;
 use smart_core::{Defaults, Experiment, validate};
@@ -47,7 +47,7 @@ impl SimProbe {
     }
 }
 
-impl Probe for SimProbe {
+impl ProbePort for SimProbe {
     async fn measure(
         &mut self,
         request: &BlockRequest<'_>,
@@ -111,7 +111,7 @@ impl SimApplier {
     }
 }
 
-impl Applier for SimApplier {
+impl ApplierPort for SimApplier {
     async fn check_baseline(&mut self) -> Result<(), ApplyFailure> {
         Ok(())
     }

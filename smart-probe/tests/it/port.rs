@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use smart_core::engine::{BlockRequest, LiveProgress, Probe as _};
+use smart_core::engine::{BlockRequest, LiveProgress, ProbePort as _};
 use smart_core::{Defaults, Experiment, validate};
 use smart_probe::EngineProbe;
 

@@ -7,12 +7,12 @@ use super::{BlockEnd, Fatal, Live, Runner, Stop, blocks, describe};
 use crate::BASELINE;
 use crate::audit::format_utc;
 use crate::engine::event::{BlockInfo, BlockKind, EventKind, Phase, PhaseInfo};
-use crate::engine::ports::{Applier, Clock, Coach, Judge, Observer, Probe};
+use crate::engine::ports::{ApplierPort, ClockPort, CoachPort, JudgePort, ObserverPort, ProbePort};
 use crate::engine::race::{Either, race};
 use crate::engine::types::{Arm, BlockRequest, FailureCause, LiveProgress};
 use crate::records::DecisionKind;
 
-impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+impl<P: ProbePort, A: ApplierPort, J: JudgePort, K: ClockPort, C: CoachPort, O: ObserverPort>
     Runner<'_, '_, P, A, J, K, C, O>
 {
     pub(super) fn arm_name(&self, i: usize, arm: Arm) -> String {

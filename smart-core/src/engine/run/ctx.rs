@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Stop;
 use crate::engine::CancelToken;
 use crate::engine::event::{Event, EventKind};
-use crate::engine::ports::{Clock, Observer};
+use crate::engine::ports::{ClockPort, ObserverPort};
 use crate::engine::race::{Either, race};
 
 /// How often the engine ticks its observer while it waits.
@@ -25,7 +25,7 @@ pub(super) struct Ctx<'a, K, O> {
     pub(super) blocks_left: RefCell<u32>,
 }
 
-impl<K: Clock, O: Observer> Ctx<'_, K, O> {
+impl<K: ClockPort, O: ObserverPort> Ctx<'_, K, O> {
     pub(super) fn elapsed(&self) -> Duration {
         self.clock.monotonic().saturating_sub(self.start)
     }

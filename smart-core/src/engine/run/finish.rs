@@ -5,13 +5,13 @@ use std::time::SystemTime;
 use super::{Fatal, Runner, Stop, describe};
 use crate::audit::format_utc;
 use crate::engine::event::{EventKind, Phase, RunPlan};
-use crate::engine::ports::{Applier, Clock, Coach, Judge, Observer, Probe};
+use crate::engine::ports::{ApplierPort, ClockPort, CoachPort, JudgePort, ObserverPort, ProbePort};
 use crate::engine::race::{Either, race};
 use crate::engine::types::{Conclusion, Estimates, Judgement, Verdict};
 use crate::engine::{EngineError, LiveConfig, RunEnd, RunReport};
 use crate::records::{DecisionKind, DecisionRecord};
 
-impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+impl<P: ProbePort, A: ApplierPort, J: JudgePort, K: ClockPort, C: CoachPort, O: ObserverPort>
     Runner<'_, '_, P, A, J, K, C, O>
 {
     /// Records the decisions, reports them, and builds the run's report.

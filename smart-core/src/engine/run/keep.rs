@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use super::{BlockEnd, Fatal, Live, Runner};
 use crate::engine::event::{BlockKind, EventKind, Phase};
-use crate::engine::ports::{Applier, Clock, Coach, Judge, Observer, Probe};
+use crate::engine::ports::{ApplierPort, ClockPort, CoachPort, JudgePort, ObserverPort, ProbePort};
 use crate::engine::types::Arm;
 use crate::records::DecisionKind;
 
-impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+impl<P: ProbePort, A: ApplierPort, J: JudgePort, K: ClockPort, C: CoachPort, O: ObserverPort>
     Runner<'_, '_, P, A, J, K, C, O>
 {
     /// Makes the winner live, soaks it under the guardrails, and keeps it; any failure reverts.

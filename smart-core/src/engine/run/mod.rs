@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
 use super::event::{EventKind, Phase, RunPlan};
-use super::ports::{Applier, Clock, Coach, Judge, Observer, Probe};
+use super::ports::{ApplierPort, ClockPort, CoachPort, JudgePort, ObserverPort, ProbePort};
 use super::types::{Arm, BlockMeasurement, Conclusion, FailureCause, Verdict};
 use super::{EngineError, Ports, RunConfig, RunEnd, RunReport};
 use crate::Experiment;
@@ -40,12 +40,12 @@ pub async fn run<P, A, J, K, C, O>(
     ports: Ports<'_, P, A, J, K, C, O>,
 ) -> Result<RunReport, EngineError>
 where
-    P: Probe,
-    A: Applier,
-    J: Judge,
-    K: Clock,
-    C: Coach,
-    O: Observer,
+    P: ProbePort,
+    A: ApplierPort,
+    J: JudgePort,
+    K: ClockPort,
+    C: CoachPort,
+    O: ObserverPort,
 {
     let Ports {
         probe,
@@ -229,7 +229,7 @@ struct Runner<'a, 'e, P, A, J, K, C, O> {
     kept: Option<usize>,
 }
 
-impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+impl<P: ProbePort, A: ApplierPort, J: JudgePort, K: ClockPort, C: CoachPort, O: ObserverPort>
     Runner<'_, '_, P, A, J, K, C, O>
 {
     /// The whole sequence; `Err` only when restoring the original failed.

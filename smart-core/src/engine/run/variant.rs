@@ -5,14 +5,14 @@ use super::{BlockEnd, Fatal, Runner, Stop, blocks};
 use crate::Experiment;
 use crate::engine::design::cycle_order;
 use crate::engine::event::{BlockKind, EventKind, Phase};
-use crate::engine::ports::{Applier, Clock, Coach, Judge, Observer, Probe};
+use crate::engine::ports::{ApplierPort, ClockPort, CoachPort, JudgePort, ObserverPort, ProbePort};
 use crate::engine::race::{Either, race};
 use crate::engine::types::{
     AdviceAction, AdviceRequest, Arm, BlockMeasurement, CycleBlock, JudgeStep, Judgement, Verdict,
 };
 use crate::records::DecisionKind;
 
-impl<P: Probe, A: Applier, J: Judge, K: Clock, C: Coach, O: Observer>
+impl<P: ProbePort, A: ApplierPort, J: JudgePort, K: ClockPort, C: CoachPort, O: ObserverPort>
     Runner<'_, '_, P, A, J, K, C, O>
 {
     /// Tests one variant until the judge stops it, a guardrail fires, a switch fails or the run
