@@ -4,7 +4,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use smart_core::engine::{Advice, AdviceAction, AdviceRequest, Bounds, Estimates, Judgement};
+use smart_core::engine::{Advice, AdviceAction, AdviceRequest, Estimates, Judgement};
 use smart_core::records::DecisionRecord;
 
 /// The protocol's version, sent in every message; it changes only when a field changes meaning
@@ -64,16 +64,10 @@ pub struct AdviceQuestion {
     /// Relative change of the decision metric in percent, `(variant − baseline) / baseline × 100`
     /// (negative is faster).
     pub metric_change_pct: Option<f64>,
-    /// Relative change of the median latency in percent.
-    pub p50_change_pct: Option<f64>,
-    /// Confidence bounds of `p50_change_pct`.
-    pub p50_change_bounds_pct: Option<Bounds>,
-    /// Error-rate difference in percentage points (variant − baseline).
-    pub error_rate_change_pp: Option<f64>,
-    /// Confidence bounds of `error_rate_change_pp`.
-    pub error_rate_change_bounds_pp: Option<Bounds>,
-    /// The judge's p-value of "no change", for orientation.
-    pub p_value: Option<f64>,
+    /// The median's and the error rate's change, their bounds and the p-value: the judge's
+    /// figures as the run records hold them, in the same fields.
+    #[serde(flatten)]
+    pub estimates: Estimates,
     /// The guardrail that fired, if any (then a `keep` is never honoured).
     pub guardrail: Option<String>,
     /// The judge's reasons, in plain English with the numbers.
@@ -99,14 +93,7 @@ impl AdviceQuestion {
             verdict: _,
             cycles,
             metric_change_pct,
-            estimates:
-                Estimates {
-                    p50_change_pct,
-                    p50_change_bounds_pct,
-                    error_rate_change_pp,
-                    error_rate_change_bounds_pp,
-                    p_value,
-                },
+            estimates,
             guardrail,
             reasons,
             report,
@@ -123,11 +110,7 @@ impl AdviceQuestion {
             allow_keep,
             answer_within_s,
             metric_change_pct: *metric_change_pct,
-            p50_change_pct: *p50_change_pct,
-            p50_change_bounds_pct: *p50_change_bounds_pct,
-            error_rate_change_pp: *error_rate_change_pp,
-            error_rate_change_bounds_pp: *error_rate_change_bounds_pp,
-            p_value: *p_value,
+            estimates: *estimates,
             guardrail: guardrail.clone(),
             reasons: reasons.clone(),
             report: report.clone(),

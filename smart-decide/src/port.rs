@@ -3,10 +3,7 @@
 //! reports into the engine's [`Judgement`]s (with the full [`VariantReport`] as JSON).
 
 use smart_core::Experiment;
-use smart_core::engine::{
-    self, Bounds, Conclusion, CycleBlock, Estimates, JudgeStep, Judgement, PortError,
-};
-use smart_core::experiment::Metric;
+use smart_core::engine::{self, Conclusion, CycleBlock, JudgeStep, Judgement, PortError};
 
 use crate::{Arm, BlockSample, Judge, Step, VariantReport};
 
@@ -123,32 +120,11 @@ fn quantiles(m: &engine::BlockMeasurement) -> Option<crate::BlockQuantiles> {
 
 /// The engine's view of a report: the figures it records, and the whole report as JSON.
 fn judgement(report: &VariantReport) -> Judgement {
-    let bounds = |i: &crate::Interval| Bounds {
-        lower: i.lower,
-        upper: i.upper,
-    };
     Judgement {
         verdict: report.verdict,
         cycles: report.cycles,
         metric_change_pct: report.metric_change_pct.map(|i| i.estimate),
-        // With the median as the decision metric, the estimate its bounds are centred on, so the
-        // figure and its bounds shown side by side (history, dashboard) are one interval and
-        // agree with the reasons' (issue 16 saw "-24.8 % [-39.8, +9.4]" beside a reason's
-        // "-13.8 % (bounds -39.8 % to +9.4 %)").
-        estimates: Estimates {
-            p50_change_pct: match (report.metric, &report.metric_change_pct) {
-                (Metric::P50, Some(interval)) => Some(interval.estimate),
-                _ => report.p50_change_pct,
-            },
-            // The sequential bounds are computed for the decision metric only.
-            p50_change_bounds_pct: match report.metric {
-                Metric::P50 => report.metric_change_pct.as_ref().map(bounds),
-                _ => None,
-            },
-            error_rate_change_pp: report.error_rate_change_pp.map(|i| i.estimate),
-            error_rate_change_bounds_pp: report.error_rate_change_pp.as_ref().map(bounds),
-            p_value: report.p_value,
-        },
+        estimates: report.estimates(),
         guardrail: report.guardrail.clone(),
         reasons: report.reasons.clone(),
         report: serde_json::to_value(report).expect("a report always serializes"),

@@ -6,6 +6,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use smart_core::engine::{Bounds, Estimates};
 use smart_core::experiment::Metric;
 
 /// The answer for one variant: the engine's own verdict type, so a judge's answer needs no
@@ -101,6 +102,36 @@ pub struct VariantReport {
     pub coach_may_keep: bool,
     /// Why, in plain English with the numbers.
     pub reasons: Vec<String>,
+}
+
+impl VariantReport {
+    /// The report's figures as records, status, the dashboard and the coach show them: the one
+    /// place a report becomes smart-core's [`Estimates`] (the report keeps its own JSON shape,
+    /// an interval per figure, for `docs/statistics.md`'s readers).
+    pub fn estimates(&self) -> Estimates {
+        let bounds = |i: &Interval| Bounds {
+            lower: i.lower,
+            upper: i.upper,
+        };
+        Estimates {
+            // With the median as the decision metric, the estimate its bounds are centred on, so
+            // the figure and its bounds shown side by side (history, dashboard) are one interval
+            // and agree with the reasons' (issue 16 saw "-24.8 % [-39.8, +9.4]" beside a
+            // reason's "-13.8 % (bounds -39.8 % to +9.4 %)").
+            p50_change_pct: match (self.metric, &self.metric_change_pct) {
+                (Metric::P50, Some(interval)) => Some(interval.estimate),
+                _ => self.p50_change_pct,
+            },
+            // The sequential bounds are computed for the decision metric only.
+            p50_change_bounds_pct: match self.metric {
+                Metric::P50 => self.metric_change_pct.as_ref().map(bounds),
+                _ => None,
+            },
+            error_rate_change_pp: self.error_rate_change_pp.map(|i| i.estimate),
+            error_rate_change_bounds_pp: self.error_rate_change_pp.as_ref().map(bounds),
+            p_value: self.p_value,
+        }
+    }
 }
 
 /// The judgement of a whole experiment.
