@@ -176,15 +176,14 @@ pub trait Bench {
     }
 }
 
-/// A [`Bench`] that is only a function making each run's parts: no coach, nothing done after a
-/// run (read the records for what it decided). Made by [`bench_fn`].
-#[derive(Debug)]
-pub struct BenchFn<F> {
+/// A [`Bench`] that is only a function making each run's parts (see [`bench_fn`]).
+struct BenchFn<F> {
     parts: F,
     coach: engine::NoCoach,
 }
 
-/// The bench whose every run's parts `parts` makes, for a front end that needs nothing else.
+/// The bench whose every run's parts `parts` makes, for a front end that needs nothing else: no
+/// coach, nothing done after a run (read the records for what it decided).
 ///
 /// ```no_run
 /// # fn demo<P: smart_core::engine::ProbePort, A: smart_core::engine::ApplierPort,
@@ -203,9 +202,15 @@ pub struct BenchFn<F> {
 /// });
 /// # let _ = bench; }
 /// ```
-pub fn bench_fn<F, P, A, J, O, E>(parts: F) -> BenchFn<F>
+pub fn bench_fn<F, P, A, J, O, E>(
+    parts: F,
+) -> impl Bench<Probe = P, Applier = A, Judge = J, Coach = engine::NoCoach, Observer = O, Error = E>
 where
     F: FnMut(&Experiment, &RunConfig) -> Result<Parts<P, A, J, O>, E>,
+    P: ProbePort,
+    A: ApplierPort,
+    J: JudgePort,
+    O: ObserverPort,
 {
     BenchFn {
         parts,
