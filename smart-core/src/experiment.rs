@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 mod bounded;
 mod search;
 pub use crate::measure::{AccessLog, Measure, MeasureCommand, Prometheus, SourceKind};
-pub use bounded::{Confidence, OutOfRange, Percent};
+pub use bounded::{Confidence, Improvement, OutOfRange, Percent};
 pub use search::{
     Budget, Choices, Comparison, Constraint, Domain, IntRange, MAX_LEVELS, Scale, SearchSpec,
 };
@@ -388,7 +388,7 @@ pub struct Decision {
     /// The reduction of the metric, in percent, that we must be confident of to keep a variant.
     #[serde(default = "default_min_improvement_pct")]
     #[schemars(range(min = 0), extend("exclusiveMaximum" = 100))]
-    pub min_improvement_pct: Percent,
+    pub min_improvement_pct: Improvement,
     /// The most the error rate may rise, in percentage points, at the confidence bound.
     #[serde(default = "default_max_error_increase_pp")]
     #[schemars(range(min = 0, max = 100))]
@@ -406,8 +406,8 @@ pub struct Decision {
     pub confidence: Confidence,
 }
 
-fn default_min_improvement_pct() -> Percent {
-    Percent(10.0)
+fn default_min_improvement_pct() -> Improvement {
+    Improvement(10.0)
 }
 fn default_max_error_increase_pp() -> Percent {
     Percent(2.0)

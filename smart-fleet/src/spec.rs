@@ -607,7 +607,7 @@ pub(crate) mod tests {
         );
         check(
             |v| v["decision"] = serde_json::json!({"confidence": 1.5}),
-            "decision:",
+            "1.5 is out of range; give a confidence level",
         );
         check(|v| v["fleet"]["extra"] = 1.into(), "unknown field `extra`");
     }

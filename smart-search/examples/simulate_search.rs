@@ -23,7 +23,7 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::{Binomial, Distribution, StandardNormal};
 use smart_core::engine::splitmix64;
 use smart_core::experiment::{
-    Confidence, Decision, Domain, Guardrails, IntRange, Metric, ParamValue, Percent, Scale,
+    Confidence, Decision, Domain, Guardrails, Improvement, IntRange, Metric, ParamValue, Scale,
     Schedule, SearchSpec,
 };
 use smart_decide::{Arm, BlockQuantiles, BlockSample, Judge, Step};
@@ -332,7 +332,7 @@ fn run_search(surface: &Surface, seed: u64) -> (Option<Point>, Run) {
                 let decision = Decision {
                     metric: Metric::P50,
                     confidence: Confidence::try_from(c.confidence).expect("a confidence"),
-                    min_improvement_pct: Percent::try_from(c.min_improvement_pct)
+                    min_improvement_pct: Improvement::try_from(c.min_improvement_pct)
                         .expect("a percentage"),
                     ..Decision::default()
                 };

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 use smart_core::engine::Verdict;
-use smart_core::experiment::{Confidence, Percent, SearchSpec};
+use smart_core::experiment::{Confidence, Improvement, SearchSpec};
 use smart_core::records::DecisionRecord;
 use smart_core::runner::{SearchStep, Strategy};
 use smart_core::validate::{ApplyBy, validate_text_by};
@@ -172,7 +172,8 @@ pub fn candidate_experiment(
     def.decision.metric = spec.objective;
     if let Some((confidence, margin)) = judged_at {
         def.decision.confidence = Confidence::try_from(confidence).map_err(|e| e.to_string())?;
-        def.decision.min_improvement_pct = Percent::try_from(margin).map_err(|e| e.to_string())?;
+        def.decision.min_improvement_pct =
+            Improvement::try_from(margin).map_err(|e| e.to_string())?;
     }
     def.search = None;
     def.variants = Vec::new();

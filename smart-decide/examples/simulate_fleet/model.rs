@@ -28,7 +28,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Binomial, Distribution, Exp, Poisson, StandardNormal};
-use smart_core::experiment::{Decision, Guardrails, Percent, Schedule};
+use smart_core::experiment::{Decision, Guardrails, Improvement, Schedule};
 use smart_decide::{Arm, BlockQuantiles, BlockSample, Judge, Step, Verdict};
 use statrs::function::erf::erfc;
 
@@ -177,7 +177,7 @@ pub(crate) fn run(design: Design, params: &Params, latency_factor: f64, seed: u6
     assert!(params.request_sigma > 0.0, "request_sigma must be positive");
     let mut world = World::new(design, params, seed);
     let decision = Decision {
-        min_improvement_pct: Percent::try_from(params.min_improvement_pct)
+        min_improvement_pct: Improvement::try_from(params.min_improvement_pct)
             .expect("the simulation's margins are percentages"),
         ..Decision::default()
     };

@@ -1,6 +1,6 @@
 //! The stopping rule on hand-built cases: each feeds made-up cycles and checks the verdict.
 
-use smart_core::experiment::{Confidence, Decision, Guardrails, Percent, Schedule};
+use smart_core::experiment::{Confidence, Decision, Guardrails, Improvement, Percent, Schedule};
 use smart_decide::{Arm, BlockSample, Judge, Outcome, Step, Verdict};
 
 const REQUESTS: u64 = 500;
@@ -404,6 +404,7 @@ fn settings_no_test_can_honour_are_refused() {
     };
     // Out-of-range confidences and percentages cannot reach the judge: their types refuse them.
     assert!(Confidence::try_from(1.0).is_err());
+    assert!(Improvement::try_from(100.0).is_err());
     assert!(Percent::try_from(-1.0).is_err());
     let no_p99 = Guardrails {
         max_p99_increase_pct: Some(0.0),

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::{DECISION_KEYS, GUARDRAILS_KEYS, SCHEDULE_KEYS, key_home, typed};
-use crate::experiment::{Confidence, Decision, Guardrails, Percent, Schedule};
+use crate::experiment::{Confidence, Decision, Guardrails, Improvement, Percent, Schedule};
 use crate::reader::{Range, Reader, describe, join};
 
 /// The longest duration field, in seconds (a day; `max_duration_s` may be up to 30 days).
@@ -56,8 +56,7 @@ pub(crate) fn decision(r: &mut Reader, value: &Value, field: &str) -> Option<Dec
         r.number(
             v,
             &join(field, "min_improvement_pct"),
-            Percent::range()
-                .below_max()
+            Improvement::range()
                 .hint("an improvement of 100 % or more would mean zero latency; 5 to 20 is usual"),
         );
     }
