@@ -21,7 +21,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`EngineApplier`] implements the engine's `Applier` port (`smart_core::engine`) over these
+//! [`EngineApplier`] implements the engine's `ApplierPort` (`smart_core::engine`) over these
 //! calls for one validated experiment; they map one to one:
 //! `check_baseline` → [`Applier::begin`], `switch` → [`Session::switch_to`], `restore` →
 //! [`Session::restore`], `close` → [`Session::close`], `keep` → [`Session::keep`];

@@ -1,4 +1,4 @@
-//! The engine's [`smart_core::engine::ApplierPort`] port, implemented over [`Applier`] and
+//! The engine's [`smart_core::engine::ApplierPort`], implemented over [`Applier`] and
 //! [`Session`] for one validated experiment, so `smart run` can hand it to the engine as is.
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! Ollama) that sees every decision and may weigh in on the ones the statistics could not settle.
 //!
 //! Configured by the `[coach]` table of `smart.toml` ([`CoachConfig`]); [`RemoteCoach`]
-//! implements the engine's [`Coach`](smart_core::engine::CoachPort) port. The protocol is in
+//! implements the engine's [`CoachPort`](smart_core::engine::CoachPort). The protocol is in
 //! `docs/coach-api.md`, with JSON Schemas generated from [`protocol`]'s types.
 //!
 //! Safety, whatever the coach answers: the engine honours a `keep` only within its rules (no

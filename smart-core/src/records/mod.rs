@@ -14,7 +14,7 @@
 //!   pruned.json               how many runs retention removed so far (see [`prune`])
 //! ```
 //!
-//! [`Records`] writes them as an engine [`Observer`](crate::engine::ObserverPort); the functions of
+//! [`Records`] writes them as an engine [`ObserverPort`](crate::engine::ObserverPort); the functions of
 //! this module read them back. The formats are described in `docs/engine.md`; decisions and
 //! status have JSON Schemas under `docs/`.
 

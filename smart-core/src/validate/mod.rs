@@ -54,7 +54,7 @@ pub enum ApplyBy {
     /// smart-apply, as `smart` does: `apply` is required and every param must be used by it.
     #[default]
     Smart,
-    /// A program embedding the engine with its own [`Applier`](crate::engine::ApplierPort), which
+    /// A program embedding the engine with its own [`ApplierPort`](crate::engine::ApplierPort), which
     /// makes each arm from its params ([`Experiment::arm_values`]): `apply` must be absent (the
     /// experiment's `apply()` is then empty, with no files and no command).
     Caller,
