@@ -176,7 +176,7 @@ pub struct Judge {
 
 impl Judge {
     /// A judge for the named variants, with the experiment's decision rule, guardrails and
-    /// schedule. Fails on settings no test can honour (confidence outside (0, 1), …).
+    /// schedule. Fails on settings no test can honour (no variants, no cycles, a p99 limit of 0).
     pub fn new(
         decision: &Decision,
         guardrails: &Guardrails,
@@ -886,7 +886,7 @@ fn p99_lower_bound(units: &[f64], z: f64) -> Option<f64> {
 }
 
 /// Rejects settings no test can honour that the types do not rule out already (the confidence
-/// and the percentages are `Confidence` and `Percent`, in range by construction).
+/// and the percentages are `Confidence`, `Improvement` and `Percent`, in range by construction).
 pub(crate) fn check_settings(
     guardrails: &Guardrails,
     schedule: &Schedule,
