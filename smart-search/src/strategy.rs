@@ -96,7 +96,7 @@ pub struct Candidate {
 }
 
 /// A relative change in percent with its confidence bounds (the judge's `metric_change_pct`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChangePct {
     /// The point estimate.
     pub estimate: f64,

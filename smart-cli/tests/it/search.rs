@@ -332,3 +332,142 @@ fn a_search_on_real_nginx_keeps_the_big_win_survives_sigkill_and_resumes() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     site.assert_serves("0");
 }
+
+/// A state dir with a search that kept level 5 over 1, then 9 over 5, and confirmed 9 against 1
+/// (judged by a fake judge, written as `smart run` stores it), with its last candidate's status.
+fn judged_search_site() -> tempfile::TempDir {
+    use smart_core::runner::{SearchStep, Strategy};
+    use smart_core::validate::{ApplyBy, validate_text};
+    use smart_search::{ChangePct, Judged, PatternSearch, Space};
+
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("exp")).unwrap();
+    fs::write(
+        dir.path().join("smart.toml"),
+        "experiments_dir = \"exp\"\nstate_dir = \"state\"\n",
+    )
+    .unwrap();
+    let json = r#"{
+        "name": "levels",
+        "target": {"urls": ["http://127.0.0.1:9/"]},
+        "apply": {"files": [{"path": "/etc/t.conf", "template": "level {{ level }};\n"}]},
+        "baseline": {"level": 1},
+        "search": {"params": {"level": {"min": 1, "max": 9, "step": 4}},
+                   "budget": {"max_candidates": 3}, "confidence": 0.9},
+        "schedule": {"max_cycles": 8}
+    }"#;
+    let experiment = validate_text(
+        json,
+        "levels.json".as_ref(),
+        &smart_core::Defaults::default(),
+    )
+    .unwrap();
+    let space = Space::new(experiment.definition().search.as_ref().unwrap()).unwrap();
+    let mut search = PatternSearch.start(&experiment).unwrap();
+    while let SearchStep::Test { id, .. } = PatternSearch
+        .next(&experiment, &mut search, ApplyBy::Smart)
+        .unwrap()
+    {
+        let judged = Judged {
+            verdict: smart_core::engine::Verdict::Keep,
+            guardrail: false,
+            seconds: 40.0,
+            change_pct: Some(ChangePct {
+                estimate: -10.0 - f64::from(id),
+                lower: -13.0 - f64::from(id),
+                upper: -7.0 - f64::from(id),
+            }),
+        };
+        search.record(&space, id, judged).unwrap();
+    }
+    let stored = json!({
+        "definition_hash": experiment.definition_hash(),
+        "definition": experiment.definition(),
+        "running": null,
+        "kept_runs": ["levels-r0"],
+        "done": true,
+        "state": search,
+    });
+    let searches = dir.path().join("state/searches");
+    fs::create_dir_all(&searches).unwrap();
+    fs::write(
+        searches.join("levels.json"),
+        serde_json::to_vec_pretty(&stored).unwrap(),
+    )
+    .unwrap();
+    let status = json!({
+        "state": "finished", "pid": 1, "run_id": "levels-r3", "experiment": "levels",
+        "phase": "finished", "variants": 1, "elapsed_s": 40.0, "left_s": 0.0,
+        "end": "completed", "decisions": [["level-9", "keep"]],
+        "updated": "2026-12-03T12:00:00Z"
+    });
+    fs::write(
+        dir.path().join("state/status.json"),
+        serde_json::to_vec_pretty(&status).unwrap(),
+    )
+    .unwrap();
+    dir
+}
+
+/// `smart show NAME` prints the search's page; `--json` prints it as docs/search.schema.json
+/// says; `smart status --json` carries it for its candidate's run.
+#[test]
+fn show_and_status_json_present_a_search() {
+    let dir = judged_search_site();
+    let out = smart(dir.path(), &["show", "levels"]);
+    let page = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{page}\n{}", text(&out.stderr));
+    for line in [
+        "search levels (over): live level=9",
+        "as found: level=1",
+        "  level in 1, 5, 9 (integers)",
+        "budget: 3 of 3 candidates, 120 s of measuring",
+        "  #1 level=5 vs level=1 (step): keep, -11.0 % [-14.0, -8.0], 40 s",
+        "  #2 level=9 vs level=5 (step): keep, -12.0 % [-15.0, -9.0], 40 s",
+        "  #3 level=9 vs level=1 (confirmation): keep, -13.0 % [-16.0, -10.0], 40 s",
+        "path to the best: level=1 -> level=5 -> level=9",
+        "confirmation: kept: level=9 proven against the configuration as found",
+        "response of level: 1 -> 5: -11.0 % (kept); 5 -> 9: -12.0 % (kept); 1 -> 9: -13.0 % (kept)",
+    ] {
+        assert!(page.contains(line), "{line:?} missing:\n{page}");
+    }
+
+    let out = smart(dir.path(), &["show", "levels", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let search: Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::support::assert_schema("search", &search);
+    assert_eq!(search["live"], "level=9");
+    assert_eq!(search["confirmation"], "keep");
+    assert_eq!(search["path"], json!(["level=1", "level=5", "level=9"]));
+    let roles: Vec<(&str, &str, &str)> = search["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["label"].as_str().unwrap(),
+                c["against"].as_str().unwrap(),
+                c["role"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("level=5", "level=1", "step"),
+            ("level=9", "level=5", "step"),
+            ("level=9", "level=1", "confirmation")
+        ]
+    );
+
+    let out = smart(dir.path(), &["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::support::assert_schema("status", &status);
+    assert_eq!(status["run_id"], "levels-r3");
+    assert_eq!(status["search"], search);
+
+    // A run id that is no search is still a run: an unknown one is bad input.
+    let out = smart(dir.path(), &["show", "levels-r9"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
