@@ -2,12 +2,16 @@
 //! drives a small search end to end against a real nginx (its own prefix, a free loopback port).
 //!
 //! The search's one param is the site's `limit_rate` on a 200 KiB file: as found `200k` (about a
-//! second per request), `0` (no throttle: a millisecond or two) and `100k` (about two seconds).
-//! The effects are far too large for timing to flip: `0` is kept whatever the noise, `100k` and
-//! going back to `200k` never are. The test kills `smart run` with SIGKILL while a candidate runs
-//! after the first verdict, checks that `smart recover` leaves the last configuration the search
-//! kept (byte for byte), and that the next `smart run` resumes the search where it stood (the
-//! judged candidates kept, the next one numbered on) and ends with `0` live, served, on disk.
+//! second per request), `400k` (half a second) and `0` (no throttle: a millisecond or two). The
+//! effects are far too large for timing to flip: each step halves the latency or more. With a
+//! budget of 3 the search keeps `400k` against the configuration as found, then `0` against
+//! `400k`, and its budget then leaves room only for the final confirmation: `0` against the
+//! configuration as found, with the kept runs undone first, which keeps it. The test kills
+//! `smart run` with SIGKILL while the second candidate runs, checks that `smart recover` leaves
+//! the last configuration the search kept (`400k`, byte for byte), and that the next `smart run`
+//! resumes the search where it stood (the judged candidate kept, the interrupted one judged
+//! again), puts the original back byte for byte for the confirmation, and ends with `0` live,
+//! served, on disk, the records showing the confirmation against the original.
 
 use std::fs;
 use std::io::Read;
@@ -46,7 +50,7 @@ fn the_search_example_validates() {
 /// The size of the file the probe fetches.
 const BIG: usize = 200 * 1024;
 /// The searched values, in the order of the search's domain; the first is the one as found.
-const LIMITS: [&str; 3] = ["200k", "0", "100k"];
+const LIMITS: [&str; 3] = ["200k", "400k", "0"];
 /// The site: a health URL whose header names the live `limit_rate`, and the file behind it.
 const BODY: &str = "    location = /health {\n        add_header X-Smart-Limit {{ limit }} always;\n        return 200 ok;\n    }\n    location / {\n        limit_rate {{ limit }};\n    }";
 
@@ -82,8 +86,8 @@ impl Site {
     }
 
     /// The search: `limit` over the three values from the one as found (`baseline`), at most 3
-    /// candidates at a family confidence of 0.9 (each candidate at 1 − 0.1/3, which the exact
-    /// test reaches after a few cycles); 2 s blocks at 50 requests a second, and up to 12 cycles with
+    /// candidates (two steps and the confirmation) at a family confidence of 0.9 (each candidate
+    /// at 1 − 0.1/3, which the exact test reaches after a few cycles); 2 s blocks at 50 requests a second, and up to 12 cycles with
     /// a generous time box, so that a loaded machine (blocks left out under host pressure) still
     /// reaches the exact test's first possible keep.
     fn write_experiment(&self) {
@@ -196,12 +200,12 @@ fn live_after(trials: &[Value]) -> &'static str {
 }
 
 #[test]
-fn a_search_on_real_nginx_keeps_the_big_win_survives_sigkill_and_resumes() {
+fn a_search_on_real_nginx_keeps_two_steps_survives_sigkill_resumes_and_confirms() {
     let Some(site) = Site::start("search::a_search_on_real_nginx") else {
         return;
     };
+    // The original on disk is what smart renders for `200k`, byte for byte.
     site.assert_serves(LIMITS[0]);
-    let before = site.site_conf();
     let out = site.smart(&["validate", "experiments/limit-search.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
@@ -264,24 +268,54 @@ fn a_search_on_real_nginx_keeps_the_big_win_survives_sigkill_and_resumes() {
         "judged candidates never change"
     );
 
+    // The first step halved the latency against the configuration as found: kept.
+    assert_eq!(
+        (limit_of(&trials[0]), &trials[0]["judged"]["verdict"]),
+        ("400k", &json!("keep")),
+        "{state}"
+    );
     let out = site.smart(&["recover"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    // What is live is the last configuration the search kept (the one as found if none).
+    // What is live is the last configuration the search kept, byte for byte.
     let kept = live_after(&trials);
+    assert_eq!(kept, "400k", "{state}");
     site.assert_serves(kept);
-    if kept == LIMITS[0] {
-        assert_eq!(site.site_conf(), before, "the original, byte for byte");
-    }
 
-    // The next run resumes: the judged candidates stay, the interrupted one is judged again,
-    // and the search ends with the throttle off.
-    let out = site.smart(&["run", "--once"]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
+    // The next run resumes: the judged candidate stays, the interrupted one is judged again,
+    // then the confirmation. Every configuration it puts on disk is watched: the confirmation's
+    // baseline blocks (2 s each) serve the original, restored byte for byte.
+    let mut child = site.command(&["run", "--once"]).spawn().unwrap();
+    let mut seen: Vec<&str> = Vec::new();
+    let status = loop {
+        let conf = site.site_conf();
+        if let Some(limit) = LIMITS.iter().find(|l| conf == site.conf_of(l))
+            && !seen.contains(limit)
+        {
+            seen.push(limit);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        seen.contains(&LIMITS[0]),
+        "the original was never back on disk during the confirmation (seen {seen:?})"
     );
     assert!(
         stdout.contains("limit-search: search over after"),
@@ -302,12 +336,59 @@ fn a_search_on_real_nginx_keeps_the_big_win_survives_sigkill_and_resumes() {
         .map(|t| t["candidate"]["id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, (1..=all.len() as u64).collect::<Vec<_>>());
-    // Only the big win was kept; the slower throttle never was.
-    for t in all {
-        let kept = t["judged"]["verdict"] == "keep";
-        assert_eq!(kept, limit_of(t) == "0", "{t}");
-    }
+    // Two kept steps, then the confirmation of the best against the configuration as found.
+    let original = json!({"against": "original"});
+    let steps: Vec<(&str, &str, &Value, &Value)> = all
+        .iter()
+        .map(|t| {
+            (
+                limit_of(t),
+                t["candidate"]["role"].as_str().unwrap(),
+                &t["candidate"]["against"],
+                &t["judged"]["verdict"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("400k", "step", &original, &json!("keep")),
+            (
+                "0",
+                "step",
+                &json!({"against": "incumbent", "point": [1]}),
+                &json!("keep")
+            ),
+            ("0", "confirmation", &original, &json!("keep")),
+        ],
+        "{state}"
+    );
     site.assert_serves("0");
+    // The records show the confirmation: the search's last decision is a keep whose run tested
+    // the configuration as found (its baseline) against `0`.
+    let out = site.smart(&["history", "--json", "limit-search"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let decisions: Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::support::assert_schema("history", &decisions);
+    let last = decisions.as_array().unwrap().last().unwrap();
+    assert_eq!(last["decision"], "keep", "{last:#}");
+    assert_eq!(last["search"]["confirmation"], "keep", "{last:#}");
+    assert_eq!(last["search"]["live"], "limit=0", "{last:#}");
+    let run_dir = site
+        .dir
+        .path()
+        .join("state/runs")
+        .join(last["run_id"].as_str().unwrap());
+    let confirmation: Value =
+        serde_json::from_slice(&fs::read(run_dir.join("experiment.json")).unwrap()).unwrap();
+    assert_eq!(confirmation["baseline"], json!({"limit": LIMITS[0]}));
+    let out = site.smart(&["show", "limit-search"]);
+    let page = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        page.contains("confirmation: kept: limit=0 proven against the configuration as found"),
+        "{page}"
+    );
     // `smart history` shows the search as a whole: live, the path, every candidate.
     let out = site.smart(&["history", "limit-search"]);
     let history = text(&out.stdout);
@@ -319,7 +400,10 @@ fn a_search_on_real_nginx_keeps_the_big_win_survives_sigkill_and_resumes() {
         )),
         "{history}"
     );
-    assert!(history.contains("path: limit=200k -> limit=0"), "{history}");
+    assert!(
+        history.contains("path: limit=200k -> limit=400k -> limit=0"),
+        "{history}"
+    );
     assert!(history.contains("#1 limit="), "{history}");
     // `smart status` says how the last run (the search's last candidate) ended, then the search.
     let out = site.smart(&["status"]);
