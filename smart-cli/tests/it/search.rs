@@ -2,11 +2,13 @@
 //! drives a small search end to end against a real nginx (its own prefix, a free loopback port).
 //!
 //! The search's one param is the site's `limit_rate` on a 200 KiB file: as found `200k` (about a
-//! second per request), `400k` (half a second) and `0` (no throttle: a millisecond or two). The
-//! effects are far too large for timing to flip: each step halves the latency or more. With a
-//! budget of 3 the search keeps `400k` against the configuration as found, then `0` against
-//! `400k`, and its budget then leaves room only for the final confirmation: `0` against the
-//! configuration as found, with the kept runs undone first, which keeps it. The test kills
+//! second per request), `400k` (half a second), `0` (no throttle: a millisecond or two) and
+//! `fast`, which nginx rejects. The effects are far too large for timing to flip: each step
+//! halves the latency or more, and `fast` fails its switch (`nginx -t`) and is reverted in
+//! seconds. With a budget of 4 the search keeps `400k` against the configuration as found, then
+//! `0` against `400k`, reverts `fast` against `0`, and its budget then leaves room only for the
+//! final confirmation: `0` against the configuration as found, with the kept runs undone first,
+//! which keeps it. The test kills
 //! `smart run` with SIGKILL while the second candidate runs, checks that `smart recover` leaves
 //! the last configuration the search kept (`400k`, byte for byte), and that the next `smart run`
 //! resumes the search where it stood (the judged candidate kept, the interrupted one judged
@@ -50,7 +52,7 @@ fn the_search_example_validates() {
 /// The size of the file the probe fetches.
 const BIG: usize = 200 * 1024;
 /// The searched values, in the order of the search's domain; the first is the one as found.
-const LIMITS: [&str; 3] = ["200k", "400k", "0"];
+const LIMITS: [&str; 4] = ["200k", "400k", "0", "fast"];
 /// The site: a health URL whose header names the live `limit_rate`, and the file behind it.
 const BODY: &str = "    location = /health {\n        add_header X-Smart-Limit {{ limit }} always;\n        return 200 ok;\n    }\n    location / {\n        limit_rate {{ limit }};\n    }";
 
@@ -85,11 +87,13 @@ impl Site {
         Some(site)
     }
 
-    /// The search: `limit` over the three values from the one as found (`baseline`), at most 3
-    /// candidates (two steps and the confirmation) at a family confidence of 0.9 (each candidate
-    /// at 1 − 0.1/3, which the exact test reaches after a few cycles); 2 s blocks at 50 requests a second, and up to 12 cycles with
-    /// a generous time box, so that a loaded machine (blocks left out under host pressure) still
-    /// reaches the exact test's first possible keep.
+    /// The search: `limit` over the four values from the one as found (`baseline`), at most 4
+    /// candidates (three steps and the confirmation) at a family confidence of 0.86: each
+    /// candidate at 1 − 0.14/4 = 0.965, no stricter than the 1 − 0.1/3 a budget of 3 at 0.9
+    /// gives, so the extra candidate (whose switch fails in seconds) costs no extra cycles (the
+    /// exact test's first possible keep stays at cycle 8 of 12). 2 s blocks at 50 requests a second, and up to 12 cycles with a generous time box, so that a
+    /// loaded machine (blocks left out under host pressure) still reaches the exact test's first
+    /// possible keep.
     fn write_experiment(&self) {
         let experiment = json!({
             "name": "limit-search",
@@ -104,8 +108,8 @@ impl Site {
             "baseline": {"limit": LIMITS[0]},
             "search": {
                 "params": {"limit": {"choices": LIMITS}},
-                "budget": {"max_candidates": 3},
-                "confidence": 0.9
+                "budget": {"max_candidates": 4},
+                "confidence": 0.86
             },
             "schedule": {"cooldown_s": 0.5, "block_s": 2, "max_cycles": 12, "soak_s": 1,
                          "max_duration_s": 600},
@@ -274,12 +278,21 @@ fn a_search_on_real_nginx_keeps_two_steps_survives_sigkill_resumes_and_confirms(
         ("400k", &json!("keep")),
         "{state}"
     );
-    let out = site.smart(&["recover"]);
+    let out = site.smart(&["recover", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    // What is live is the last configuration the search kept, byte for byte.
+    // What is live is the last configuration the search kept, byte for byte, and recover says so.
     let kept = live_after(&trials);
     assert_eq!(kept, "400k", "{state}");
     site.assert_serves(kept);
+    let recovered: Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::support::assert_schema("recover", &recovered);
+    let searches = recovered["searches"].as_array().unwrap();
+    assert_eq!(searches.len(), 1, "{recovered:#}");
+    assert_eq!(
+        (&searches[0]["live"], &searches[0]["done"]),
+        (&json!("limit=400k"), &json!(false)),
+        "{recovered:#}"
+    );
 
     // The next run resumes: the judged candidate stays, the interrupted one is judged again,
     // then the confirmation. Every configuration it puts on disk is watched: the confirmation's
@@ -336,7 +349,8 @@ fn a_search_on_real_nginx_keeps_two_steps_survives_sigkill_resumes_and_confirms(
         .map(|t| t["candidate"]["id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, (1..=all.len() as u64).collect::<Vec<_>>());
-    // Two kept steps, then the confirmation of the best against the configuration as found.
+    // Two kept steps, the rejected value reverted, then the confirmation of the best against
+    // the configuration as found.
     let original = json!({"against": "original"});
     let steps: Vec<(&str, &str, &Value, &Value)> = all
         .iter()
@@ -358,6 +372,12 @@ fn a_search_on_real_nginx_keeps_two_steps_survives_sigkill_resumes_and_confirms(
                 "step",
                 &json!({"against": "incumbent", "point": [1]}),
                 &json!("keep")
+            ),
+            (
+                "fast",
+                "step",
+                &json!({"against": "incumbent", "point": [2]}),
+                &json!("revert")
             ),
             ("0", "confirmation", &original, &json!("keep")),
         ],
@@ -395,7 +415,7 @@ fn a_search_on_real_nginx_keeps_two_steps_survives_sigkill_resumes_and_confirms(
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         history.contains(&format!(
-            "search limit-search (over, {} of 3 candidates): live limit=0",
+            "search limit-search (over, {} of 4 candidates): live limit=0",
             all.len()
         )),
         "{history}"
