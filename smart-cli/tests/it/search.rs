@@ -88,10 +88,11 @@ impl Site {
     }
 
     /// The search: `limit` over the four values from the one as found (`baseline`), at most 4
-    /// candidates (three steps and the confirmation) at a family confidence of 0.86: each
-    /// candidate at 1 − 0.14/4 = 0.965, no stricter than the 1 − 0.1/3 a budget of 3 at 0.9
-    /// gives, so the extra candidate (whose switch fails in seconds) costs no extra cycles (the
-    /// exact test's first possible keep stays at cycle 8 of 12). 2 s blocks at 50 requests a second, and up to 12 cycles with a generous time box, so that a
+    /// candidates (three steps and the confirmation) at a family confidence of 0.8: each
+    /// candidate at 1 − 0.2/4 = 0.95, where the exact test's first possible keep is cycle 7 of 12
+    /// (8 at 0.965); when it comes depends on the design's random orders (seen here: cycles 9 to
+    /// 12, about 12 s each), so the lower confidence leaves the three keeps more room within the
+    /// 12 cycles, and the effects need no more. 2 s blocks at 50 requests a second, and up to 12 cycles with a generous time box, so that a
     /// loaded machine (blocks left out under host pressure) still reaches the exact test's first
     /// possible keep.
     fn write_experiment(&self) {
@@ -109,7 +110,7 @@ impl Site {
             "search": {
                 "params": {"limit": {"choices": LIMITS}},
                 "budget": {"max_candidates": 4},
-                "confidence": 0.86
+                "confidence": 0.8
             },
             "schedule": {"cooldown_s": 0.5, "block_s": 2, "max_cycles": 12, "soak_s": 1,
                          "max_duration_s": 600},
