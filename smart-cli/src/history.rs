@@ -17,7 +17,8 @@ use crate::run::summary;
 /// docs/history.schema.json. Runs pruned by retention ([retention] in smart.toml) are gone from
 /// both; the text output ends with how many were pruned. A search's candidates are runs of the
 /// search's name; the text output then shows each search as a whole: what is live, the path to
-/// it, and every candidate with its interval against what it was judged against.
+/// it, and every candidate with its interval against what it was judged against. In `--json`,
+/// each decision of a search's candidate carries that search as it stands under `search`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -35,8 +36,10 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     if let Some(name) = &args.experiment {
         decisions.retain(|d| &d.experiment == name);
     }
+    let searches = crate::search_view::views(config.state_dir(), args.experiment.as_deref());
     if args.json {
-        let text = serde_json::to_string_pretty(&decisions)
+        let entries = crate::search_view::history_entries(decisions, &searches);
+        let text = serde_json::to_string_pretty(&entries)
             .map_err(|e| CliError::runtime(format!("cannot print the history: {e}")))?;
         println!("{text}");
         return Ok(ExitCode::SUCCESS);
@@ -57,8 +60,8 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         );
     }
     // A search's candidates are its runs above; this is the search as a whole.
-    for view in crate::search_view::views(config.state_dir(), args.experiment.as_deref()) {
-        print!("{}", crate::search_view::text(&view));
+    for view in &searches {
+        print!("{}", crate::search_view::text(view));
     }
     let pruned = records::pruned_count(config.state_dir()).map_err(crate::error::state_error)?;
     if let Some(last) = &pruned.last {

@@ -24,8 +24,9 @@ use crate::revert::{apply_error, close_records, describe, open, runtime};
 ///
 /// The record of every run whose process died is closed (its run.json gets a report that ends
 /// `recovered`), so history, the dashboard and retention see it as over. `--json` prints the runs
-/// recovered, the records closed and the fleet experiments whose hosts were put back (schema:
-/// docs/recover.schema.json).
+/// recovered, the records closed, the fleet experiments whose hosts were put back and the
+/// searches whose candidate runs were recovered, as they stand (what is live is the last
+/// configuration each kept; the next `smart run` resumes it) (schema: docs/recover.schema.json).
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
@@ -82,7 +83,18 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
             .iter()
             .map(|f| json!({"experiment": f.experiment, "hosts": f.hosts}))
             .collect();
-        crate::print_json(&json!({"recovered": runs, "closed_records": closed, "fleet": fleet}))?;
+        // The searches whose candidates were interrupted: what is live is what each kept.
+        let searches: Vec<smart_search::SearchView> =
+            crate::search_view::views(config.state_dir(), None)
+                .into_iter()
+                .filter(|s| done.iter().any(|o| o.experiment == s.experiment))
+                .collect();
+        crate::print_json(&json!({
+            "recovered": runs,
+            "closed_records": closed,
+            "fleet": fleet,
+            "searches": searches,
+        }))?;
         return Ok(ExitCode::SUCCESS);
     }
     for f in &fleet {

@@ -1,4 +1,5 @@
-//! `smart show RUN`: one run, block by block, with its decisions and all their reasons.
+//! `smart show RUN`: one run, block by block, with its decisions and all their reasons; or one
+//! search as a whole.
 
 use std::process::ExitCode;
 
@@ -9,18 +10,23 @@ use crate::Global;
 use crate::error::CliError;
 use crate::run::summary;
 
-/// Show one run block by block, and its decisions with every reason
+/// Show one run block by block, and its decisions with every reason; or a search
 ///
 /// RUN is a run id as `smart history` prints it, or `last` for the newest run. Blocks are
 /// numbered CYCLE.POSITION from 1, as on the dashboard (1.1 is the first block of the first
 /// cycle). `--json` prints the whole run record (plan, report, blocks, decisions): a stable
 /// contract with the JSON Schema docs/run.schema.json.
+///
+/// RUN may also be a search's name (a search experiment that has run): then the search is shown
+/// as a whole: its space and budget, every candidate with its interval against what it was
+/// judged against and its verdict, the path to the best, the final confirmation's outcome and
+/// what is live now. `--json` then prints the search (docs/search.schema.json).
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
-    /// The run id, or `last`
+    /// The run id, `last`, or a search's name
     run: String,
-    /// Print the run record as JSON (docs/run.schema.json)
+    /// Print the run record (docs/run.schema.json) or the search (docs/search.schema.json) as JSON
     #[arg(long)]
     json: bool,
 }
@@ -29,6 +35,18 @@ pub(crate) struct Args {
 pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
     let config = global.agent_config()?;
     let state_dir = config.state_dir();
+    if args.run != "last"
+        && let Some(search) = crate::search_view::views(state_dir, Some(&args.run)).pop()
+    {
+        if args.json {
+            let text = serde_json::to_string_pretty(&search)
+                .map_err(|e| CliError::runtime(format!("cannot print the search: {e}")))?;
+            println!("{text}");
+        } else {
+            print!("{}", crate::search_view::page(&search));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let id = if args.run == "last" {
         let runs = records::list_runs(state_dir).map_err(crate::error::state_error)?;
         match runs.last() {

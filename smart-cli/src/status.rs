@@ -14,12 +14,13 @@ use crate::error::CliError;
 ///
 /// Reads `status.json` in the state dir, which a run rewrites at least every 2 s. Without a run
 /// under way it shows how the last run ended. When the run is a search's candidate, the search
-/// follows: what is live, the path to it, every candidate judged so far. `--json` prints the file as it is (its schema is
+/// follows: what is live, the path to it, every candidate judged so far. `--json` prints the file
+/// as it is, with the search under `search` when the run is a search's candidate (its schema is
 /// docs/status.schema.json).
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::error::EXIT_CODES_HELP)]
 pub(crate) struct Args {
-    /// Print status.json as JSON
+    /// Print status.json as JSON (with the search, for a search's candidate)
     #[arg(long)]
     json: bool,
 }
@@ -37,7 +38,8 @@ pub(crate) fn run(args: &Args, global: &Global) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     };
     if args.json {
-        let text = serde_json::to_string_pretty(&status)
+        let output = crate::search_view::StatusJson::of(status, config.state_dir());
+        let text = serde_json::to_string_pretty(&output)
             .map_err(|e| CliError::runtime(format!("cannot print the status: {e}")))?;
         println!("{text}");
     } else {

@@ -46,4 +46,4 @@ pub use space::{Dim, Point, Space};
 pub use strategy::{
     Against, Candidate, ChangePct, End, Finish, Judged, Next, Role, Search, Settings, Trial,
 };
-pub use view::{CandidateView, Curve, Move, SearchView};
+pub use view::{CandidateView, Curve, Move, ParamView, SearchView, search_schema};

@@ -1,8 +1,10 @@
 //! A search as people read it: every judged candidate with its interval against what it was
 //! judged against, the path from the configuration as found to what is live, and a response
 //! curve per param. Built from the search experiment and its stored state (what `smart run`
-//! writes to `STATE_DIR/searches/NAME.json`), for `smart history` and the dashboard.
+//! writes to `STATE_DIR/searches/NAME.json`), for `smart history`, `status`, `show` (and their
+//! `--json`, whose schema [`search_schema`] gives) and the dashboard.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use smart_core::Experiment;
 use smart_core::engine::Verdict;
@@ -14,28 +16,51 @@ use crate::space::{Point, Space};
 use crate::strategy::{Against, ChangePct, Next, Role, Search};
 
 /// One search, ready to show.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct SearchView {
     /// The search experiment's name.
     pub experiment: String,
     /// The configuration as found, as a label (`as found` when the baseline is not a point).
     pub original: String,
+    /// The space searched: each param with its values, in the order of the space.
+    pub space: Vec<ParamView>,
     /// Every judged candidate, in order.
     pub candidates: Vec<CandidateView>,
     /// The labels from the configuration as found to what is live, each kept step in order.
     pub path: Vec<String>,
     /// What is live now, as a label.
     pub live: String,
-    /// The search has ended (its result is live).
+    /// The search has ended (its result is live); `false` while it runs or waits for its next
+    /// round.
     pub done: bool,
+    /// How the final confirmation of the best against the configuration as found went: `keep`
+    /// (confirmed), another verdict (failed: the search fell back to the last point proven
+    /// against the configuration as found), `null` while none was judged (none needed when the
+    /// search is done).
+    pub confirmation: Option<&'static str>,
     /// How many candidates the budget allows.
     pub max_candidates: u32,
+    /// Seconds of measuring the budget allows over the whole search, if limited.
+    pub max_total_s: Option<f64>,
+    /// Seconds of measuring used so far (each judged candidate's).
+    pub seconds_used: f64,
     /// One curve per searched integer param.
     pub curves: Vec<Curve>,
 }
 
+/// One param of the space.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ParamView {
+    /// The param.
+    pub name: String,
+    /// Its values, as the experiment's templates see them.
+    pub values: Vec<String>,
+    /// An integer range (ordered values), not a choice of strings.
+    pub ordered: bool,
+}
+
 /// One judged candidate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct CandidateView {
     /// Its number in the search, from 1.
     pub id: u32,
@@ -43,9 +68,11 @@ pub struct CandidateView {
     pub label: String,
     /// What it was judged against, as a label.
     pub against: String,
-    /// `step` or `confirmation`.
+    /// `step` (judged against the incumbent, or the configuration as found while nothing is
+    /// kept) or `confirmation` (the best against the configuration as found).
     pub role: &'static str,
-    /// The judge's verdict.
+    /// The judge's verdict: `keep`, `revert` or `inconclusive` (a run cut short counts as
+    /// inconclusive).
     pub verdict: &'static str,
     /// The objective's change in percent against what it was judged against, with its bounds.
     pub change_pct: Option<ChangePct>,
@@ -57,7 +84,7 @@ pub struct CandidateView {
 
 /// How the objective responded to one param: each candidate that differs from what it was
 /// judged against in this param only, as (from, to, change).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Curve {
     /// The param.
     pub param: String,
@@ -66,7 +93,7 @@ pub struct Curve {
 }
 
 /// One judged move along a param.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, JsonSchema)]
 pub struct Move {
     /// The value judged against.
     pub from: i64,
@@ -132,17 +159,41 @@ impl SearchView {
         if path.last() != Some(&live) {
             path.push(live.clone());
         }
+        let confirmation = search
+            .trials()
+            .iter()
+            .rfind(|t| t.candidate.role == Role::Confirmation)
+            .map(|t| t.judged.verdict.as_str());
+        let params = space
+            .dims()
+            .iter()
+            .map(|d| ParamView {
+                name: d.name().to_owned(),
+                values: d.values().iter().map(ToString::to_string).collect(),
+                ordered: d.ordered(),
+            })
+            .collect();
         Some(SearchView {
             experiment: experiment.name().to_owned(),
             original,
+            space: params,
             candidates,
             path,
             live,
             done,
+            confirmation,
             max_candidates: search.settings().max_candidates,
+            max_total_s: search.settings().max_total_s,
+            seconds_used: search.seconds_used(),
             curves: curves(&space, search, original_point.as_ref()),
         })
     }
+}
+
+/// The JSON Schema of a [`SearchView`] as `smart show SEARCH --json` prints it
+/// (`docs/search.schema.json`; `smart status --json` and `smart history --json` embed it).
+pub fn search_schema() -> schemars::Schema {
+    schemars::schema_for!(SearchView)
 }
 
 /// The response curves: for each integer param, the candidates that moved only it.

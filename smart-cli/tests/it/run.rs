@@ -694,7 +694,7 @@ fn a_killed_run_is_closed_by_recover_and_retention_can_prune_it() {
     // A second recover finds nothing, and says so in JSON too.
     assert_eq!(
         json_of(&site, &["recover", "--json"]),
-        json!({"recovered": [], "closed_records": [], "fleet": []})
+        json!({"recovered": [], "closed_records": [], "fleet": [], "searches": []})
     );
 
     // The older recovered run is beyond max_runs = 1 and no longer open: retention removes it.

@@ -258,8 +258,10 @@ fn check_committed(name: &str, schema: &schemars::Schema) -> serde_json::Value {
 
 #[test]
 fn the_committed_schemas_are_current_and_real_output_satisfies_them() {
-    let history = check_committed("history.schema.json", &history_schema());
-    let status = check_committed("status.schema.json", &status_schema());
+    // The committed history and status schemas are those of the CLI's output, which adds a
+    // search to these records (smart-cli checks them); the records satisfy the records' own.
+    let history = serde_json::to_value(history_schema()).unwrap();
+    let status = serde_json::to_value(status_schema()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     recorded_run(dir.path(), 3);
