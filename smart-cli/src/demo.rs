@@ -42,7 +42,7 @@ const EXPERIMENTS: [(&str, Expect); 3] = [
 ];
 
 /// Run the demo: a real, tunable HTTP service on loopback, three experiments with known answers and
-/// a search, in about two and a half minutes
+/// a search, in about two minutes
 ///
 /// Starts the demo target (the same service as `cargo run -p smart-demo-target`) on a free
 /// 127.0.0.1 port with its config file in the demo dir, then runs, with short schedules: turning

@@ -220,16 +220,15 @@ pub fn feasibility(
         });
     }
     let plan = Plan::new(schedule, decision, guardrails, k, cycles, rate_per_s, noise);
-    let power = |improvement_pct: f64| plan.power(improvement_pct);
     let need = decision.min_improvement_pct.get();
     let twice = (2.0 * need).min(99.0);
-    let power_twice = power(twice);
+    let power_twice = plan.power(twice);
     // Bisect for the improvement kept in 80 % of runs, between the threshold and four times it.
     let (mut lo, mut hi) = (need, (4.0 * need).min(99.0));
-    let mde = (power(hi) >= POWER).then(|| {
+    let mde = plan.reaches(hi, POWER).then(|| {
         for _ in 0..MDE_STEPS {
             let mid = 0.5 * (lo + hi);
-            if power(mid) >= POWER {
+            if plan.reaches(mid, POWER) {
                 hi = mid;
             } else {
                 lo = mid;
@@ -406,6 +405,30 @@ impl Plan {
             .filter(|run| self.keeps(run, delta))
             .count();
         kept as f64 / self.draws.len().max(1) as f64
+    }
+
+    /// Whether [`Plan::power`] at `improvement_pct` is at least `target`, running only as many
+    /// experiments as it takes to know: the bisection for the detectable win asks only this,
+    /// and most of its steps are settled well before the last run.
+    fn reaches(&self, improvement_pct: f64, target: f64) -> bool {
+        let delta = (1.0 - improvement_pct / 100.0).ln();
+        let runs = self.draws.len().max(1);
+        // The fewest keeps whose share is at least `target`, by the same division as `power`.
+        let Some(needed) = (0..=self.draws.len()).find(|&k| k as f64 / runs as f64 >= target)
+        else {
+            return false;
+        };
+        let mut kept = 0;
+        for (i, run) in self.draws.iter().enumerate() {
+            if kept >= needed {
+                break;
+            }
+            if kept + (self.draws.len() - i) < needed {
+                return false;
+            }
+            kept += usize::from(self.keeps(run, delta));
+        }
+        kept >= needed
     }
 
     /// Runs one experiment through a fresh judge: whether variant 0 is kept.

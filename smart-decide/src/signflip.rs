@@ -20,6 +20,8 @@
 //! asymptotically. An exact test over `n` cycles cannot reject below `1/2^n`, so no look can keep
 //! before `α(t) ≥ 2^−n`.
 
+use std::sync::LazyLock;
+
 /// Up to this many planned cycles every sign pattern is enumerated (16,384 patterns: the default
 /// 14 cycles are tested exactly, and enumerating is cheaper than drawing patterns).
 pub(crate) const EXACT_UP_TO: u32 = 14;
@@ -68,8 +70,7 @@ impl Patterns {
         } else if p == 0 {
             false
         } else {
-            smart_core::engine::splitmix64(p.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ c as u64) & 1
-                == 1
+            drawn_flip(p, c)
         }
     }
 
@@ -124,6 +125,31 @@ impl Patterns {
             .then(|| -bisect(-hi, -lo, |neg| self.above(d, looks, alpha, -neg)));
         (lower, upper)
     }
+}
+
+/// Whether drawn pattern `p` (not 0) flips unit `c`: a fixed pseudo-random bit.
+fn drawn_flip(p: u64, c: usize) -> bool {
+    smart_core::engine::splitmix64(p.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ c as u64) & 1 == 1
+}
+
+/// Per drawn pattern, its flips of units 0 to 63 as bits (pattern 0 flips nothing), drawn once
+/// per process: hashing every pattern's bit for every unit at every look was most of the time
+/// `smart validate` spent on a schedule past [`EXACT_UP_TO`] cycles.
+fn drawn_masks() -> &'static [u64] {
+    static MASKS: LazyLock<Vec<u64>> = LazyLock::new(|| {
+        (0..MONTE_CARLO_PATTERNS)
+            .map(|p| {
+                if p == 0 {
+                    0
+                } else {
+                    (0..64)
+                        .filter(|&c| drawn_flip(p, c))
+                        .fold(0, |m, c| m | 1 << c)
+                }
+            })
+            .collect()
+    });
+    &MASKS
 }
 
 /// One sequential sign-flip test, advanced look by look: it keeps every pattern's running state
@@ -189,18 +215,28 @@ impl Sequential {
                 self.sums[p] = self.sums[p & (filled - 1)];
             }
         } else {
-            for (p, sum) in self.sums.iter_mut().enumerate() {
-                *sum = wx
-                    .iter()
-                    .enumerate()
-                    .map(|(c, t)| {
-                        if self.patterns.flips(p as u64, c) {
-                            -t
+            // The drawn patterns' flips of the first 64 units come from a table made once (the
+            // same bits `flips` draws). Unit by unit over all patterns, each pattern's sum still
+            // adds its terms in unit order from -0.0 (as `Iterator::sum` does), so the sums are
+            // the same to the bit, and the loop over patterns vectorises.
+            let masks = drawn_masks();
+            self.sums.fill(-0.0);
+            for (c, &term) in wx.iter().enumerate() {
+                if c < 64 {
+                    let bits = term.to_bits();
+                    for (sum, mask) in self.sums.iter_mut().zip(masks) {
+                        // A set sign bit negates the term exactly as `-term` does.
+                        *sum += f64::from_bits(bits ^ (((mask >> c) & 1) << 63));
+                    }
+                } else {
+                    for (p, sum) in self.sums.iter_mut().enumerate() {
+                        *sum += if self.patterns.flips(p as u64, c) {
+                            -term
                         } else {
-                            *t
-                        }
-                    })
-                    .sum();
+                            term
+                        };
+                    }
+                }
             }
         }
         self.open.clear();
@@ -376,6 +412,22 @@ mod tests {
         assert!(lo6 <= -0.25 && hi6 >= -0.18, "{lo6} {hi6}");
         assert!(lo8 < -0.2 && hi8 > -0.2 && hi8 - lo8 <= hi6 - lo6 + 1e-9);
         assert_eq!(p.bounds(&units(3), &looks(3, 8), 0.05), (None, None));
+    }
+
+    #[test]
+    fn the_drawn_masks_hold_the_bits_each_pattern_draws() {
+        let p = Patterns::new(20);
+        let masks = drawn_masks();
+        assert_eq!(masks.len() as u64, MONTE_CARLO_PATTERNS);
+        for (i, mask) in masks.iter().enumerate() {
+            for c in 0..64 {
+                assert_eq!(
+                    (mask >> c) & 1 == 1,
+                    p.flips(i as u64, c),
+                    "pattern {i}, unit {c}"
+                );
+            }
+        }
     }
 
     #[test]
