@@ -245,13 +245,13 @@ pub fn feasibility(
         String::new()
     };
     notes.push(format!(
-        "with block-pair noise {pair_sd:.3} (log scale){disturbed} and {:.1} % errors, a true win \
-         of {} is kept in 80 % of runs, and a {twice:.0} % win in {:.0} %; the exact test can first keep \
+        "with block-pair noise {pair_sd:.3} (log scale){disturbed} and {:.1} % errors, {} is \
+         kept in 80 % of runs, and a {twice:.0} % win in {:.0} %; the exact test can first keep \
          after cycle {} of {}",
         noise.error_rate * 100.0,
         mde.map_or_else(
-            || format!("no size up to {hi:.0} %"),
-            |m| format!("{m:.1} % or more")
+            || format!("no true win up to {hi:.0} %"),
+            |m| format!("a true win of {m:.1} % or more")
         ),
         power_twice * 100.0,
         first.unwrap_or(cycles),
