@@ -9,6 +9,7 @@ use crate::analysis::{
     pairs,
 };
 use crate::error::{DecideError, Kind};
+use crate::host::LeftOut;
 use crate::reasons;
 use crate::report::{ArmSummary, Interval, Outcome, Step, VariantReport, Verdict};
 use crate::sample::{Arm, BlockSample, BlockStats};
@@ -82,8 +83,8 @@ struct VariantState {
     slower_test: Sequential,
     /// Whether the "it is slower" test rejected at the latest keep look.
     slower: bool,
-    /// Cycles left out of the keep test for host pressure, and the latest reason.
-    disturbed: (u32, Option<String>),
+    /// Cycles left out of the keep test for host interference.
+    disturbed: LeftOut,
     /// p99 comparisons: log ratio of the arms' p99 over answers pooled until each arm has
     /// [`P99_MIN_ANSWERS`].
     p99_units: Vec<f64>,
@@ -226,7 +227,7 @@ impl Judge {
                 keep_at: Vec::new(),
                 slower_test: Sequential::new(Patterns::new(schedule.max_cycles), per_variant),
                 slower: false,
-                disturbed: (0, None),
+                disturbed: LeftOut::default(),
                 p99_units: Vec::new(),
                 p99_pending: [Vec::new(), Vec::new()],
                 blocks: [0, 0],
@@ -336,14 +337,12 @@ impl Judge {
         state.error_pairs.extend(cycle.errors);
 
         let last_cycle = state.cycles == max_cycles;
-        // The keep test: one unit per cycle, left out when partner blocks' host pressure differed.
+        // The keep test: one unit per cycle, left out when a block ran on a starved host or
+        // partner blocks' host pressure differed.
         let mut new_unit = false;
         if let Some(d) = contrast {
             match cycle.disturbed {
-                Some(reason) => {
-                    state.disturbed.0 += 1;
-                    state.disturbed.1 = Some(reason);
-                }
+                Some(why) => state.disturbed.record(why),
                 None => {
                     state.units.push(d);
                     state.spreads.push(spread);
