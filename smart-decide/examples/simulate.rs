@@ -57,7 +57,7 @@ enum Family {
     Trend,
     /// 5 requests per second: 50 answers per 10-second block (20 on the demo schedule).
     FewAnswers,
-    /// A noisy neighbour: 15 % of blocks run under CPU pressure (40 % stalled against 2 %), 1.6×
+    /// A noisy neighbour: 15 % of blocks run under CPU pressure (85 % stalled against 2 %), 1.6×
     /// slower; the probe reports the pressure.
     Pressure,
     /// Long spells of a starved host (a build at load 12–30 on 2 CPUs, CPU pressure 94–100 %): a
@@ -252,7 +252,7 @@ impl Server {
         };
         if self.family == Family::Pressure && self.rng.random_bool(0.15) {
             shift += 1.6_f64.ln();
-            host.cpu_some_pct = Some(40.0 * self.rng.random_range(0.7..1.3));
+            host.cpu_some_pct = Some(85.0 * self.rng.random_range(0.9..1.1));
             host.load1 = Some(6.0);
         }
         if self.starved {

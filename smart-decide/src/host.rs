@@ -9,8 +9,12 @@ use crate::sample::BlockStats;
 
 /// Partner blocks whose CPU, memory or I/O pressure (percent of the block stalled) differ by more
 /// than this many points, and by more than [`DISTURBED_RATIO`] times, were measured on different
-/// hosts, in effect: their cycle carries no keep.
-pub(crate) const DISTURBED_PRESSURE_PP: f64 = 20.0;
+/// hosts, in effect: their cycle carries no keep. (In an ABBA cycle: the two pairs' differences
+/// disagree by more than this.) Not less: a background job that merely keeps the CPUs busy
+/// moves CPU pressure by 60 points and more without slowing a server its scheduler wakes first
+/// (on the real-nginx bench, A/A cycles whose pairs disagreed by up to 60 points were no noisier
+/// than the others), and a lower limit left most cycles of a clear win out.
+pub(crate) const DISTURBED_PRESSURE_PP: f64 = 60.0;
 /// Partner blocks whose stolen CPU share differs by more than this many points (and the ratio):
 /// the same.
 pub(crate) const DISTURBED_STEAL_PP: f64 = 10.0;

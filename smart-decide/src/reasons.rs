@@ -96,10 +96,20 @@ fn interval_pp(i: &Interval) -> String {
 /// The reasons for a verdict, most important first.
 pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
     let mut out = explain_result(f);
-    // When host pressure is why no keep was possible, that is the first thing to say (the
-    // console shows a decision's first reason).
+    // When host pressure is why no keep was possible and the estimate looked like a win of the
+    // required size, that is the first thing to say (the console shows a decision's first
+    // reason); otherwise it goes before the closing line on when the test stopped.
     if let Some(line) = disturbed_host_blocked_keep(f) {
-        out.insert(0, line);
+        let looked_like_a_win = f
+            .metric_estimate
+            .or(f.metric_change.map(|m| m.estimate))
+            .is_some_and(|e| e <= -f.min_improvement_pct);
+        let at = if looked_like_a_win {
+            0
+        } else {
+            out.len().saturating_sub(1)
+        };
+        out.insert(at, line);
     }
     out
 }

@@ -591,7 +591,7 @@ fn cycles_whose_partner_blocks_saw_different_host_pressure_carry_no_keep() {
         let step = j
             .record_cycle(
                 0,
-                &with_cpu(exact_cycle(c, -0.3, -0.3), [2.0, 45.0, 3.0, 2.0]),
+                &with_cpu(exact_cycle(c, -0.3, -0.3), [2.0, 75.0, 3.0, 2.0]),
             )
             .unwrap();
         assert_ne!(step, Step::Stop(Verdict::Keep), "cycle {c}");
@@ -604,7 +604,7 @@ fn cycles_whose_partner_blocks_saw_different_host_pressure_carry_no_keep() {
         "{why}"
     );
     assert!(
-        why.contains("CPU pressure variant minus baseline +43 points in one pair, +1 in the other"),
+        why.contains("CPU pressure variant minus baseline +73 points in one pair, +1 in the other"),
         "{why}"
     );
     // A host busy all the time, and a variant that itself saves CPU (its blocks stall less in
