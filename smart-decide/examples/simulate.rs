@@ -57,13 +57,20 @@ enum Family {
     Trend,
     /// 5 requests per second: 50 answers per 10-second block (20 on the demo schedule).
     FewAnswers,
-    /// A noisy neighbour: 15 % of blocks run under CPU pressure (40 % stalled against 2 %), 1.6×
+    /// A noisy neighbour: 15 % of blocks run under CPU pressure (85 % stalled against 2 %), 1.6×
     /// slower; the probe reports the pressure.
     Pressure,
+    /// Long spells of a starved host (a build at load 12–30 on 2 CPUs, CPU pressure 94–100 %): a
+    /// spell starts after a block with probability 0.1 and ends with probability 0.15 (40 % of
+    /// blocks, spells of 6.7 blocks on average); a starved block is 3× slower, times a log-normal
+    /// factor of sd 0.8 of its own.
+    StarvedSpells,
+    /// The same starvation in every block.
+    Starved,
 }
 
 impl Family {
-    const ALL: [Family; 10] = [
+    const ALL: [Family; 12] = [
         Family::Base,
         Family::LogNormal1,
         Family::Pareto,
@@ -74,7 +81,12 @@ impl Family {
         Family::Trend,
         Family::FewAnswers,
         Family::Pressure,
+        Family::StarvedSpells,
+        Family::Starved,
     ];
+    /// The families of the first table (before the starved host was simulated): their rows keep
+    /// the seeds they had.
+    const FIRST: usize = 10;
 
     fn name(self) -> &'static str {
         match self {
@@ -88,6 +100,8 @@ impl Family {
             Family::Trend => "trend +2 %/block",
             Family::FewAnswers => "few answers",
             Family::Pressure => "host pressure",
+            Family::StarvedSpells => "starved spells",
+            Family::Starved => "starved host",
         }
     }
 
@@ -95,7 +109,12 @@ impl Family {
     fn win_target(self) -> bool {
         !matches!(
             self,
-            Family::Ar1Strong | Family::FewAnswers | Family::Regime | Family::Pressure
+            Family::Ar1Strong
+                | Family::FewAnswers
+                | Family::Regime
+                | Family::Pressure
+                | Family::StarvedSpells
+                | Family::Starved
         )
     }
 }
@@ -150,6 +169,8 @@ struct Server {
     blocks: u32,
     step_at: u32,
     tail: Pareto<f64>,
+    /// Whether the host is in a starved spell.
+    starved: bool,
 }
 
 impl Server {
@@ -162,6 +183,12 @@ impl Server {
         };
         let ar: f64 = StandardNormal.sample(&mut rng);
         let step_at = rng.random_range(0..32);
+        let starved = match family {
+            Family::Starved => true,
+            // The spells' stationary share: 0.1 / (0.1 + 0.15).
+            Family::StarvedSpells => rng.random_bool(0.4),
+            _ => false,
+        };
         Server {
             rng,
             family,
@@ -171,6 +198,7 @@ impl Server {
             blocks: 0,
             step_at,
             tail: Pareto::new(1.0, TAIL_SHAPE).expect("valid Pareto parameters"),
+            starved,
         }
     }
 
@@ -220,11 +248,24 @@ impl Server {
             io_some_pct: Some(0.5),
             load1: Some(1.0),
             steal_pct: Some(0.0),
+            cpus: Some(2),
         };
         if self.family == Family::Pressure && self.rng.random_bool(0.15) {
             shift += 1.6_f64.ln();
-            host.cpu_some_pct = Some(40.0 * self.rng.random_range(0.7..1.3));
+            host.cpu_some_pct = Some(85.0 * self.rng.random_range(0.9..1.1));
             host.load1 = Some(6.0);
+        }
+        if self.starved {
+            let e: f64 = StandardNormal.sample(&mut self.rng);
+            shift += 3.0_f64.ln() + 0.8 * e;
+            host.cpu_some_pct = Some(self.rng.random_range(94.0..=100.0));
+            host.load1 = Some(self.rng.random_range(12.0..=30.0));
+        }
+        if self.family == Family::StarvedSpells {
+            let stay = if self.starved { 0.85 } else { 0.9 };
+            if !self.rng.random_bool(stay) {
+                self.starved = !self.starved;
+            }
         }
         self.blocks += 1;
         let mut latencies_us = Vec::with_capacity(requests);
@@ -355,6 +396,8 @@ fn run_judge(plan: &Plan, family: Family, effect: Effect, seed: u64, seed_rule: 
             break;
         }
     }
+    // A server whose every cycle was left out has no calm noise to measure, and no prediction
+    // (`smart calibrate` would measure a disturbed share of 100 %, for which no keep is possible).
     let finite: Vec<f64> = diffs.into_iter().filter(|d| d.is_finite()).collect();
     if effect.latency_factor == 1.0 && finite.len() >= 2 {
         let m = finite.iter().sum::<f64>() / finite.len() as f64;
@@ -460,6 +503,27 @@ fn run_row(index: u64, row: &Row, plan: &Plan, family: Family, seed: u64, thread
     total
 }
 
+/// Which row of a plan: row `r` of family `f` (in [`Family::ALL`]), or error trade-off `k`.
+#[derive(Debug, Clone, Copy)]
+enum RowKind {
+    Family(usize, usize),
+    Errors(usize),
+}
+
+/// The number a row's runs are seeded from, within plan `p`: the first table's rows (two per
+/// family, then the two error trade-offs, per plan) keep the numbers they had, so their figures
+/// do not change; the families added later are numbered after all of them.
+fn row_index(p: usize, row: RowKind) -> u64 {
+    const FIRST_PLAN_ROWS: usize = 2 * Family::FIRST + 2;
+    let later = Family::ALL.len() - Family::FIRST;
+    let index = match row {
+        RowKind::Family(f, r) if f < Family::FIRST => p * FIRST_PLAN_ROWS + 2 * f + r,
+        RowKind::Family(f, r) => 2 * FIRST_PLAN_ROWS + p * 2 * later + 2 * (f - Family::FIRST) + r,
+        RowKind::Errors(k) => p * FIRST_PLAN_ROWS + 2 * Family::FIRST + k,
+    };
+    index as u64 + 1
+}
+
 /// SplitMix64: spreads nearby seeds over the whole seed space.
 fn splitmix(x: u64) -> u64 {
     smart_core::engine::splitmix64(x)
@@ -514,16 +578,16 @@ fn main() {
     );
     println!("|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|");
     let skip = |scenario: &str| only_scenario.as_deref().is_some_and(|s| s != scenario);
-    let mut index = 0u64;
     let mut all_met = true;
-    for plan in plans() {
+    for (p, plan) in plans().into_iter().enumerate() {
         if only.as_deref().is_some_and(|o| o != plan.name) {
-            index += 2 * Family::ALL.len() as u64 + 2;
             continue;
         }
-        for family in Family::ALL {
-            if only_family.as_deref().is_some_and(|f| f != family.name()) {
-                index += 2;
+        for (f, family) in Family::ALL.into_iter().enumerate() {
+            if only_family
+                .as_deref()
+                .is_some_and(|name| name != family.name())
+            {
                 continue;
             }
             let rows = [
@@ -544,11 +608,11 @@ fn main() {
                 },
             ];
             let mut noise = Vec::new();
-            for row in &rows {
-                index += 1;
+            for (r, row) in rows.iter().enumerate() {
                 if skip(row.scenario) {
                     continue;
                 }
+                let index = row_index(p, RowKind::Family(f, r));
                 let t = run_row(index, row, &plan, family, seed, threads);
                 noise.extend(t.noise.iter().copied());
                 let (lo, hi) = wilson95(t.keep, t.runs);
@@ -566,7 +630,9 @@ fn main() {
                     };
                     let predicted = predicted_keep_pct(&plan, rate, &mut noise);
                     let close = predicted.is_none_or(|p| (p - t.pct(t.keep)).abs() <= 10.0);
-                    if plan.name == "default" && family.win_target() {
+                    if family == Family::Starved {
+                        ("keep 0 (starved host)", t.keep == 0, predicted)
+                    } else if plan.name == "default" && family.win_target() {
                         (
                             "keep >= 95 %, predicted ±10",
                             t.pct(t.keep) >= 95.0 && close,
@@ -599,7 +665,7 @@ fn main() {
             }
         }
         // Error trade-offs on the base family: never kept.
-        for (scenario, effect) in [
+        for (k, (scenario, effect)) in [
             (
                 "errors +3 pp, 30 % faster",
                 Effect {
@@ -614,8 +680,11 @@ fn main() {
                     error_rate: 0.02,
                 },
             ),
-        ] {
-            index += 1;
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let index = row_index(p, RowKind::Errors(k));
             if skip(scenario) || only_family.as_deref().is_some_and(|f| f != "base") {
                 continue;
             }

@@ -3,6 +3,7 @@
 
 use smart_core::experiment::Metric;
 
+use crate::host::{Disturbance, cycle_disturbance};
 use crate::sample::{Arm, BlockStats};
 use crate::stats::{mean, mover_difference, norm_sf, sd, t_two_sided_p, t_upper_critical};
 
@@ -10,18 +11,6 @@ use crate::stats::{mean, mover_difference, norm_sf, sd, t_two_sided_p, t_upper_c
 pub(crate) const MIN_ANSWERED: usize = 30;
 /// A look needs at least this many usable block pairs (3 degrees of freedom).
 pub(crate) const MIN_PAIRS: usize = 4;
-/// Partner blocks whose CPU, memory or I/O pressure (percent of the block stalled) differ by more
-/// than this many points, and by more than [`DISTURBED_RATIO`] times, were measured on different
-/// hosts, in effect: their cycle carries no keep.
-pub(crate) const DISTURBED_PRESSURE_PP: f64 = 20.0;
-/// Partner blocks whose stolen CPU share differs by more than this many points (and the ratio):
-/// the same.
-pub(crate) const DISTURBED_STEAL_PP: f64 = 10.0;
-/// How many times one partner's pressure must exceed the other's (below 1 % counts as 1 %) for a
-/// difference to count: on a host that is busy all the time (70 % against 90 % stalled) both
-/// blocks share the contention, and a burst that hits one partner alone (2 % against 40 %) is
-/// what biases a pair.
-pub(crate) const DISTURBED_RATIO: f64 = 2.0;
 
 /// One adjacent (baseline, variant) block pair whose latencies both count.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,49 +35,12 @@ pub(crate) struct ErrorPair {
     pub(crate) variant: (u64, u64),
 }
 
-/// One cycle split into pairs: latency pairs, error pairs, and the strongest host-pressure
-/// difference between partner blocks, when one passed the limits (in plain English).
+/// One cycle split into pairs: latency pairs, error pairs, and why host interference leaves the
+/// cycle out of the keep test, if it does.
 pub(crate) struct CyclePairs {
     pub(crate) latency: Vec<LatencyPair>,
     pub(crate) errors: Vec<ErrorPair>,
-    pub(crate) disturbed: Option<String>,
-}
-
-/// The strongest difference in host pressure between two partner blocks that passes the limits.
-fn disturbance(a: &BlockStats, b: &BlockStats) -> Option<(f64, String)> {
-    let (ha, hb) = (a.host?, b.host?);
-    let figures = [
-        (
-            "CPU",
-            ha.cpu_some_pct,
-            hb.cpu_some_pct,
-            DISTURBED_PRESSURE_PP,
-        ),
-        (
-            "memory",
-            ha.memory_some_pct,
-            hb.memory_some_pct,
-            DISTURBED_PRESSURE_PP,
-        ),
-        ("I/O", ha.io_some_pct, hb.io_some_pct, DISTURBED_PRESSURE_PP),
-        ("steal", ha.steal_pct, hb.steal_pct, DISTURBED_STEAL_PP),
-    ];
-    figures
-        .iter()
-        .filter_map(|&(name, x, y, limit)| {
-            let (x, y) = (x?, y?);
-            let excess = (x - y).abs() / limit;
-            let ratio = x.max(y) / x.min(y).max(1.0);
-            (excess > 1.0 && ratio > DISTURBED_RATIO).then(|| {
-                let what = if name == "steal" {
-                    "stolen CPU".to_string()
-                } else {
-                    format!("{name} pressure")
-                };
-                (excess, format!("{what} {x:.0} % against {y:.0} %"))
-            })
-        })
-        .max_by(|p, q| p.0.total_cmp(&q.0))
+    pub(crate) disturbed: Option<Disturbance>,
 }
 
 /// Splits one cycle's blocks (sorted by position) into adjacent pairs of opposite arms, left to
@@ -135,73 +87,11 @@ pub(crate) fn pairs(blocks: &[BlockStats], metric: Metric) -> CyclePairs {
             });
         }
     }
-    let disturbed = match partners[..] {
-        [first, second] => disagreement(first, second),
-        [(base, var)] => disturbance(base, var),
-        _ => None,
-    };
     CyclePairs {
         latency: lat,
         errors: err,
-        disturbed: disturbed.map(|d| d.1),
+        disturbed: cycle_disturbance(&partners),
     }
-}
-
-/// For an ABBA cycle's two pairs: the strongest disagreement between the pairs' host-pressure
-/// differences (variant minus baseline). A variant that itself changes the server's CPU use
-/// (gzip off saves CPU, so its blocks stall less) shifts both pairs alike and is not flagged; a
-/// neighbour's burst that hits one block shifts one pair only. Flipping the cycle's order negates
-/// both differences, so this, like the spread weights, is the same under every sign pattern.
-fn disagreement(
-    (b1, v1): (&BlockStats, &BlockStats),
-    (b2, v2): (&BlockStats, &BlockStats),
-) -> Option<(f64, String)> {
-    pressure_disagreement([b1.host?, v1.host?, b2.host?, v2.host?])
-}
-
-/// [`disagreement`] on the host figures of an ABBA cycle's blocks as (baseline, variant) of the
-/// first pair, then (baseline, variant) of the second.
-pub(crate) fn pressure_disagreement(
-    hosts: [smart_core::engine::HostPressure; 4],
-) -> Option<(f64, String)> {
-    let figure = |f: fn(&smart_core::engine::HostPressure) -> Option<f64>| -> Option<[f64; 4]> {
-        Some([f(&hosts[0])?, f(&hosts[1])?, f(&hosts[2])?, f(&hosts[3])?])
-    };
-    let figures = [
-        (
-            "CPU pressure",
-            figure(|h| h.cpu_some_pct),
-            DISTURBED_PRESSURE_PP,
-        ),
-        (
-            "memory pressure",
-            figure(|h| h.memory_some_pct),
-            DISTURBED_PRESSURE_PP,
-        ),
-        (
-            "I/O pressure",
-            figure(|h| h.io_some_pct),
-            DISTURBED_PRESSURE_PP,
-        ),
-        ("stolen CPU", figure(|h| h.steal_pct), DISTURBED_STEAL_PP),
-    ];
-    figures
-        .iter()
-        .filter_map(|&(name, values, limit)| {
-            let [b1, v1, b2, v2] = values?;
-            let (d1, d2) = (v1 - b1, v2 - b2);
-            let excess = (d1 - d2).abs() / limit;
-            (excess > 1.0).then(|| {
-                (
-                    excess,
-                    format!(
-                        "{name} variant minus baseline {d1:+.0} points in one pair, {d2:+.0} in \
-                         the other"
-                    ),
-                )
-            })
-        })
-        .max_by(|p, q| p.0.total_cmp(&q.0))
 }
 
 /// Mean, standard error and count of a sample of pair differences.

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use smart_core::engine::HostPressure;
 use smart_core::experiment::{Decision, Guardrails, Schedule};
 
-use crate::analysis::{MIN_ANSWERED, pressure_disagreement};
+use crate::analysis::MIN_ANSWERED;
 use crate::error::DecideError;
+use crate::host::{pressure_disagreement, starvation};
 use crate::judge::{Judge, MIN_KEEP_REQUESTS, check_settings};
 use crate::report::{Step, Verdict};
 use crate::sample::{Arm, BlockQuantiles, BlockSample};
@@ -49,26 +50,41 @@ impl Noise {
 
 /// For blocks measured one after the other (as `smart calibrate` measures A/A blocks), whether
 /// each whole run of four would be left out of the keep test for host pressure, read as an ABBA
-/// cycle: the same rule the judge applies (the two pairs' variant-minus-baseline pressure
-/// differences disagree by more than 20 points of CPU, memory or I/O pressure, or 10 of steal).
-/// A run of four with a block without host figures counts as not left out.
+/// cycle: the same rules the judge applies. A run is left out when one of its blocks ran on a
+/// starved host (CPU pressure at least 80 % at a load of at least 4 per CPU, memory pressure at
+/// least 20 %, or at least 20 % of the CPU stolen), or when the two pairs' variant-minus-baseline
+/// pressure differences disagree by more than 60 points of CPU, memory or I/O pressure, or 10 of
+/// steal. A run of four with a block without host figures is judged on its other blocks'
+/// starvation alone.
 ///
 /// ```
 /// use smart_core::engine::HostPressure;
 /// use smart_decide::disturbed_cycles;
 ///
-/// let cpu = |pct| Some(HostPressure { cpu_some_pct: Some(pct), ..Default::default() });
-/// let hosts = [cpu(2.0), cpu(45.0), cpu(3.0), cpu(2.0), cpu(70.0), cpu(90.0), cpu(88.0), cpu(72.0)];
-/// assert_eq!(disturbed_cycles(&hosts), [true, false]);
+/// let cpu = |pct, load| Some(HostPressure {
+///     cpu_some_pct: Some(pct),
+///     load1: Some(load),
+///     cpus: Some(2),
+///     ..Default::default()
+/// });
+/// let hosts = [
+///     cpu(2.0, 1.0), cpu(75.0, 1.0), cpu(3.0, 1.0), cpu(2.0, 1.0),     // a burst in one block
+///     cpu(70.0, 2.0), cpu(90.0, 2.5), cpu(88.0, 2.5), cpu(72.0, 2.0), // busy all the time
+///     cpu(97.0, 25.0), cpu(99.0, 26.0), cpu(98.0, 26.0), cpu(96.0, 27.0), // starved
+/// ];
+/// assert_eq!(disturbed_cycles(&hosts), [true, false, true]);
 /// ```
 pub fn disturbed_cycles(hosts: &[Option<HostPressure>]) -> Vec<bool> {
     hosts
         .chunks_exact(4)
-        .map(|c| match c {
-            [Some(b1), Some(v1), Some(v2), Some(b2)] => {
-                pressure_disagreement([*b1, *v1, *b2, *v2]).is_some()
-            }
-            _ => false,
+        .map(|c| {
+            c.iter().flatten().any(|h| starvation(h).is_some())
+                || match c {
+                    [Some(b1), Some(v1), Some(v2), Some(b2)] => {
+                        pressure_disagreement([*b1, *v1, *b2, *v2]).is_some()
+                    }
+                    _ => false,
+                }
         })
         .collect()
 }
@@ -486,7 +502,7 @@ impl Plan {
                 // cycle out of the keep test (it still counts for errors).
                 for b in &mut blocks {
                     b.host = Some(HostPressure {
-                        cpu_some_pct: Some(if b.position == 1 { 60.0 } else { 2.0 }),
+                        cpu_some_pct: Some(if b.position == 1 { 95.0 } else { 2.0 }),
                         ..HostPressure::default()
                     });
                 }

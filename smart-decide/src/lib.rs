@@ -10,6 +10,7 @@
 mod analysis;
 mod error;
 mod feasibility;
+mod host;
 mod judge;
 mod port;
 mod reasons;

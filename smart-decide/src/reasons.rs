@@ -2,6 +2,9 @@
 
 use smart_core::experiment::Metric;
 
+use crate::host::{
+    LeftOut, STARVED_CPU_PCT, STARVED_LOAD_PER_CPU, STARVED_MEMORY_PCT, STARVED_STEAL_PCT,
+};
 use crate::report::{Interval, Verdict};
 use crate::sample::BlockStats;
 
@@ -31,8 +34,8 @@ pub(crate) struct Facts<'a> {
     /// Requests of the baseline and of the variant in blocks that count.
     pub(crate) requests: (u64, u64),
     pub(crate) min_requests: u64,
-    /// Cycles left out of the keep test for host pressure, and the latest reason.
-    pub(crate) disturbed: (u32, Option<String>),
+    /// Cycles left out of the keep test for host interference.
+    pub(crate) disturbed: LeftOut,
     pub(crate) p99_change: Option<f64>,
     pub(crate) guardrail: Option<String>,
     pub(crate) cycles: u32,
@@ -92,6 +95,27 @@ fn interval_pp(i: &Interval) -> String {
 
 /// The reasons for a verdict, most important first.
 pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
+    let mut out = explain_result(f);
+    // When host pressure is why no keep was possible and the estimate looked like a win of the
+    // required size, that is the first thing to say (the console shows a decision's first
+    // reason); otherwise it goes before the closing line on when the test stopped.
+    if let Some(line) = disturbed_host_blocked_keep(f) {
+        let looked_like_a_win = f
+            .metric_estimate
+            .or(f.metric_change.map(|m| m.estimate))
+            .is_some_and(|e| e <= -f.min_improvement_pct);
+        let at = if looked_like_a_win {
+            0
+        } else {
+            out.len().saturating_sub(1)
+        };
+        out.insert(at, line);
+    }
+    out
+}
+
+/// The reasons of [`explain`] about the result itself, in order.
+fn explain_result(f: &Facts<'_>) -> Vec<String> {
     let name = metric_name(f.metric);
     let level = if f.exact {
         format!(
@@ -226,14 +250,42 @@ pub(crate) fn explain(f: &Facts<'_>) -> Vec<String> {
     out
 }
 
-/// The note on cycles left out of the keep test for host pressure.
+/// The notes on cycles left out of the keep test for host interference.
 fn disturbed(f: &Facts<'_>, out: &mut Vec<String>) {
-    if let (n @ 1.., Some(reason)) = (f.disturbed.0, &f.disturbed.1) {
+    let LeftOut { starved, differed } = &f.disturbed;
+    if let (n @ 1.., Some(reason)) = (starved.0, &starved.1) {
+        out.push(format!(
+            "{n} cycle(s) left out of the keep test: the host was starved (latest: {reason}; a \
+             block counts as starved at {STARVED_CPU_PCT:.0} % CPU pressure with a load of \
+             {STARVED_LOAD_PER_CPU:.0} per CPU, {STARVED_MEMORY_PCT:.0} % memory pressure or \
+             {STARVED_STEAL_PCT:.0} % stolen CPU)"
+        ));
+    }
+    if let (n @ 1.., Some(reason)) = (differed.0, &differed.1) {
         out.push(format!(
             "{n} cycle(s) left out of the keep test: partner blocks ran under very different host \
              pressure (latest: {reason})"
         ));
     }
+}
+
+/// When host pressure, not the schedule, is why an inconclusive test could not keep (without the
+/// cycles it left out, a keep would have been possible): a line that says so, with the counts.
+fn disturbed_host_blocked_keep(f: &Facts<'_>) -> Option<String> {
+    let LeftOut { starved, differed } = &f.disturbed;
+    let usable = f.usable_cycles as u32;
+    let first = f.first_possible?;
+    (f.verdict == Verdict::Inconclusive
+        && usable < first
+        && first <= usable + starved.0 + differed.0)
+        .then(|| {
+            format!(
+                "no keep on a disturbed host: host pressure left {usable} of {} cycles for the \
+                 keep test, and a keep needs {first}; run when the host is quieter, or with more \
+                 cycles",
+                f.cycles
+            )
+        })
 }
 
 fn when(f: &Facts<'_>) -> String {

@@ -1,6 +1,6 @@
 //! What the host was doing during a block: Linux pressure stall information (PSI) from
-//! `/proc/pressure/{cpu,memory,io}`, stolen CPU time from `/proc/stat` and the load average from
-//! `/proc/loadavg`.
+//! `/proc/pressure/{cpu,memory,io}`, stolen CPU time and the number of CPUs from `/proc/stat` and
+//! the load average from `/proc/loadavg`.
 //!
 //! A block takes a [`HostSnapshot`] when it starts and when it ends; [`HostSnapshot::pressure`]
 //! turns the two into the share of the block's wall time in which some task stalled on each
@@ -21,17 +21,21 @@ pub struct HostSnapshot {
     stalled_us: [Option<u64>; 3],
     /// `(steal, all)` jiffies of the aggregate `cpu` line.
     steal: Option<(u64, u64)>,
+    /// The `cpuN` lines of `/proc/stat`: the online CPUs.
+    cpus: Option<u32>,
 }
 
 impl HostSnapshot {
     /// Reads the counters now (a missing or unreadable file leaves its figure out).
     pub fn read() -> HostSnapshot {
         let read = |path: &str| std::fs::read_to_string(path).ok();
+        let stat = read("/proc/stat");
         HostSnapshot {
             at: Instant::now(),
             stalled_us: ["cpu", "memory", "io"]
                 .map(|r| read(&format!("/proc/pressure/{r}")).and_then(|t| psi_some_total(&t))),
-            steal: read("/proc/stat").and_then(|t| steal_jiffies(&t)),
+            steal: stat.as_deref().and_then(steal_jiffies),
+            cpus: stat.as_deref().and_then(online_cpus),
         }
     }
 
@@ -55,6 +59,7 @@ impl HostSnapshot {
                 .ok()
                 .and_then(|t| load1(&t)),
             steal_pct,
+            cpus: end.cpus,
         }
     }
 }
@@ -82,6 +87,15 @@ fn steal_jiffies(text: &str) -> Option<(u64, u64)> {
     Some((steal, fields.iter().take(8).sum()))
 }
 
+/// The online CPUs: the `cpuN` lines of `/proc/stat` (`None` when there are none).
+fn online_cpus(text: &str) -> Option<u32> {
+    let n = text
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l[3..].starts_with(|c: char| c.is_ascii_digit()))
+        .count();
+    u32::try_from(n).ok().filter(|&n| n > 0)
+}
+
 /// The 1-minute load average from `/proc/loadavg`.
 fn load1(text: &str) -> Option<f64> {
     text.split_whitespace().next()?.parse().ok()
@@ -99,6 +113,8 @@ mod tests {
         assert_eq!(psi_some_total("full avg10=0 total=5\n"), None);
         let stat = "cpu  100 5 50 1000 20 1 2 30 0 0\ncpu0 50 2 25 500 10 0 1 15 0 0\n";
         assert_eq!(steal_jiffies(stat), Some((30, 1208)));
+        assert_eq!(online_cpus(stat), Some(1));
+        assert_eq!(online_cpus("cpu  1 2 3\nintr 5\n"), None);
         assert_eq!(load1("0.52 0.58 0.59 1/467 12345\n"), Some(0.52));
     }
 
@@ -123,6 +139,9 @@ mod tests {
         }
         if std::path::Path::new("/proc/loadavg").exists() {
             assert!(p.load1.is_some_and(|l| l >= 0.0), "{p:?}");
+        }
+        if std::path::Path::new("/proc/stat").exists() {
+            assert!(p.cpus.is_some_and(|n| n >= 1), "{p:?}");
         }
     }
 }

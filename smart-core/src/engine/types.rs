@@ -90,9 +90,9 @@ pub struct BlockMeasurement {
 
 /// What the host was doing during one block, as plain numbers: Linux pressure stall information
 /// (PSI, the share of the block's wall time in which some task waited for the resource, from the
-/// `total` counters of `/proc/pressure/*`), the 1-minute load average at the block's end and the
-/// share of CPU time stolen by the hypervisor (`/proc/stat`). Each figure is `None` when the
-/// kernel does not offer it.
+/// `total` counters of `/proc/pressure/*`), the 1-minute load average at the block's end, the
+/// share of CPU time stolen by the hypervisor and the number of CPUs (`/proc/stat`). Each figure
+/// is `None` when the kernel does not offer it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HostPressure {
     /// Percent of the block in which some task waited for a CPU.
@@ -105,6 +105,10 @@ pub struct HostPressure {
     pub load1: Option<f64>,
     /// Percent of all CPU time in the block stolen by the hypervisor.
     pub steal_pct: Option<f64>,
+    /// Online CPUs (the `cpuN` lines of `/proc/stat`), to read the load against: a load of 8
+    /// starves a 2-CPU host and is light on a 32-CPU one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
 }
 
 impl BlockMeasurement {

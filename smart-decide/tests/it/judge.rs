@@ -565,7 +565,7 @@ fn cycles_whose_partner_blocks_saw_different_host_pressure_carry_no_keep() {
         let step = j
             .record_cycle(
                 0,
-                &with_cpu(exact_cycle(c, -0.3, -0.3), [2.0, 45.0, 3.0, 2.0]),
+                &with_cpu(exact_cycle(c, -0.3, -0.3), [2.0, 75.0, 3.0, 2.0]),
             )
             .unwrap();
         assert_ne!(step, Step::Stop(Verdict::Keep), "cycle {c}");
@@ -578,7 +578,7 @@ fn cycles_whose_partner_blocks_saw_different_host_pressure_carry_no_keep() {
         "{why}"
     );
     assert!(
-        why.contains("CPU pressure variant minus baseline +43 points in one pair, +1 in the other"),
+        why.contains("CPU pressure variant minus baseline +73 points in one pair, +1 in the other"),
         "{why}"
     );
     // A host busy all the time, and a variant that itself saves CPU (its blocks stall less in
@@ -592,6 +592,72 @@ fn cycles_whose_partner_blocks_saw_different_host_pressure_carry_no_keep() {
         });
         assert!(kept, "{cpu:?}: {}", reasons(&j.conclude(), 0));
     }
+}
+
+/// Marks every block of a cycle as run on a host starved of CPU (a build at load 25 on 2 CPUs).
+fn starved(mut blocks: Vec<BlockSample>) -> Vec<BlockSample> {
+    for b in &mut blocks {
+        b.host = Some(smart_core::engine::HostPressure {
+            cpu_some_pct: Some(97.0),
+            load1: Some(25.3),
+            cpus: Some(2),
+            ..Default::default()
+        });
+    }
+    blocks
+}
+
+#[test]
+fn a_run_on_a_starved_host_cannot_keep() {
+    // A clear win in every cycle, and partners equally starved (the pair rule sees nothing): no
+    // cycle may carry a keep, and the reasons say why.
+    let mut j = judge(&["v"]);
+    for c in 0..8 {
+        let step = j
+            .record_cycle(0, &starved(exact_cycle(c, -0.3, -0.3)))
+            .unwrap();
+        assert_ne!(step, Step::Stop(Verdict::Keep), "cycle {c}");
+    }
+    let outcome = j.conclude();
+    assert_eq!(outcome.kept, None);
+    let why = reasons(&outcome, 0);
+    for want in [
+        "8 cycle(s) left out of the keep test: the host was starved (latest: CPU pressure 97 % at \
+         load 25.3 on 2 CPU(s)",
+        "no keep on a disturbed host: host pressure left 0 of 8 cycles for the keep test, and a \
+         keep needs 6",
+    ] {
+        assert!(why.contains(want), "{why}");
+    }
+    // The console shows a decision's first reason: that is why.
+    assert!(
+        outcome.variants[0].reasons[0].starts_with("no keep on a disturbed host"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_run_with_some_starved_cycles_keeps_from_the_clean_ones() {
+    let mut j = judge(&["v"]);
+    let mut last = Step::Continue;
+    for c in 0..8 {
+        let blocks = exact_cycle(c, -0.3, -0.3);
+        let blocks = if c == 1 || c == 4 {
+            starved(blocks)
+        } else {
+            blocks
+        };
+        last = j.record_cycle(0, &blocks).unwrap();
+    }
+    assert_eq!(last, Step::Stop(Verdict::Keep));
+    let outcome = j.conclude();
+    assert_eq!(outcome.kept.as_deref(), Some("v"));
+    let why = reasons(&outcome, 0);
+    assert!(
+        why.contains("2 cycle(s) left out of the keep test: the host was starved"),
+        "{why}"
+    );
+    assert!(!why.contains("no keep on a disturbed host"), "{why}");
 }
 
 #[test]
