@@ -233,20 +233,7 @@ fn a_search_on_real_nginx_keeps_two_steps_survives_sigkill_resumes_and_confirms(
             );
         }
         if let Some(status) = child.try_wait().unwrap() {
-            let mut stdout = String::new();
-            let mut stderr = String::new();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut stdout)
-                .unwrap();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
+            let (stdout, stderr) = drain(&mut child);
             panic!("smart run ended before the second candidate ({status}):\n{stdout}\n{stderr}");
         }
         assert!(
@@ -312,20 +299,7 @@ fn a_search_on_real_nginx_keeps_two_steps_survives_sigkill_resumes_and_confirms(
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (stdout, stderr) = drain(&mut child);
     assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(
         seen.contains(&LIMITS[0]),
@@ -575,4 +549,17 @@ fn show_and_status_json_present_a_search() {
     // A run id that is no search is still a run: an unknown one is bad input.
     let out = smart(dir.path(), &["show", "levels-r9"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// Everything an ended child wrote on its piped stdout and stderr.
+fn drain(child: &mut std::process::Child) -> (String, String) {
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout).unwrap();
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut stderr).unwrap();
+    }
+    (stdout, stderr)
 }
