@@ -10,10 +10,10 @@ use crate::sample::BlockStats;
 /// Partner blocks whose CPU, memory or I/O pressure (percent of the block stalled) differ by more
 /// than this many points, and by more than [`DISTURBED_RATIO`] times, were measured on different
 /// hosts, in effect: their cycle carries no keep. (In an ABBA cycle: the two pairs' differences
-/// disagree by more than this.) Not less: a background job that merely keeps the CPUs busy
-/// moves CPU pressure by 60 points and more without slowing a server its scheduler wakes first
-/// (on the real-nginx bench, A/A cycles whose pairs disagreed by up to 60 points were no noisier
-/// than the others), and a lower limit left most cycles of a clear win out.
+/// disagree by more than this.) Not less: on a busy host, background work moves CPU pressure by
+/// 60 points and more from one block to the next (on the real-nginx bench with builds running
+/// beside it, A/A cycles whose pairs disagreed by up to 60 points were no noisier than the
+/// others), and at 20 points 8 of 12 cycles of a clear win were left out.
 pub(crate) const DISTURBED_PRESSURE_PP: f64 = 60.0;
 /// Partner blocks whose stolen CPU share differs by more than this many points (and the ratio):
 /// the same.
@@ -28,10 +28,10 @@ pub(crate) const DISTURBED_RATIO: f64 = 2.0;
 /// (percent) ...
 pub(crate) const STARVED_CPU_PCT: f64 = 80.0;
 /// ... and the 1-minute load average was at least this many runnable tasks per CPU. CPU pressure
-/// alone cannot tell a busy host from a starved one: two CPU-bound background jobs on two CPUs
-/// keep some task waiting 90 % of the time while the server's requests, woken first, barely slow
-/// down (load about 1.5 per CPU); a build at load 25 on the same two CPUs (12 per CPU) made block
-/// medians swing 2–700 ms.
+/// alone cannot tell a busy host from a starved one: on a 2-CPU machine running builds beside
+/// the real-nginx bench at load 1.5–5 (under 2.5 per CPU), some task waited for a CPU 85–100 % of
+/// many blocks while nginx's medians stayed at 2–5 ms; a build at load 25 on the same two CPUs
+/// (12 per CPU) gave the same figure and made block medians swing 2–700 ms.
 pub(crate) const STARVED_LOAD_PER_CPU: f64 = 4.0;
 /// A block is memory-starved when some task waited for memory (reclaim, swap-in) during at least
 /// this share of it (percent): a server that is paging.
