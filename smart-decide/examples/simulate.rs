@@ -13,6 +13,10 @@
 //! schedule (the default one, or the demo's), feeding the judge exactly as the engine does: ABBA
 //! or BAAB drawn per cycle, cycles until the judge stops. Results are reproducible: each run's
 //! generator is seeded from the seed, the row and the run number, whatever the thread count.
+//!
+//! One file of about 720 lines on purpose: the noise families, the simulated server, the judge's
+//! runs and the table are one example program, read top to bottom beside docs/statistics.md,
+//! whose figures it prints; splitting it would scatter a family's model from its row.
 
 use std::time::Instant;
 
