@@ -144,7 +144,7 @@ pub struct Finish {
 /// The search's answer: judge this candidate next, or the search is over.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
-    /// Judge this candidate and [`Search::record`] the verdict.
+    /// Judge this candidate and [`Search::record`](crate::Search::record) the verdict.
     Test(Candidate),
     /// Nothing more to judge.
     Done(Finish),
