@@ -65,11 +65,7 @@ impl Site {
         run_ok(&nginx.validate_argv());
         run_ok(&nginx.reload_argv());
         let dir = tempfile::tempdir().unwrap();
-        fs::write(
-            dir.path().join("smart.toml"),
-            "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
-        )
-        .unwrap();
+        fs::write(dir.path().join("smart.toml"), crate::support::SMART_TOML).unwrap();
         fs::create_dir(dir.path().join("experiments")).unwrap();
         let site = Site {
             nginx,

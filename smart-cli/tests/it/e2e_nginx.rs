@@ -58,13 +58,7 @@ impl Site {
         let nginx = Nginx::start(&body(extra, "baseline")).unwrap();
         let big: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
         fs::write(nginx.html_dir().join("big.bin"), big).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join("experiments")).unwrap();
-        fs::write(
-            dir.path().join("smart.toml"),
-            "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
-        )
-        .unwrap();
+        let dir = crate::support::smart_dir();
         Some(Site { nginx, dir })
     }
 

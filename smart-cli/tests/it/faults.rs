@@ -160,11 +160,7 @@ impl Site {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("experiments")).unwrap();
         fs::create_dir(dir.path().join("state")).unwrap();
-        fs::write(
-            dir.path().join("smart.toml"),
-            "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
-        )
-        .unwrap();
+        fs::write(dir.path().join("smart.toml"), crate::support::SMART_TOML).unwrap();
         let mut apply = json!({
             "files": [{"path": nginx.site_conf_path(), "template": nginx.site_conf(BODY)}],
             "validate": nginx.validate_argv(),

@@ -68,11 +68,7 @@ impl Fleet {
         inventory.push_str("\n[web:vars]\nansible_python_interpreter=/usr/bin/python3\n");
         fs::write(dir.path().join("inventory.ini"), inventory).unwrap();
         fs::copy(example("playbook.yml"), dir.path().join("playbook.yml")).unwrap();
-        fs::write(
-            dir.path().join("smart.toml"),
-            "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
-        )
-        .unwrap();
+        fs::write(dir.path().join("smart.toml"), crate::support::SMART_TOML).unwrap();
         let prometheus = Prometheus::start(dir.path(), &scrape);
         let mut fleet = Fleet {
             dir,

@@ -72,11 +72,7 @@ fn a_template_swapped_for_a_symlink_after_validate_is_refused_by_run() {
         "variants": [{"name": "a", "params": {"level": 1}}]
     });
     fs::write(experiments.join("swap.json"), experiment.to_string()).unwrap();
-    fs::write(
-        dir.path().join("smart.toml"),
-        "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
-    )
-    .unwrap();
+    fs::write(dir.path().join("smart.toml"), crate::support::SMART_TOML).unwrap();
     let smart = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_smart"))
             .arg("--config")

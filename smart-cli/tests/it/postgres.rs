@@ -196,11 +196,7 @@ impl Cluster {
     /// A smart.toml and one experiment over this cluster, in the temp dir.
     fn experiment(&self, name: &str, measure: serde_json::Value, variants: serde_json::Value) {
         fs::create_dir_all(self.path("experiments")).unwrap();
-        fs::write(
-            self.path("smart.toml"),
-            "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
-        )
-        .unwrap();
+        fs::write(self.path("smart.toml"), crate::support::SMART_TOML).unwrap();
         let experiment = json!({
             "name": name,
             "measure": measure,

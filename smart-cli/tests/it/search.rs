@@ -75,13 +75,7 @@ impl Site {
         let nginx = Nginx::start(&body(LIMITS[0])).unwrap();
         let big: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
         fs::write(nginx.html_dir().join("big.bin"), big).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join("experiments")).unwrap();
-        fs::write(
-            dir.path().join("smart.toml"),
-            "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n",
-        )
-        .unwrap();
+        let dir = crate::support::smart_dir();
         let site = Site { nginx, dir };
         site.write_experiment();
         Some(site)

@@ -24,6 +24,19 @@ pub(crate) fn demo_target(config: &Path) -> (tokio::runtime::Runtime, DemoTarget
     (runtime, target)
 }
 
+/// The agent config the real-server tests write beside their experiments: `experiments/`,
+/// `state/` and `dashboard/` in the same temp dir.
+pub(crate) const SMART_TOML: &str =
+    "experiments_dir = \"experiments\"\nstate_dir = \"state\"\ndashboard_dir = \"dashboard\"\n";
+
+/// A temp dir holding an empty `experiments/` and a `smart.toml` ([`SMART_TOML`]) that names it.
+pub(crate) fn smart_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("experiments")).unwrap();
+    fs::write(dir.path().join("smart.toml"), SMART_TOML).unwrap();
+    dir
+}
+
 /// Runs the real `smart` binary with `args` in `cwd` and returns what it did.
 pub(crate) fn smart(cwd: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_smart"))
